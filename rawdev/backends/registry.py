@@ -1,0 +1,102 @@
+"""The back-end registry: the only place that knows back-end names, what they consume and produce,
+and their weights (after timm's ``register_model`` / ``create_model``).
+
+A back-end is one frozen :class:`BackendSpec`. Classical demosaickers and learned networks are both
+back-ends; the pipeline asks the spec which stages it replaces and which domain it wants its input in.
+Registrations live in :mod:`rawdev.backends.classical` and :mod:`rawdev.backends.learned`, imported
+explicitly (never a folder scan).
+"""
+
+from __future__ import annotations
+
+import difflib
+import fnmatch
+from dataclasses import dataclass, field
+from typing import Any, Callable, Literal
+
+from ..errors import UnknownBackendError
+
+__all__ = ["WeightsSpec", "BackendSpec", "register", "get", "list_backends"]
+
+Domain = Literal[
+    "mosaic_linear_wb",  # white-balanced, normalised linear mosaic (clip point 1.0)
+    "mosaic_srgb_wb",  # the same, sRGB-encoded (demosaicnet was trained on sRGB-encoded data)
+    "linear_camera_wb",  # demosaiced, white-balanced linear camera RGB
+    "srgb_display",  # display-referred sRGB, encoded
+]
+
+
+@dataclass(frozen=True)
+class WeightsSpec:
+    """Where a back-end's weights live and how to trust them.
+
+    ``file`` is a path relative to the repository's ``weights/`` folder or a ``pkg:<dist>/<path>`` reference
+    to a data file of an installed distribution (located without importing it). ``sha256`` is always
+    checked. ``state_dict_filter`` is the one place where original key names are mapped to ours.
+    """
+
+    file: str
+    sha256: str
+    license: str = ""
+    source: str = ""
+    card: str = ""  # model card, relative to weights/
+    state_dict_filter: Callable[[dict], dict] | None = None
+
+
+@dataclass(frozen=True)
+class BackendSpec:
+    """What a back-end is, consumes and produces. See docs/architecture.md."""
+
+    name: str
+    kind: Literal["classical", "learned"]
+    description: str
+    replaces: tuple[str, ...] = ("demosaic",)
+    cfa_types: frozenset[str] = frozenset({"bayer"})
+    input_domain: Domain = "mosaic_linear_wb"
+    output_domain: Domain = "linear_camera_wb"
+    native_pattern: str | None = None
+    tile_multiple: int = 2
+    margin: int = 0  # raw pixels of context each side of a tile (>= receptive field radius)
+    tile_exact: bool = True  # tiled output equals whole-image output
+    uses_noise: bool = False
+    build: Callable[..., Any] | None = None
+    weights: dict[str, WeightsSpec] = field(default_factory=dict)
+    reference: str = ""
+
+
+_REGISTRY: dict[str, BackendSpec] = {}
+
+
+def register(spec: BackendSpec) -> BackendSpec:
+    """Add ``spec``; a duplicate name is a programming error."""
+    if spec.name in _REGISTRY:
+        raise ValueError(f"back-end {spec.name!r} registered twice")
+    _REGISTRY[spec.name] = spec
+    return spec
+
+
+def _ensure_loaded() -> None:
+    # Explicit import list: registrations happen on first use, never by scanning folders.
+    from . import classical  # noqa: F401
+
+    try:
+        from . import learned  # noqa: F401
+    except ImportError:  # learned back-ends are optional until their module exists
+        pass
+
+
+def get(name: str) -> BackendSpec:
+    """The spec called ``name``; :class:`UnknownBackendError` lists near matches."""
+    _ensure_loaded()
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        near = difflib.get_close_matches(name, list(_REGISTRY), n=3)
+        hint = f"; did you mean {', '.join(near)}?" if near else f"; known: {', '.join(sorted(_REGISTRY))}"
+        raise UnknownBackendError(f"unknown back-end {name!r}{hint}") from None
+
+
+def list_backends(pattern: str = "*") -> list[BackendSpec]:
+    """Registered specs whose names match the shell wildcard ``pattern``, in registration order."""
+    _ensure_loaded()
+    return [s for n, s in _REGISTRY.items() if fnmatch.fnmatchcase(n, pattern)]

@@ -1,0 +1,50 @@
+"""Classical Bayer demosaicking: ``demosaic(mosaic, pattern, method)``.
+
+One file per method, named author+year. Every method takes a ``(*, 1, H, W)`` float mosaic and a Bayer
+pattern string for *that* tensor, and returns ``(*, 3, H, W)`` in the same units. No clipping.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from ...cfa import check_pattern
+from ...errors import UnknownBackendError, UsageError
+from .bilinear import demosaic_bilinear
+from .malvar2004 import demosaic_malvar2004
+from .menon2007 import demosaic_menon2007
+
+__all__ = ["demosaic", "DEMOSAIC_METHODS"]
+
+DEMOSAIC_METHODS = {
+    "bilinear": demosaic_bilinear,
+    "malvar": demosaic_malvar2004,
+    "menon": demosaic_menon2007,
+}
+
+
+def demosaic(mosaic: torch.Tensor, pattern: str, method: str = "malvar") -> torch.Tensor:
+    """Demosaic a ``(*, 1, H, W)`` (or ``(H, W)``) Bayer mosaic with a classical method.
+
+    Returns ``(*, 3, H, W)`` (``(3, H, W)`` for a 2-D input), linear, unclipped.
+    """
+    pattern = check_pattern(pattern)
+    try:
+        fn = DEMOSAIC_METHODS[method]
+    except KeyError:
+        raise UnknownBackendError(
+            f"unknown demosaic method {method!r}; known: {', '.join(DEMOSAIC_METHODS)}"
+        ) from None
+    if not torch.is_tensor(mosaic):
+        mosaic = torch.as_tensor(mosaic)
+    if not mosaic.is_floating_point():
+        raise UsageError(f"demosaic expects a float mosaic, got {mosaic.dtype}")
+    squeeze = mosaic.dim() == 2
+    if squeeze:
+        mosaic = mosaic[None]
+    if mosaic.dim() < 3 or mosaic.shape[-3] != 1:
+        raise UsageError(f"demosaic expects (*, 1, H, W) or (H, W), got {tuple(mosaic.shape)}")
+    if mosaic.shape[-2] < 2 or mosaic.shape[-1] < 2:
+        raise UsageError(f"mosaic too small to demosaic: {tuple(mosaic.shape)}")
+    out = fn(mosaic, pattern)
+    return out

@@ -1,0 +1,109 @@
+"""Shared types: CFA patterns and layouts, camera metadata, the decoded RAW image.
+
+Conventions (all stages follow them):
+
+* Tensors are channel-first with any number of leading batch dimensions: a mosaic is ``(*, 1, H, W)``,
+  an image ``(*, 3, H, W)``. Stages compute in float32 (float64 is accepted for tests).
+* Values are linear and normalised: black subtracted, divided by ``white - black``, so the sensor clip
+  point is 1.0. Stages never clip; only the output encoder clips and quantises.
+* A Bayer pattern is read in raster order from the top-left pixel *of the array being passed*
+  ("RGGB" means R at (0, 0), G at (0, 1), G at (1, 0), B at (1, 1)); LibRaw's spelling.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+
+__all__ = [
+    "BayerPattern",
+    "BAYER_PATTERNS",
+    "CFALayout",
+    "ExifInfo",
+    "RawMetadata",
+    "RawImage",
+]
+
+BayerPattern = Literal["RGGB", "BGGR", "GRBG", "GBRG"]
+BAYER_PATTERNS: tuple[BayerPattern, ...] = ("RGGB", "BGGR", "GRBG", "GBRG")
+
+
+@dataclass(frozen=True)
+class CFALayout:
+    """A colour filter array: the repeating cell of colour indices (0=R, 1=G, 2=B for RGB sensors).
+
+    ``kind`` is "bayer" (2x2 RGB), "xtrans" (6x6 RGB), "other" (e.g. 4-colour CMYG) or "linear"
+    (already demosaiced data, no CFA).
+    """
+
+    kind: Literal["bayer", "xtrans", "other", "linear"]
+    cell: np.ndarray | None  # (p, p) int colour indices, top-left of the visible area
+    color_desc: str = "RGBG"
+
+    @property
+    def period(self) -> int:
+        return 1 if self.cell is None else int(self.cell.shape[0])
+
+    @property
+    def bayer_pattern(self) -> BayerPattern | None:
+        if self.kind != "bayer" or self.cell is None:
+            return None
+        return "".join("RGB"[int(c)] for c in self.cell.ravel())  # type: ignore[return-value]
+
+
+@dataclass(frozen=True)
+class ExifInfo:
+    """The EXIF fields a photographer cares about; ``None`` where the file does not say."""
+
+    make: str | None = None
+    model: str | None = None
+    lens: str | None = None
+    exposure_time_s: float | None = None
+    f_number: float | None = None
+    iso: float | None = None
+    focal_length_mm: float | None = None
+    datetime_original: _dt.datetime | None = None
+    artist: str | None = None
+    software: str | None = None
+
+
+@dataclass(frozen=True)
+class RawMetadata:
+    """What the decoder tells us about a RAW file, in linear normalised terms.
+
+    ``black_level`` is per CFA colour index (length 4, LibRaw order), in raw counts.
+    ``camera_wb`` / ``daylight_wb`` are multipliers per colour (R, G, B[, G2]); ``None`` when the file
+    stores none. ``rgb_cam`` is the 3x3 matrix from white-balanced camera RGB to linear sRGB (D65), rows
+    summing to 1, or ``None`` when the file has no colour data. ``orientation`` is the EXIF value 1..8.
+    """
+
+    path: str
+    cfa: CFALayout
+    width: int
+    height: int
+    black_level: tuple[float, ...]
+    white_level: float
+    camera_wb: tuple[float, ...] | None
+    daylight_wb: tuple[float, ...] | None
+    rgb_cam: np.ndarray | None
+    orientation: int
+    exif: ExifInfo = field(default_factory=ExifInfo)
+    noise_profile: tuple[float, float] | None = None  # DNG NoiseProfile (scale, offset) on [0, 1] data
+    num_colors: int = 3
+
+
+@dataclass
+class RawImage:
+    """A decoded RAW: the visible sensor data and its metadata.
+
+    ``data`` is ``(H, W)`` raw counts for CFA sensors, or ``(H, W, C)`` for linear DNGs.
+    ``colors`` is the ``(H, W)`` per-pixel colour index map for CFA sensors (LibRaw's
+    ``raw_colors_visible``) or ``None``.
+    """
+
+    data: np.ndarray
+    colors: np.ndarray | None
+    meta: RawMetadata
