@@ -1,0 +1,110 @@
+"""The ``rawdev`` command line (Typer). One module per command; this file wires them together."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from .. import __version__
+from ._options import handle_errors
+from .develop import develop_command
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(
+    name="rawdev",
+    help="Develop camera RAW files (DNG, CR2, NEF, ARW, RAF, ...) into sRGB images, with classical or learned back-ends.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"rawdev {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[Optional[bool], typer.Option("--version", callback=_version, is_eager=True, help="Show the version and exit.")] = None,
+) -> None:
+    """rawdev: a RAW photo developer."""
+
+
+app.command("develop", no_args_is_help=True)(develop_command)
+
+
+@app.command("demo")
+def demo_command(
+    out_dir: Annotated[Path, typer.Option("--out-dir", "-o", help="Where to write rawdev-demo.dng and rawdev-demo.jpg.")] = Path("."),
+    backend: Annotated[str, typer.Option("--backend", "-b", help="Back-end to develop with.")] = "malvar",
+) -> None:
+    """Write a sample DNG made by rawdev's own code (colour patches, grey ramp, fine detail, a blown
+    highlight) and develop it to JPEG."""
+    _demo(out_dir, backend)
+
+
+@handle_errors
+def _demo(out_dir: Path, backend: str) -> None:
+    from ..pipeline import PipelineConfig
+    from ..synthetic import write_demo_dng
+    from .develop import develop_file
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    dng = write_demo_dng(out_dir / "rawdev-demo.dng")
+    jpg = out_dir / "rawdev-demo.jpg"
+    res = develop_file(dng, jpg, PipelineConfig(backend=backend), quality=92, overwrite=True)
+    h, w = res.image.shape[:2]
+    print(f"wrote {dng} (synthetic 14-bit RGGB DNG) and developed it with {res.backend} -> {jpg} ({w}x{h})")
+
+
+@app.command("backends")
+def backends_command(
+    pattern: Annotated[str, typer.Argument(help="Shell wildcard on names.")] = "*",
+) -> None:
+    """List the back-ends: name, kind, what they consume and produce, weights."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from ..backends.registry import list_backends
+
+    t = Table("name", "kind", "consumes -> produces", "sensors", "weights", "description")
+    for s in list_backends(pattern):
+        weights = ", ".join(s.weights) if s.weights else "-"
+        t.add_row(s.name, s.kind, f"{s.input_domain} -> {s.output_domain}", ",".join(sorted(s.cfa_types)), weights, s.description)
+    Console().print(t)
+
+
+def _mount_optional(module: str, name: str) -> None:
+    # Sub-apps live in their own modules; each is mounted when present.
+    import importlib
+
+    try:
+        mod = importlib.import_module(f"rawdev.cli.{module}")
+    except ModuleNotFoundError as e:
+        if e.name and e.name.startswith("rawdev.cli"):
+            return
+        raise
+    if hasattr(mod, "app"):
+        app.add_typer(mod.app, name=name)
+    elif hasattr(mod, "register"):
+        mod.register(app)
+
+
+for _module, _name in (("evaluate", "eval"), ("train", "train"), ("batch", "batch"), ("info", "info"), ("compare", "compare")):
+    _mount_optional(_module, _name)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    try:
+        app()
+    except BrokenPipeError:  # `rawdev backends | head`
+        sys.stderr.close()
+        sys.exit(0)

@@ -1,0 +1,134 @@
+"""``rawdev develop``: one or more RAW files to sRGB JPEG, PNG or 16-bit TIFF."""
+
+from __future__ import annotations
+
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from ..errors import OutputError, UsageError
+from ._options import handle_errors, notice, parse_wb
+
+__all__ = ["develop_command", "DevelopOptions", "develop_file", "output_path_for"]
+
+
+class Fmt(str, Enum):
+    jpg = "jpg"
+    png = "png"
+    tif = "tif"
+
+
+class Highlights(str, Enum):
+    clip = "clip"
+    unclip = "unclip"
+    blend = "blend"
+
+
+class Curve(str, Enum):
+    srgb = "srgb"
+    linear = "linear"
+
+
+class Device(str, Enum):
+    auto = "auto"
+    cpu = "cpu"
+    cuda = "cuda"
+
+
+def output_path_for(src: Path, out: Path | None, fmt: str) -> Path:
+    """Where ``src`` goes: ``out`` itself if it names a file, else ``<out or src dir>/<stem>.<fmt>``."""
+    if out is not None and (out.is_dir() or str(out).endswith(("/", "\\"))):
+        return out / f"{src.stem}.{fmt}"
+    if out is not None:
+        return out
+    return src.with_suffix(f".{fmt}")
+
+
+def develop_file(src: Path, dst: Path, cfg, *, quality: int, overwrite: bool, quiet: bool = False):
+    """Develop ``src`` into ``dst`` (atomically). Returns the :class:`DevelopResult`."""
+    from ..io.write import format_for, write_image
+    from ..pipeline import develop
+
+    if src.exists() and dst.resolve() == src.resolve():
+        raise OutputError("output path is the input file; refusing to overwrite a RAW", dst)
+    fmt = format_for(dst)
+    if dst.exists() and not overwrite:
+        from ..errors import OutputExistsError
+
+        raise OutputExistsError("output exists (use --overwrite to replace it)", dst)
+    bits = cfg.output_bits
+    if fmt == "jpeg" and bits == 16:
+        raise UsageError("JPEG is 8-bit; use --bits 8 or a .png/.tif output", dst)
+    res = develop(src, cfg)
+    for n in res.notices:
+        notice(n, src, quiet)
+    write_image(dst, res.image, exif=res.raw.meta.exif, quality=quality, overwrite=overwrite)
+    return res
+
+
+def develop_command(
+    inputs: Annotated[list[Path], typer.Argument(help="RAW files (DNG, CR2, NEF, ARW, RAF, ...).", show_default=False)],
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Output file, or a folder (ending in /) for several inputs. Default: next to the input.")] = None,
+    fmt: Annotated[Fmt, typer.Option("--format", "-f", help="Output format when -o is not a file name.")] = Fmt.jpg,
+    bits: Annotated[Optional[int], typer.Option("--bits", help="8 or 16 bits per channel (PNG/TIFF). Default: 8 for JPEG/PNG, 16 for TIFF. dcraw -6.")] = None,
+    quality: Annotated[int, typer.Option("--quality", "-q", min=1, max=100, help="JPEG quality.")] = 92,
+    backend: Annotated[str, typer.Option("--backend", "-b", "--demosaic", help="Demosaicker or learned back-end (see `rawdev backends`).")] = "malvar",
+    wb: Annotated[str, typer.Option("--wb", help="White balance: camera | daylight | auto (grey-world) | R,G,B[,G] multipliers. dcraw -w/-a/-r.")] = "camera",
+    highlights: Annotated[Highlights, typer.Option("--highlights", "-H", help="clip (white, default) | unclip (raw values) | blend (recover colour). dcraw -H 0/1/2.")] = Highlights.clip,
+    exposure: Annotated[float, typer.Option("--exposure", "-e", help="Exposure compensation in EV (stops).")] = 0.0,
+    auto_bright: Annotated[bool, typer.Option("--auto-bright", help="Brighten so the 99th percentile reaches white (dcraw's default; off here).")] = False,
+    curve: Annotated[Curve, typer.Option("--curve", help="srgb: the IEC 61966-2-1 transfer curve; linear: linear sRGB values (for further processing).")] = Curve.srgb,
+    no_orient: Annotated[bool, typer.Option("--no-orient", help="Keep the sensor orientation (do not rotate pixels).")] = False,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace existing outputs.")] = False,
+    device: Annotated[Device, typer.Option("--device", help="Where learned back-ends run.")] = Device.auto,
+    tile: Annotated[int, typer.Option("--tile", min=32, help="Tile size for learned back-ends (memory vs. speed).")] = 512,
+    noise: Annotated[Optional[float], typer.Option("--noise", help="Noise level for noise-aware back-ends (sigma in their input domain); default from the file.")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", help="No notices.")] = False,
+) -> None:
+    """Develop RAW files to sRGB images, with EXIF, an sRGB ICC profile, and orientation applied."""
+    _develop(inputs, output, fmt, bits, quality, backend, wb, highlights, exposure, auto_bright, curve,
+             no_orient, overwrite, device, tile, noise, quiet)
+
+
+@handle_errors
+def _develop(inputs, output, fmt, bits, quality, backend, wb, highlights, exposure, auto_bright, curve,
+             no_orient, overwrite, device, tile, noise, quiet):
+    from ..pipeline import PipelineConfig
+
+    if len(inputs) > 1 and output is not None and not output.is_dir() and not str(output).endswith("/"):
+        raise UsageError("several inputs need -o to be a folder (end it with /)")
+    if bits not in (None, 8, 16):
+        raise UsageError(f"--bits must be 8 or 16, got {bits}")
+    failed = 0
+    for src in inputs:
+        dst = output_path_for(src, output, fmt.value)
+        from ..io.write import format_for
+
+        kind = format_for(dst)
+        out_bits = bits or (16 if kind == "tiff" else 8)
+        cfg = PipelineConfig(
+            backend=backend, wb=parse_wb(wb), highlights=highlights.value, exposure_ev=exposure,
+            auto_bright=auto_bright, curve=curve.value, apply_orientation=not no_orient,
+            output_bits=out_bits, device=device.value, tile=tile, noise=noise,
+        )
+        if len(inputs) == 1:
+            develop_file(src, dst, cfg, quality=quality, overwrite=overwrite, quiet=quiet)
+            if not quiet:
+                print(f"{src} -> {dst}")
+            return
+        try:
+            develop_file(src, dst, cfg, quality=quality, overwrite=overwrite, quiet=quiet)
+            if not quiet:
+                print(f"{src} -> {dst}")
+        except UsageError:
+            raise
+        except Exception as e:  # noqa: BLE001 - keep going; report each file
+            from ..errors import RawdevError
+
+            failed += 1
+            msg = e.one_line() if isinstance(e, RawdevError) else f"{src}: {type(e).__name__}: {e}"
+            print(f"rawdev: error: {msg}", file=__import__("sys").stderr)
+    if failed:
+        raise typer.Exit(1)

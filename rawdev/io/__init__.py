@@ -1,0 +1,1 @@
+"""Reading RAW files and writing developed images."""

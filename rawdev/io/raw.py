@@ -1,0 +1,298 @@
+"""Decoding: the only module that imports rawpy (LibRaw).
+
+``read_raw(path)`` opens a file, maps LibRaw's errors onto :mod:`rawdev.errors`, and returns a
+:class:`~rawdev.types.RawImage` holding the visible sensor data, the per-pixel colour map and a frozen
+:class:`~rawdev.types.RawMetadata`. ``render_libraw`` asks LibRaw for its own demosaic, used for sensors
+rawdev does not demosaic itself (X-Trans, 4-colour CMYG, linear DNG) and as the reference render.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import os
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import CorruptFileError, InputError, UnsupportedFileError
+from ..types import CFALayout, ExifInfo, RawImage, RawMetadata
+
+__all__ = ["read_raw", "open_rawpy", "render_libraw", "RAW_EXTENSIONS", "LIBRAW_FLIP_TO_EXIF", "MAX_PIXELS"]
+
+#: File extensions recognised as RAW (case-insensitive); LibRaw reads many more by content.
+RAW_EXTENSIONS = frozenset(
+    ".3fr .ari .arw .bay .braw .cr2 .cr3 .crw .cs1 .dcr .dng .erf .fff .iiq .k25 .kdc .mdc .mef .mos .mrw "
+    ".nef .nrw .orf .ori .pef .ptx .pxn .raf .raw .rw2 .rwl .rwz .sr2 .srf .srw .x3f".split()
+)
+
+#: LibRaw/dcraw ``flip`` code -> EXIF Orientation. dcraw maps EXIF i -> "50132467"[i]; this inverts it.
+LIBRAW_FLIP_TO_EXIF = {0: 1, 1: 2, 3: 3, 2: 4, 4: 5, 6: 6, 7: 7, 5: 8}
+
+#: Refuse images larger than this before allocating (a header can claim any size).
+MAX_PIXELS = 400_000_000
+
+# sRGB (D65) -> XYZ, IEC 61966-2-1; LibRaw's xyz_rgb.
+_XYZ_FROM_SRGB = np.array(
+    [[0.412453, 0.357580, 0.180423], [0.212671, 0.715160, 0.072169], [0.019334, 0.119193, 0.950227]]
+)
+
+
+def _check_path(path: Path) -> None:
+    if not path.exists():
+        raise InputError("no such file", path)
+    if path.is_dir():
+        raise InputError("is a directory, not a RAW file", path)
+    if not os.access(path, os.R_OK):
+        raise InputError("permission denied (not readable)", path)
+    if path.stat().st_size == 0:
+        raise CorruptFileError("empty file (0 bytes)", path)
+
+
+def open_rawpy(path: str | Path):
+    """Open ``path`` with rawpy and unpack it; LibRaw errors become rawdev errors naming the file."""
+    import rawpy
+
+    path = Path(path)
+    _check_path(path)
+    try:
+        raw = rawpy.imread(str(path))
+    except rawpy.LibRawFileUnsupportedError:
+        raise UnsupportedFileError("not a RAW format LibRaw can read (unsupported or not a RAW file)", path) from None
+    except (rawpy.LibRawIOError, rawpy.LibRawDataError) as e:
+        raise CorruptFileError(f"truncated or damaged RAW data ({type(e).__name__}: {e})", path) from None
+    except (rawpy.LibRawTooBigError, rawpy.LibRawUnsufficientMemoryError, MemoryError) as e:
+        raise CorruptFileError(f"image too large to decode ({type(e).__name__})", path) from None
+    except rawpy.LibRawError as e:
+        raise CorruptFileError(f"LibRaw cannot decode it ({type(e).__name__}: {e})", path) from None
+    except OSError as e:
+        raise InputError(f"cannot read: {e.strerror or e}", path) from None
+    s = raw.sizes
+    if s.width * s.height > MAX_PIXELS or s.width <= 0 or s.height <= 0:
+        raw.close()
+        raise CorruptFileError(f"header claims an implausible size {s.width}x{s.height}", path)
+    try:
+        raw.raw_image  # noqa: B018 - forces unpack, where truncation shows up
+    except (rawpy.LibRawIOError, rawpy.LibRawDataError) as e:
+        raw.close()
+        raise CorruptFileError(f"truncated or damaged RAW data ({type(e).__name__})", path) from None
+    except (rawpy.LibRawTooBigError, rawpy.LibRawUnsufficientMemoryError, MemoryError):
+        raw.close()
+        raise CorruptFileError("image too large to decode", path) from None
+    except rawpy.LibRawError as e:
+        raw.close()
+        raise CorruptFileError(f"LibRaw cannot unpack it ({type(e).__name__}: {e})", path) from None
+    return raw
+
+
+def _wb(values, green_index: int = 1) -> tuple[float, ...] | None:
+    """LibRaw multipliers -> (R, G, B, G2) normalised to G = 1, or None when the file stores none.
+
+    LibRaw quirks: [3] == 0 means G2 = G; [0] == -1 means unknown; all 1.0 means "not stored" on the
+    old cameras that do so.
+    """
+    v = [float(x) for x in values]
+    if len(v) < 3 or v[0] <= 0 or v[1] <= 0 or v[2] <= 0 or not all(np.isfinite(v)):
+        return None
+    if len(v) < 4 or v[3] <= 0:
+        v = v[:3] + [v[1]]
+    if all(abs(x - 1.0) < 1e-9 for x in v):
+        return None
+    g = v[green_index]
+    return tuple(x / g for x in v)
+
+
+def _rgb_cam(raw) -> np.ndarray | None:
+    """Camera (white-balanced) -> linear sRGB, as LibRaw's ``cam_xyz_coeff`` computes it.
+
+    From the XYZ->camera matrix: ``cam_rgb = cam_xyz @ xyz_rgb``, rows normalised to sum 1 (so a
+    white-balanced neutral maps to neutral), inverted. Falls back to LibRaw's own ``rgb_cam`` when it
+    has no XYZ matrix (e.g. CinemaDNG), and to None when the file has neither.
+    """
+    cam_xyz = np.asarray(raw.rgb_xyz_matrix, dtype=np.float64)[:3, :3]
+    if np.abs(cam_xyz).sum() > 0:
+        cam_rgb = cam_xyz @ _XYZ_FROM_SRGB
+        sums = cam_rgb.sum(axis=1, keepdims=True)
+        if np.all(np.abs(sums) > 1e-9):
+            cam_rgb = cam_rgb / sums
+            try:
+                return np.linalg.inv(cam_rgb)
+            except np.linalg.LinAlgError:
+                pass
+    rgb_cam = np.asarray(raw.color_matrix, dtype=np.float64)[:3, :3]
+    if np.abs(rgb_cam).sum() > 0:
+        return rgb_cam
+    return None
+
+
+def _cfa_layout(raw) -> CFALayout:
+    import rawpy
+
+    desc = raw.color_desc.decode("ascii", "replace") if isinstance(raw.color_desc, bytes) else str(raw.color_desc)
+    if raw.raw_type == rawpy.RawType.Stack:
+        return CFALayout("linear", None, desc)
+    pattern = raw.raw_pattern
+    if pattern is None:
+        return CFALayout("linear", None, desc)
+    colors = raw.raw_colors_visible
+    if raw.num_colors != 3 or sorted(set(desc)) != ["B", "G", "R"]:
+        return CFALayout("other", np.asarray(pattern).copy(), desc)
+    n = pattern.shape[0]
+    rgb_index = np.array(["RGB".index(ch) for ch in desc])
+    cell = rgb_index[np.asarray(colors[:n, :n])]
+    kind = "bayer" if n == 2 else ("xtrans" if n == 6 else "other")
+    return CFALayout(kind, cell, desc)
+
+
+def _ratio(tag) -> float | None:
+    try:
+        v = tag.values[0]
+        f = float(Fraction(v.num, v.den)) if hasattr(v, "num") else float(v)
+        return f if np.isfinite(f) and f > 0 else None
+    except (AttributeError, IndexError, ValueError, ZeroDivisionError, TypeError):
+        return None
+
+
+def _read_exif(path: Path, raw) -> tuple[ExifInfo, tuple[float, float] | None]:
+    """EXIF from the file's TIFF structure (exifread), completed by what LibRaw parsed."""
+    tags: dict = {}
+    try:
+        import exifread
+
+        with open(path, "rb") as f:
+            tags = exifread.process_file(f, details=False)
+    except Exception:  # noqa: BLE001 - EXIF is best effort; a RAW without readable EXIF still develops
+        tags = {}
+
+    def text(*keys):
+        for k in keys:
+            if k in tags:
+                s = str(tags[k]).strip().strip("\x00").strip()
+                if s:
+                    return s
+        return None
+
+    def number(*keys):
+        for k in keys:
+            if k in tags:
+                v = _ratio(tags[k])
+                if v is not None:
+                    return v
+        return None
+
+    other = raw.other
+    dto = None
+    s = text("EXIF DateTimeOriginal", "Image DateTimeOriginal", "Image DateTime")
+    if s:
+        try:
+            dto = _dt.datetime.strptime(s[:19], "%Y:%m:%d %H:%M:%S")
+        except ValueError:
+            dto = None
+    if dto is None and other.timestamp and other.timestamp.year > 1970:
+        dto = other.timestamp
+    lens = text("EXIF LensModel", "Image LensModel") or (raw.lens.model.strip() or None)
+    info = ExifInfo(
+        make=text("Image Make"),
+        model=text("Image Model", "Image UniqueCameraModel"),
+        lens=lens,
+        exposure_time_s=number("EXIF ExposureTime", "Image ExposureTime") or (other.shutter_speed or None),
+        f_number=number("EXIF FNumber", "Image FNumber") or (other.aperture or None),
+        iso=number("EXIF ISOSpeedRatings", "EXIF PhotographicSensitivity", "Image ISOSpeedRatings")
+        or (other.iso_speed or None),
+        focal_length_mm=number("EXIF FocalLength", "Image FocalLength") or (other.focal_length or None),
+        datetime_original=dto,
+        artist=text("Image Artist") or (other.artist.strip() or None),
+        software=text("Image Software"),
+    )
+    noise = None
+    np_tag = tags.get("Image NoiseProfile") or tags.get("Image Tag 0xC761")
+    if np_tag is not None:
+        try:
+            vals = [float(v) for v in np_tag.values]
+            if len(vals) >= 2 and vals[0] >= 0 and vals[1] >= 0:
+                noise = (vals[0], vals[1])  # first plane's (scale S, offset O): var = S*x + O on [0,1]
+        except (TypeError, ValueError):
+            noise = None
+    return info, noise
+
+
+def read_raw(path: str | Path) -> RawImage:
+    """Decode ``path``: visible sensor data, colour map and metadata. Raises rawdev errors only."""
+    path = Path(path)
+    raw = open_rawpy(path)
+    try:
+        cfa = _cfa_layout(raw)
+        s = raw.sizes
+        black = tuple(float(b) for b in raw.black_level_per_channel)
+        exif, noise = _read_exif(path, raw)
+        if cfa.kind in ("bayer", "xtrans"):
+            data = np.array(raw.raw_image_visible, dtype=np.uint16, copy=True)
+            colors = np.array(raw.raw_colors_visible, dtype=np.uint8, copy=True)
+            # LibRaw indexes colours by color_desc ("RGBG": G2 = 3); map to R, G, B = 0, 1, 2.
+            desc = cfa.color_desc
+            lut = np.array(["RGB".index(ch) for ch in desc], dtype=np.uint8)
+            rgb_colors = lut[colors]
+            if data.ndim != 2 or data.shape[0] < 2 or data.shape[1] < 2:
+                raise CorruptFileError(f"visible area too small ({data.shape})", path)
+            # Black per pixel by LibRaw colour index (before G2 is merged into G).
+            black_map = np.asarray(black, dtype=np.float32)[colors]
+        else:
+            data, rgb_colors, black_map = np.zeros((0, 0), np.uint16), None, None
+        meta = RawMetadata(
+            path=str(path),
+            cfa=cfa,
+            width=int(s.width),
+            height=int(s.height),
+            black_level=black,
+            white_level=float(raw.white_level),
+            camera_wb=_wb(raw.camera_whitebalance),
+            daylight_wb=_wb(raw.daylight_whitebalance),
+            rgb_cam=_rgb_cam(raw),
+            orientation=LIBRAW_FLIP_TO_EXIF.get(int(s.flip), 1),
+            exif=exif,
+            noise_profile=noise,
+            num_colors=int(raw.num_colors),
+        )
+        img = RawImage(data=data, colors=rgb_colors, meta=meta)
+        img.black_map = black_map  # type: ignore[attr-defined]
+        return img
+    finally:
+        raw.close()
+
+
+def render_libraw(
+    path: str | Path,
+    *,
+    wb: tuple[float, float, float, float] | None,
+    highlight_mode: int = 0,
+    demosaic: str = "AHD",
+    output: str = "srgb_linear",
+) -> np.ndarray:
+    """LibRaw's own render, unrotated, as float32 ``(H, W, 3)``.
+
+    ``output="srgb_linear"``: linear sRGB with the clip point at 1.0 (LibRaw's 16-bit scale), no auto
+    brightening. ``wb``: multipliers (R, G, B, G2); None uses LibRaw's fallback (daylight).
+    """
+    import rawpy
+
+    path = Path(path)
+    raw = open_rawpy(path)
+    try:
+        kw = dict(
+            gamma=(1, 1),
+            no_auto_bright=True,
+            output_bps=16,
+            user_flip=0,
+            highlight_mode=rawpy.HighlightMode(highlight_mode) if highlight_mode < 3 else rawpy.HighlightMode.Reconstruct(highlight_mode),
+            demosaic_algorithm=getattr(rawpy.DemosaicAlgorithm, demosaic),
+            output_color=rawpy.ColorSpace.sRGB,
+        )
+        if wb is not None:
+            kw["user_wb"] = [float(x) for x in wb]
+        try:
+            rgb = raw.postprocess(**kw)
+        except rawpy.LibRawError as e:
+            raise CorruptFileError(f"LibRaw cannot render it ({type(e).__name__}: {e})", path) from None
+    finally:
+        raw.close()
+    return rgb.astype(np.float32) / 65535.0

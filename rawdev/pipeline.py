@@ -1,0 +1,256 @@
+"""The developer: decode -> normalise -> white balance -> highlights -> demosaic (back-end) -> colour
+-> exposure -> tone -> quantise -> orientation.
+
+Work is streamed in bands of rows: each band is normalised, white-balanced and demosaicked with a
+margin of real neighbouring rows (the back-end's declared receptive field), so that peak memory is
+set by the band, not the image, and the result equals a whole-image run for back-ends that declare
+``tile_exact``. Back-ends that are not exact under tiling get the whole mosaic and blend their own
+tiles (see :mod:`rawdev.tiling`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import torch
+
+from .backends import registry
+from .cfa import pattern_after_crop
+from .errors import BackendError, UsageError
+from .io.raw import read_raw, render_libraw
+from .stages.colour import apply_matrix
+from .stages.highlights import blend_highlights, check_mode
+from .stages.normalise import normalise
+from .stages.orientation import apply_orientation
+from .stages.tone import auto_bright_gain, exposure, quantise, srgb_decode, srgb_encode
+from .stages.white_balance import WhiteBalance, apply_gains_mosaic, choose_gains, grey_world_gains
+from .types import RawImage
+
+__all__ = ["PipelineConfig", "DevelopResult", "develop_raw", "develop"]
+
+_LIBRAW_HIGHLIGHT = {"clip": 0, "unclip": 1, "blend": 2}
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    """Every choice the developer makes. Defaults give a neutral render comparable with LibRaw's
+    ``postprocess(use_camera_wb=True, gamma=(2.4, 12.92), no_auto_bright=True)``."""
+
+    backend: str = "malvar"
+    wb: str | tuple[float, ...] = "camera"
+    highlights: str = "clip"
+    exposure_ev: float = 0.0
+    auto_bright: bool = False
+    curve: Literal["srgb", "linear"] = "srgb"
+    apply_orientation: bool = True
+    output_bits: int | None = 8  # 8 -> uint8, 16 -> uint16, None -> float32 in [0, 1]
+    device: str = "auto"
+    tile: int = 512
+    noise: float | None = None  # noise sigma for noise-aware back-ends, in their input domain
+    band_rows: int = 256
+
+
+@dataclass
+class DevelopResult:
+    """The developed image ``(H, W, 3)`` and what was decided on the way."""
+
+    image: np.ndarray
+    raw: RawImage
+    wb: WhiteBalance
+    backend: str
+    orientation: int  # the EXIF orientation that was applied to the pixels (1 = none)
+    notices: list[str] = field(default_factory=list)
+    noise_sigma: float | None = None
+
+
+def _resolve_device(device: str) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise BackendError("--device cuda asked for, but CUDA is not available on this machine")
+    if device not in ("cpu", "cuda"):
+        raise UsageError(f"unknown device {device!r}; use auto, cpu or cuda")
+    return torch.device(device)
+
+
+def _wb_for(raw: RawImage, mode) -> WhiteBalance:
+    meta = raw.meta
+
+    def grey():
+        if raw.colors is None or raw.data.size == 0:
+            return (1.0, 1.0, 1.0)
+        m = normalise(raw.data[::1], raw.black_map, meta.white_level)  # type: ignore[attr-defined]
+        return grey_world_gains(m, torch.from_numpy(raw.colors))
+
+    wb = choose_gains(mode, camera=meta.camera_wb, daylight=meta.daylight_wb, grey_world=grey)
+    # LibRaw's convention: the smallest multiplier is 1, so every channel's clip point is >= 1.0
+    # and clipped highlights come out white, not grey.
+    lo = min(wb.gains)
+    return replace(wb, gains=tuple(g / lo for g in wb.gains))
+
+
+def _cfa_for_band(raw: RawImage, top: int):
+    cfa = raw.meta.cfa
+    if cfa.kind == "bayer":
+        return pattern_after_crop(cfa.bayer_pattern, top, 0)
+    return np.roll(cfa.cell, -top, axis=0)
+
+
+def _preview_linear(raw: RawImage, gains, matrix) -> torch.Tensor:
+    """A cheap half-size linear sRGB image from the 2x2 cells (for auto exposure statistics)."""
+    meta = raw.meta
+    h, w = raw.data.shape[0] // 2 * 2, raw.data.shape[1] // 2 * 2
+    acc = torch.zeros(3, h // 2, w // 2)
+    cnt = torch.zeros(3, 1, 1)
+    for dy in (0, 1):
+        for dx in (0, 1):
+            c = int(raw.colors[dy % raw.colors.shape[0], dx % raw.colors.shape[1]])
+            plane = normalise(raw.data[dy:h:2, dx:w:2], raw.black_map[dy:h:2, dx:w:2], meta.white_level)  # type: ignore[attr-defined]
+            acc[c] += plane * gains[c]
+            cnt[c] += 1
+    rgb = (acc / cnt.clamp(min=1)).clamp_(max=1.0)
+    return apply_matrix(rgb, matrix)
+
+
+def _noise_sigma(raw: RawImage, cfg: PipelineConfig, spec, gains) -> float | None:
+    """Noise level for noise-aware back-ends, in the back-end's input domain.
+
+    ``--noise`` wins; else the DNG NoiseProfile (var = S x + O on normalised data) evaluated at 18 %
+    grey and carried through the sRGB curve's slope there; else an estimate from the data.
+    """
+    if not spec.uses_noise:
+        return None
+    if cfg.noise is not None:
+        return float(cfg.noise)
+    x = 0.18
+    if raw.meta.noise_profile is not None:
+        s, o = raw.meta.noise_profile
+        sigma_lin = float(np.sqrt(max(s * x + o, 0.0))) * gains[1]
+    else:
+        from .stages.noise import estimate_sigma_linear
+
+        sigma_lin = estimate_sigma_linear(raw)
+    if spec.input_domain == "mosaic_srgb_wb":
+        # d/dx of the sRGB OETF at x: 1.055/2.4 x^(1/2.4 - 1)
+        slope = 1.055 / 2.4 * x ** (1 / 2.4 - 1)
+        return sigma_lin * slope
+    return sigma_lin
+
+
+def _develop_cfa(raw: RawImage, cfg: PipelineConfig, spec, wb: WhiteBalance, notices: list[str]) -> tuple[np.ndarray, float | None]:
+    meta = raw.meta
+    device = _resolve_device(cfg.device) if spec.kind == "learned" else torch.device("cpu")
+    runner = spec.build(device=str(device), tile=cfg.tile)
+    gains = wb.gains
+    matrix = meta.rgb_cam
+    if matrix is None:
+        notices.append("the file has no colour matrix; camera RGB is taken as sRGB")
+    check_mode(cfg.highlights)
+    ev = cfg.exposure_ev
+    if cfg.auto_bright:
+        ev += float(np.log2(auto_bright_gain(_preview_linear(raw, gains, matrix) * 2.0**ev)))
+    sigma = _noise_sigma(raw, cfg, spec, gains)
+    noise = None if sigma is None else torch.tensor([sigma], dtype=torch.float32)
+
+    H, W = raw.data.shape
+    bits = cfg.output_bits
+    out = np.empty((H, W, 3), dtype={8: np.uint8, 16: np.uint16, None: np.float32}[bits])
+    colors = torch.from_numpy(raw.colors)
+    margin = spec.margin + (spec.margin % 2)
+    band = max(cfg.band_rows, 8 * margin) if spec.tile_exact else H
+    srgb_in = spec.input_domain == "mosaic_srgb_wb"
+    with torch.inference_mode():
+        for y0 in range(0, H, band):
+            y1 = min(H, y0 + band)
+            a, b = max(0, y0 - margin), min(H, y1 + margin)
+            m = normalise(raw.data[a:b], raw.black_map[a:b], meta.white_level)  # type: ignore[attr-defined]
+            apply_gains_mosaic(m, colors[a:b], gains)
+            if cfg.highlights == "clip" or srgb_in:
+                m.clamp_(max=1.0)
+            if srgb_in:
+                m = srgb_encode(m)
+            rgb = runner(m[None, None].to(device), _cfa_for_band(raw, a), noise=noise)[0]
+            rgb = rgb[:, y0 - a : y1 - a].float().cpu()
+            if srgb_in:
+                rgb = srgb_decode(rgb)
+            if cfg.highlights == "clip":
+                rgb.clamp_(max=1.0)
+            elif cfg.highlights == "blend":
+                rgb = blend_highlights(rgb, 1.0)
+            rgb = apply_matrix(rgb, matrix)
+            exposure(rgb, ev)
+            out[y0:y1] = _encode(rgb, bits, cfg.curve)
+    return out, sigma
+
+
+def _encode(rgb: torch.Tensor, bits: int | None, curve: str) -> np.ndarray:
+    """``(3, h, W)`` linear -> ``(h, W, 3)`` output codes or display-encoded floats."""
+    hwc = rgb.permute(1, 2, 0)
+    if bits is None:
+        return (srgb_encode(hwc) if curve == "srgb" else hwc.clamp(0, 1)).numpy()
+    return quantise(hwc.contiguous(), bits, curve).numpy()
+
+
+def _develop_libraw(raw: RawImage, cfg: PipelineConfig, wb: WhiteBalance, notices: list[str]) -> np.ndarray:
+    """Sensors rawdev does not demosaic itself go through LibRaw's demosaic, then our tone and output."""
+    meta = raw.meta
+    check_mode(cfg.highlights)
+    g = wb.gains
+    lin = render_libraw(meta.path, wb=(g[0], g[1], g[2], g[1]), highlight_mode=_LIBRAW_HIGHLIGHT[cfg.highlights])
+    rgb = torch.from_numpy(lin).permute(2, 0, 1)
+    ev = cfg.exposure_ev
+    if cfg.auto_bright:
+        ev += float(np.log2(auto_bright_gain(rgb[:, ::2, ::2] * 2.0**ev)))
+    H, W = lin.shape[:2]
+    out = np.empty((H, W, 3), dtype={8: np.uint8, 16: np.uint16, None: np.float32}[cfg.output_bits])
+    for y0 in range(0, H, cfg.band_rows):
+        y1 = min(H, y0 + cfg.band_rows)
+        band = rgb[:, y0:y1].clone()
+        exposure(band, ev)
+        out[y0:y1] = _encode(band, cfg.output_bits, cfg.curve)
+    return out
+
+
+def develop_raw(raw: RawImage, cfg: PipelineConfig = PipelineConfig()) -> DevelopResult:
+    """Develop a decoded :class:`RawImage` with ``cfg``."""
+    meta = raw.meta
+    notices: list[str] = []
+    spec = registry.get(cfg.backend)
+    if spec.replaces != ("demosaic",):
+        raise BackendError(f"back-end {spec.name!r} is an end-to-end ISP; use it through develop --backend")
+    if meta.cfa.kind == "linear" or raw.colors is None:
+        wb = choose_gains(cfg.wb if cfg.wb != "auto" else "camera", camera=meta.camera_wb, daylight=meta.daylight_wb)
+        lo = min(wb.gains)
+        wb = replace(wb, gains=tuple(x / lo for x in wb.gains))
+        if meta.cfa.kind == "linear":
+            notices.append("linear (already demosaiced) DNG: demosaicking skipped")
+        else:
+            notices.append(f"{meta.num_colors}-colour CFA ({meta.cfa.color_desc}): demosaicked by LibRaw (AHD)")
+        if wb.notice:
+            notices.append(wb.notice)
+        img = _develop_libraw(raw, cfg, wb, notices)
+        backend, sigma = "libraw-ahd", None
+    else:
+        wb = _wb_for(raw, cfg.wb)
+        if wb.notice:
+            notices.append(wb.notice)
+        if meta.cfa.kind not in spec.cfa_types:
+            notices.append(f"{meta.cfa.kind} sensor: back-end {spec.name!r} handles {', '.join(sorted(spec.cfa_types))} only; demosaicked by LibRaw (AHD)")
+            img = _develop_libraw(raw, cfg, wb, notices)
+            backend, sigma = "libraw-ahd", None
+        else:
+            img, sigma = _develop_cfa(raw, cfg, spec, wb, notices)
+            backend = spec.name
+    orientation = meta.orientation if cfg.apply_orientation else 1
+    if orientation != 1:
+        img = apply_orientation(img, orientation)
+    return DevelopResult(img, raw, wb, backend, orientation, notices, sigma)
+
+
+def develop(path: str | Path, cfg: PipelineConfig | None = None, **options) -> DevelopResult:
+    """Decode and develop the RAW file at ``path``. ``options`` override fields of ``cfg``."""
+    cfg = replace(cfg or PipelineConfig(), **options)
+    return develop_raw(read_raw(path), cfg)

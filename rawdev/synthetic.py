@@ -1,0 +1,158 @@
+"""Synthetic RAW files made by our own code: the demo DNG and the round-trip test fixtures.
+
+:func:`write_dng` turns a linear sRGB image into the DNG a camera with a given colour matrix would
+have written: the stored mosaic holds camera RGB (``camera_from_srgb @ rgb``) sampled with the chosen
+Bayer phase, scaled between black and white levels, in sensor orientation; ``ColorMatrix1`` and
+``AsShotNeutral`` describe that camera exactly. Developing the file with camera white balance therefore
+gives back the input, up to demosaicking and quantisation: a measurable round trip.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from .cameras import XYZ_TO_CAMERA, camera_from_srgb
+from .cfa import check_pattern, pattern_cell
+from .stages.orientation import apply_orientation
+
+__all__ = ["write_dng", "demo_scene", "INVERSE_ORIENTATION"]
+
+#: The orientation that undoes each EXIF orientation (6 and 8 are each other's inverse).
+INVERSE_ORIENTATION = {1: 1, 2: 2, 3: 3, 4: 4, 5: 5, 6: 8, 7: 7, 8: 6}
+
+
+def _rationals(values, denominator: int = 10000) -> list[list[int]]:
+    return [[int(round(float(v) * denominator)), denominator] for v in np.ravel(values)]
+
+
+def write_dng(
+    path: str | Path,
+    linear_srgb: np.ndarray,
+    *,
+    pattern: str = "RGGB",
+    xyz_to_camera: np.ndarray | None = None,
+    black: int | tuple[int, int, int, int] = 512,
+    white: int = 16383,
+    orientation: int = 1,
+    exposure_scale: float = 1.0,
+    noise_sigma: float = 0.0,
+    seed: int = 0,
+    make: str = "rawdev",
+    model: str = "Synthetic",
+) -> Path:
+    """Write a Bayer DNG whose developed image is ``linear_srgb`` (``(H, W, 3)``, display orientation).
+
+    ``exposure_scale`` scales the camera signal so that linear sRGB white sits at that fraction of the
+    white level in the brightest camera channel. ``noise_sigma`` adds Gaussian read noise in raw counts.
+    """
+    from pidng.core import RAW2DNG, DNGTags, Tag
+    from pidng.defs import CalibrationIlluminant, DNGVersion, PhotometricInterpretation
+
+    pattern = check_pattern(pattern)
+    cam_xyz = np.asarray(XYZ_TO_CAMERA[0] if xyz_to_camera is None else xyz_to_camera, dtype=np.float64)
+    m = camera_from_srgb(cam_xyz)
+    white_cam = m @ np.ones(3)
+    if np.any(white_cam <= 0):
+        raise ValueError("camera matrix maps white to a non-positive camera value")
+    neutral = white_cam / white_cam[1]
+    stored = apply_orientation(np.asarray(linear_srgb, dtype=np.float64), INVERSE_ORIENTATION[int(orientation)])
+    h, w = stored.shape[:2]
+    cam = stored @ m.T / white_cam.max() * exposure_scale
+    cell = np.array(pattern_cell(pattern))
+    idx = cell[np.arange(h)[:, None] % 2, np.arange(w)[None, :] % 2]
+    mosaic = np.take_along_axis(cam, idx[..., None], axis=2)[..., 0]
+    blacks = np.broadcast_to(np.asarray(black, dtype=np.float64).reshape(-1), (4,)).reshape(2, 2)
+    black_map = blacks[np.arange(h)[:, None] % 2, np.arange(w)[None, :] % 2]
+    counts = mosaic * (white - black_map) + black_map
+    if noise_sigma > 0:
+        counts = counts + np.random.default_rng(seed).normal(0.0, noise_sigma, counts.shape)
+    raw = np.clip(np.round(counts), 0, white).astype(np.uint16)
+
+    t = DNGTags()
+    t.set(Tag.ImageWidth, w)
+    t.set(Tag.ImageLength, h)
+    t.set(Tag.TileWidth, w)
+    t.set(Tag.TileLength, h)
+    t.set(Tag.Orientation, int(orientation))
+    t.set(Tag.PhotometricInterpretation, PhotometricInterpretation.Color_Filter_Array)
+    t.set(Tag.SamplesPerPixel, 1)
+    t.set(Tag.BitsPerSample, 16)
+    t.set(Tag.CFARepeatPatternDim, [2, 2])
+    t.set(Tag.CFAPattern, [int(c) for c in cell.ravel()])
+    if np.ndim(black) == 0:
+        t.set(Tag.BlackLevel, int(black))
+    else:
+        t.set(Tag.BlackLevelRepeatDim, [2, 2])
+        t.set(Tag.BlackLevel, [int(b) for b in np.ravel(black)])
+    t.set(Tag.WhiteLevel, int(white))
+    t.set(Tag.ColorMatrix1, _rationals(cam_xyz))
+    t.set(Tag.CalibrationIlluminant1, CalibrationIlluminant.D65)
+    t.set(Tag.AsShotNeutral, _rationals(neutral, 1_000_000))
+    t.set(Tag.BaselineExposure, [[0, 1]])
+    t.set(Tag.Make, make)
+    t.set(Tag.Model, model)
+    t.set(Tag.UniqueCameraModel, f"{make} {model}")
+    t.set(Tag.DateTime, "2024:05:01 12:00:00")
+    t.set(Tag.ExposureTime, [[1, 125]])
+    t.set(Tag.FNumber, [[56, 10]])
+    t.set(Tag.FocalLength, [[50, 1]])
+    t.set(Tag.PhotographicSensitivity, [200])
+    t.set(Tag.DNGVersion, DNGVersion.V1_4)
+    t.set(Tag.DNGBackwardVersion, DNGVersion.V1_2)
+    path = Path(path)
+    conv = RAW2DNG()
+    conv.options(t, path="", compress=False)
+    # pidng appends ".dng" to the name it is given.
+    out = conv.convert(raw, filename=str(path.with_suffix("")))
+    produced = Path(out) if out else path.with_suffix(".dng")
+    if produced != path:
+        produced.replace(path)
+    return path
+
+
+def demo_scene(width: int = 1200, height: int = 800) -> np.ndarray:
+    """A linear sRGB test scene ``(H, W, 3)``: grey ramp, 24 colour patches, a zone plate for
+    aliasing, fine line gratings, and a highlight disc brighter than white (for highlight handling).
+    """
+    y, x = np.mgrid[0:height, 0:width].astype(np.float64)
+    img = np.empty((height, width, 3))
+    # background: a smooth grey ramp from 2 % to 60 % linear (dark to mid-light)
+    img[...] = (0.02 + 0.58 * x / max(width - 1, 1))[..., None]
+    # 24 patches in sRGB-encoded values close to a colour checker, converted to linear
+    patches = np.array([
+        [115, 82, 68], [194, 150, 130], [98, 122, 157], [87, 108, 67], [133, 128, 177], [103, 189, 170],
+        [214, 126, 44], [80, 91, 166], [193, 90, 99], [94, 60, 108], [157, 188, 64], [224, 163, 46],
+        [56, 61, 150], [70, 148, 73], [175, 54, 60], [231, 199, 31], [187, 86, 149], [8, 133, 161],
+        [243, 243, 242], [200, 200, 200], [160, 160, 160], [122, 122, 121], [85, 85, 85], [52, 52, 52],
+    ]) / 255.0
+    lin = np.where(patches <= 0.04045, patches / 12.92, ((patches + 0.055) / 1.055) ** 2.4)
+    pw, ph = width // 8, height // 8
+    for i, c in enumerate(lin):
+        r, k = divmod(i, 6)
+        y0, x0 = ph // 2 + r * ph, pw + k * pw
+        img[y0 : y0 + ph - 6, x0 : x0 + pw - 6] = c
+    # zone plate (aliasing test) bottom-left
+    cy, cx, rad = height * 0.78, width * 0.2, min(width, height) * 0.2
+    r2 = ((x - cx) ** 2 + (y - cy) ** 2) / rad**2
+    zp = 0.25 + 0.2 * np.cos(np.pi * r2 * rad * 0.5)
+    inside = r2 < 1
+    img[inside] = zp[inside][:, None]
+    # fine gratings (1, 2, 3 px periods) bottom-middle
+    gx0, gy0 = int(width * 0.42), int(height * 0.66)
+    for j, period in enumerate((2, 3, 4)):
+        band = slice(gy0 + j * (height // 12), gy0 + (j + 1) * (height // 12) - 4)
+        cols = np.arange(gx0, gx0 + width // 6)
+        img[band, cols] = (0.05 + 0.5 * ((cols // (period // 2 if period > 2 else 1)) % 2))[None, :, None]
+    # highlight disc at 3x white (clips) bottom-right
+    d = ((x - width * 0.8) ** 2 + (y - height * 0.78) ** 2) < (min(width, height) * 0.1) ** 2
+    img[d] = (3.0, 2.6, 2.2)
+    return img
+
+
+def write_demo_dng(path: str | Path, width: int = 1200, height: int = 800) -> Path:
+    """The sample DNG of ``rawdev demo``: the demo scene from a real camera matrix, RGGB, 14 bit."""
+    scene = demo_scene(width, height)
+    return write_dng(path, scene, pattern="RGGB", xyz_to_camera=XYZ_TO_CAMERA[1], black=512, white=16383,
+                     exposure_scale=1.0, noise_sigma=2.0, make="rawdev", model="Demo")
