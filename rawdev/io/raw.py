@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import os
+from dataclasses import replace
 from fractions import Fraction
 from pathlib import Path
 
@@ -125,6 +126,34 @@ def _rgb_cam(raw) -> np.ndarray | None:
     return None
 
 
+def _rgb_cam_probe(path: Path) -> np.ndarray | None:
+    """The matrix LibRaw applies internally when it does not expose one (e.g. Kodak's KDC tables).
+
+    Two half-size linear renders, camera RGB and sRGB, of the same white-balanced data differ by
+    exactly that matrix; a least-squares fit over unclipped pixels recovers it. Only used for files
+    whose matrices rawpy reports as zero, so that rawdev's colours match LibRaw's.
+    """
+    import rawpy
+
+    try:
+        with rawpy.imread(str(path)) as raw:
+            kw = dict(half_size=True, gamma=(1, 1), no_auto_bright=True, output_bps=16, user_flip=0,
+                      user_wb=[1.0, 1.0, 1.0, 1.0], highlight_mode=rawpy.HighlightMode.Ignore)
+            cam = raw.postprocess(output_color=rawpy.ColorSpace.raw, **kw).reshape(-1, 3).astype(np.float64)
+        with rawpy.imread(str(path)) as raw:
+            rgb = raw.postprocess(output_color=rawpy.ColorSpace.sRGB, **kw).reshape(-1, 3).astype(np.float64)
+    except Exception:  # noqa: BLE001 - a probe; the caller falls back to the identity
+        return None
+    ok = (cam.max(axis=1) < 60000) & (rgb.max(axis=1) < 60000) & (rgb.min(axis=1) > 0) & (cam.min(axis=1) > 64)
+    if ok.sum() < 100:
+        return None
+    m, *_ = np.linalg.lstsq(cam[ok], rgb[ok], rcond=None)
+    m = m.T
+    if np.allclose(m, np.eye(3), atol=2e-3):
+        return None
+    return m / m.sum(axis=1, keepdims=True)
+
+
 def _cfa_layout(raw) -> CFALayout:
     import rawpy
 
@@ -225,6 +254,7 @@ def read_raw(path: str | Path) -> RawImage:
         s = raw.sizes
         black = tuple(float(b) for b in raw.black_level_per_channel)
         exif, noise = _read_exif(path, raw)
+        rgb_cam = _rgb_cam(raw)
         if cfa.kind in ("bayer", "xtrans"):
             data = np.array(raw.raw_image_visible, dtype=np.uint16, copy=True)
             colors = np.array(raw.raw_colors_visible, dtype=np.uint8, copy=True)
@@ -247,7 +277,7 @@ def read_raw(path: str | Path) -> RawImage:
             white_level=float(raw.white_level),
             camera_wb=_wb(raw.camera_whitebalance),
             daylight_wb=_wb(raw.daylight_whitebalance),
-            rgb_cam=_rgb_cam(raw),
+            rgb_cam=rgb_cam,
             orientation=LIBRAW_FLIP_TO_EXIF.get(int(s.flip), 1),
             exif=exif,
             noise_profile=noise,
@@ -255,9 +285,13 @@ def read_raw(path: str | Path) -> RawImage:
         )
         img = RawImage(data=data, colors=rgb_colors, meta=meta)
         img.black_map = black_map  # type: ignore[attr-defined]
-        return img
     finally:
         raw.close()
+    if img.meta.rgb_cam is None and cfa.kind in ("bayer", "xtrans"):
+        probed = _rgb_cam_probe(path)
+        if probed is not None:
+            img.meta = replace(img.meta, rgb_cam=probed)
+    return img
 
 
 def render_libraw(
