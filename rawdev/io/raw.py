@@ -50,18 +50,57 @@ def _check_path(path: Path) -> None:
         raise CorruptFileError("empty file (0 bytes)", path)
 
 
+class _CaptureNativeStderr:
+    """Redirect file descriptor 2 while LibRaw runs: it prints its own complaints ("Unexpected end of
+    file") straight to stderr, which would break rawdev's one-line errors. The text is kept for ours."""
+
+    def __enter__(self):
+        import sys
+        import tempfile
+
+        try:
+            sys.stderr.flush()
+            self._saved = os.dup(2)
+            self._tmp = tempfile.TemporaryFile()
+            os.dup2(self._tmp.fileno(), 2)
+        except (OSError, ValueError):  # no real fd 2 (embedded use): capture nothing
+            self._saved = None
+        self.text = ""
+        return self
+
+    def __exit__(self, *exc):
+        if self._saved is None:
+            return False
+        os.dup2(self._saved, 2)
+        os.close(self._saved)
+        self._tmp.seek(0)
+        self.text = " ".join(self._tmp.read().decode("utf-8", "replace").split())[:200]
+        self._tmp.close()
+        return False
+
+
 def open_rawpy(path: str | Path):
     """Open ``path`` with rawpy and unpack it; LibRaw errors become rawdev errors naming the file."""
+    with _CaptureNativeStderr() as cap:
+        try:
+            return _open_rawpy(Path(path))
+        except (CorruptFileError, UnsupportedFileError) as e:
+            if cap.text and cap.text.lower() not in e.reason.lower():
+                e.reason = f"{e.reason}: {cap.text.rstrip('.').lower()}"
+                e.args = (e.one_line(),)
+            raise
+
+
+def _open_rawpy(path: Path):
     import rawpy
 
-    path = Path(path)
     _check_path(path)
     try:
         raw = rawpy.imread(str(path))
     except rawpy.LibRawFileUnsupportedError:
         raise UnsupportedFileError("not a RAW format LibRaw can read (unsupported or not a RAW file)", path) from None
     except (rawpy.LibRawIOError, rawpy.LibRawDataError) as e:
-        raise CorruptFileError(f"truncated or damaged RAW data ({type(e).__name__}: {e})", path) from None
+        raise CorruptFileError("truncated or damaged RAW data", path) from None
     except (rawpy.LibRawTooBigError, rawpy.LibRawUnsufficientMemoryError, MemoryError) as e:
         raise CorruptFileError(f"image too large to decode ({type(e).__name__})", path) from None
     except rawpy.LibRawError as e:
@@ -76,7 +115,7 @@ def open_rawpy(path: str | Path):
         raw.raw_image  # noqa: B018 - forces unpack, where truncation shows up
     except (rawpy.LibRawIOError, rawpy.LibRawDataError) as e:
         raw.close()
-        raise CorruptFileError(f"truncated or damaged RAW data ({type(e).__name__})", path) from None
+        raise CorruptFileError("truncated or damaged RAW data", path) from None
     except (rawpy.LibRawTooBigError, rawpy.LibRawUnsufficientMemoryError, MemoryError):
         raw.close()
         raise CorruptFileError("image too large to decode", path) from None
@@ -324,7 +363,8 @@ def render_libraw(
         if wb is not None:
             kw["user_wb"] = [float(x) for x in wb]
         try:
-            rgb = raw.postprocess(**kw)
+            with _CaptureNativeStderr():
+                rgb = raw.postprocess(**kw)
         except rawpy.LibRawError as e:
             raise CorruptFileError(f"LibRaw cannot render it ({type(e).__name__}: {e})", path) from None
     finally:

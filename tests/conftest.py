@@ -1,0 +1,30 @@
+"""Shared fixtures. Data in ../shared (next to the repository) is optional: tests that need it skip."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared"
+
+
+def shared_path(*parts: str) -> Path:
+    """A path under ../shared, or skip the test when it is absent."""
+    p = SHARED.joinpath(*parts)
+    if not p.exists():
+        pytest.skip(f"{p} not available")
+    return p
+
+
+def srgb_to_linear(x: np.ndarray) -> np.ndarray:
+    return np.where(x <= 0.04045, x / 12.92, ((x + 0.055) / 1.055) ** 2.4)
+
+
+@pytest.fixture(scope="session")
+def demo_dng(tmp_path_factory) -> Path:
+    from rawdev.synthetic import write_demo_dng
+
+    return write_demo_dng(tmp_path_factory.mktemp("demo") / "demo.dng", 240, 160)

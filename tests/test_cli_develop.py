@@ -1,0 +1,134 @@
+"""`rawdev develop` from the command line: outputs, metadata, and bad input (one line, exit code,
+no output file)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from rawdev.synthetic import write_dng
+
+
+def rawdev(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "rawdev", *map(str, args)], capture_output=True, text=True, cwd=cwd)
+
+
+@pytest.fixture(scope="module")
+def rotated_dng(tmp_path_factory) -> Path:
+    from rawdev.synthetic import demo_scene
+
+    return write_dng(tmp_path_factory.mktemp("rot") / "rot6.dng", demo_scene(120, 80), pattern="BGGR", orientation=6)
+
+
+def test_jpeg_png_tiff_with_exif_icc_and_orientation(tmp_path, rotated_dng):
+    import rawpy
+
+    with rawpy.imread(str(rotated_dng)) as raw:
+        assert (raw.sizes.width, raw.sizes.height, raw.sizes.flip) == (80, 120, 6)
+    for ext, mode_bits in (("jpg", 8), ("png", 8), ("tif", 16)):
+        out = tmp_path / f"o.{ext}"
+        r = rawdev("develop", rotated_dng, "-o", out)
+        assert r.returncode == 0, r.stderr
+        if ext == "tif":
+            import tifffile
+
+            with tifffile.TiffFile(out) as t:
+                page = t.pages[0]
+                img = page.asarray()
+                tags = {tag.code: tag.value for tag in page.tags}
+            assert img.dtype == np.uint16 and img.shape == (80, 120, 3)
+            assert tags[274] == 1 and tags[271] == "rawdev" and 34675 in tags
+            assert tags[33434] == (1, 125) and tags[34855] == 200
+        else:
+            im = Image.open(out)
+            assert im.size == (120, 80)  # stored 80 wide x 120 high with Orientation 6 -> landscape
+            assert im.info.get("icc_profile")
+            exif = im.getexif()
+            assert exif[274] == 1 and exif[271] == "rawdev" and exif[272] == "Synthetic"
+            sub = exif.get_ifd(0x8769)
+            assert float(sub[0x829A]) == pytest.approx(1 / 125) and sub[0x8827] == 200
+    r = rawdev("develop", rotated_dng, "-o", tmp_path / "o16.png", "--bits", "16")
+    assert r.returncode == 0
+    import zlib  # 16-bit PNG: IHDR bit depth 16
+    data = (tmp_path / "o16.png").read_bytes()
+    assert data[24] == 16 and zlib.crc32(data[12:29]) & 0xFFFFFFFF == int.from_bytes(data[29:33], "big")
+
+
+def test_no_overwrite_without_flag(tmp_path, rotated_dng):
+    out = tmp_path / "x.jpg"
+    out.write_bytes(b"precious")
+    r = rawdev("develop", rotated_dng, "-o", out)
+    assert r.returncode == 1 and "exists" in r.stderr and out.read_bytes() == b"precious"
+    r = rawdev("develop", rotated_dng, "-o", out, "--overwrite")
+    assert r.returncode == 0 and out.read_bytes()[:2] == b"\xff\xd8"
+    assert not [p for p in tmp_path.iterdir() if "rawdev-tmp" in p.name]
+
+
+def _bad_inputs(tmp: Path, good: Path) -> dict[str, Path]:
+    cases = {}
+    (p := tmp / "empty.nef").write_bytes(b"")
+    cases["empty"] = p
+    data = good.read_bytes()
+    (p := tmp / "truncated.dng").write_bytes(data[: len(data) // 3])
+    cases["truncated"] = p
+    (p := tmp / "random.cr2").write_bytes(np.random.default_rng(0).bytes(100_000))
+    cases["random"] = p
+    (p := tmp / "notes.arw").write_text("this is not a raw file\n" * 100)
+    cases["text"] = p
+    cases["missing"] = tmp / "does_not_exist.dng"
+    return cases
+
+
+def test_bad_inputs_one_line_nonzero_no_output(tmp_path, rotated_dng):
+    for name, src in _bad_inputs(tmp_path, rotated_dng).items():
+        out = tmp_path / f"{name}.jpg"
+        r = rawdev("develop", src, "-o", out)
+        assert r.returncode == 1, (name, r.returncode, r.stderr)
+        lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
+        assert len(lines) == 1 and str(src) in lines[0] and "Traceback" not in r.stderr, (name, r.stderr)
+        assert not out.exists(), name
+    assert not [p for p in tmp_path.iterdir() if "rawdev-tmp" in p.name]
+
+
+@pytest.mark.skipif(hasattr(os, "geteuid") and os.geteuid() == 0, reason="root can write anywhere")
+def test_unwritable_output_folder(tmp_path, rotated_dng):
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o500)
+    r = rawdev("develop", rotated_dng, "-o", ro / "x.jpg")
+    assert r.returncode == 1 and "x.jpg" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+
+
+def test_unwritable_output_path(tmp_path, rotated_dng):
+    # A path under a regular file cannot be created, even by root.
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    out = blocker / "sub" / "x.jpg"
+    r = rawdev("develop", rotated_dng, "-o", out)
+    assert r.returncode == 1 and str(out) in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    assert "Traceback" not in r.stderr
+
+
+def test_usage_errors_exit_2(tmp_path, rotated_dng):
+    r = rawdev("develop", rotated_dng, "-o", tmp_path / "x.bmp")
+    assert r.returncode == 2 and "x.bmp" in r.stderr
+    r = rawdev("develop", rotated_dng, "-o", tmp_path / "y.jpg", "--backend", "malvr")
+    assert r.returncode == 2 and "malvar" in r.stderr  # suggests the near match
+    r = rawdev("develop", rotated_dng, "-o", tmp_path / "z.jpg", "--bits", "16")
+    assert r.returncode == 2
+
+
+def test_demo_command(tmp_path):
+    r = rawdev("demo", "--out-dir", tmp_path)
+    assert r.returncode == 0, r.stderr
+    im = Image.open(tmp_path / "rawdev-demo.jpg")
+    assert im.size == (1200, 800)
+    # The demo's 18 % grey patch row (sRGB 122 in the chart) comes out neutral.
+    a = np.asarray(im).astype(float)
+    assert np.abs(a[..., 0].mean() - a[..., 1].mean()) < 20
