@@ -25,7 +25,7 @@ from .stages.colour import apply_matrix
 from .stages.highlights import blend_highlights, check_mode
 from .stages.normalise import normalise
 from .stages.orientation import apply_orientation
-from .stages.tone import auto_bright_gain, exposure, quantise, srgb_decode, srgb_encode
+from .stages.tone import auto_bright_gain, quantise, srgb_decode, srgb_encode
 from .stages.white_balance import WhiteBalance, apply_gains_mosaic, choose_gains, grey_world_gains
 from .types import RawImage
 
@@ -158,16 +158,16 @@ def _develop_cfa(raw: RawImage, cfg: PipelineConfig, spec, wb: WhiteBalance, not
     H, W = raw.data.shape
     bits = cfg.output_bits
     out = np.empty((H, W, 3), dtype={8: np.uint8, 16: np.uint16, None: np.float32}[bits])
-    colors = torch.from_numpy(raw.colors)
     margin = spec.margin + (spec.margin % 2)
     band = max(cfg.band_rows, 8 * margin) if spec.tile_exact else H
     srgb_in = spec.input_domain == "mosaic_srgb_wb"
+    # Exposure is folded into the colour matrix: one pass instead of two.
+    m_out = (np.eye(3) if matrix is None else np.asarray(matrix)) * 2.0**ev
     with torch.inference_mode():
         for y0 in range(0, H, band):
             y1 = min(H, y0 + band)
             a, b = max(0, y0 - margin), min(H, y1 + margin)
-            m = normalise(raw.data[a:b], raw.black_map[a:b], meta.white_level)  # type: ignore[attr-defined]
-            apply_gains_mosaic(m, colors[a:b], gains)
+            m = _linear_wb_band(raw, a, b, gains)
             if cfg.highlights == "clip" or srgb_in:
                 m.clamp_(max=1.0)
             if srgb_in:
@@ -180,18 +180,40 @@ def _develop_cfa(raw: RawImage, cfg: PipelineConfig, spec, wb: WhiteBalance, not
                 rgb.clamp_(max=1.0)
             elif cfg.highlights == "blend":
                 rgb = blend_highlights(rgb, 1.0)
-            rgb = apply_matrix(rgb, matrix)
-            exposure(rgb, ev)
-            out[y0:y1] = _encode(rgb, bits, cfg.curve)
+            out[y0:y1] = _encode(rgb, m_out, bits, cfg.curve)
     return out, sigma
 
 
-def _encode(rgb: torch.Tensor, bits: int | None, curve: str) -> np.ndarray:
-    """``(3, h, W)`` linear -> ``(h, W, 3)`` output codes or display-encoded floats."""
-    hwc = rgb.permute(1, 2, 0)
+def _linear_wb_band(raw: RawImage, a: int, b: int, gains) -> torch.Tensor:
+    """Rows ``a:b`` of the mosaic, black-subtracted, scaled to the clip point and white-balanced.
+
+    ``(counts - black_c) * gain_c / (white - black_c)`` in one multiply-add per sample: per CFA cell
+    position for Bayer sensors, per pixel through the colour map otherwise.
+    """
+    meta = raw.meta
+    counts = torch.from_numpy(raw.data[a:b].astype(np.float32))
+    if meta.cfa.kind == "bayer":
+        for dy in (0, 1):
+            for dx in (0, 1):
+                y, x = (a + dy) % 2, dx
+                if y >= raw.colors.shape[0] or x >= raw.colors.shape[1]:
+                    continue
+                black = float(raw.black_map[a + dy, x]) if a + dy < raw.data.shape[0] else 0.0  # type: ignore[attr-defined]
+                scale = gains[int(raw.colors[y, x])] / max(meta.white_level - black, 1.0)
+                counts[dy::2, dx::2].sub_(black).mul_(scale)
+        return counts
+    m = normalise(counts, raw.black_map[a:b], meta.white_level)  # type: ignore[attr-defined]
+    return apply_gains_mosaic(m, torch.from_numpy(raw.colors[a:b]), gains)
+
+
+def _encode(rgb: torch.Tensor, matrix: np.ndarray, bits: int | None, curve: str) -> np.ndarray:
+    """``(3, h, W)`` white-balanced camera RGB -> ``(h, W, 3)`` output codes (or display-encoded
+    floats): the colour matrix and the change of layout in one matrix product, then the curve."""
+    m = torch.as_tensor(matrix, dtype=rgb.dtype)
+    hwc = torch.matmul(rgb.permute(1, 2, 0), m.T)
     if bits is None:
-        return (srgb_encode(hwc) if curve == "srgb" else hwc.clamp(0, 1)).numpy()
-    return quantise(hwc.contiguous(), bits, curve).numpy()
+        return (srgb_encode(hwc) if curve == "srgb" else hwc.clamp_(0, 1)).numpy()
+    return quantise(hwc, bits, curve).numpy()
 
 
 def _develop_libraw(raw: RawImage, cfg: PipelineConfig, wb: WhiteBalance, notices: list[str]) -> np.ndarray:
@@ -208,9 +230,7 @@ def _develop_libraw(raw: RawImage, cfg: PipelineConfig, wb: WhiteBalance, notice
     out = np.empty((H, W, 3), dtype={8: np.uint8, 16: np.uint16, None: np.float32}[cfg.output_bits])
     for y0 in range(0, H, cfg.band_rows):
         y1 = min(H, y0 + cfg.band_rows)
-        band = rgb[:, y0:y1].clone()
-        exposure(band, ev)
-        out[y0:y1] = _encode(band, cfg.output_bits, cfg.curve)
+        out[y0:y1] = _encode(rgb[:, y0:y1], np.eye(3) * 2.0**ev, cfg.output_bits, cfg.curve)
     return out
 
 

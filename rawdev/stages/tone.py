@@ -46,30 +46,30 @@ def auto_bright_gain(linear_rgb: torch.Tensor, percentile: float = 0.99) -> floa
     return float(min(max(1.0 / q, 1.0), 16.0))
 
 
-def _encode_lut(bits: int, size: int = 1 << 16) -> torch.Tensor:
-    x = torch.linspace(0.0, 1.0, size, dtype=torch.float64)
-    return torch.round(srgb_encode(x) * ((1 << bits) - 1)).to(torch.int32)
+_LUTS: dict[int, tuple[torch.Tensor, int]] = {}
 
 
-_LUTS: dict[tuple[int, int], torch.Tensor] = {}
+def _encode_lut(bits: int) -> tuple[torch.Tensor, int]:
+    """sRGB encoding table indexed by the linear value: 16-bit index for 8-bit output (the curve's
+    steepest slope, 12.92, moves an 8-bit code by 0.05 per index step), 20-bit for 16-bit output."""
+    if bits not in _LUTS:
+        size = 1 << (16 if bits == 8 else 20)
+        x = torch.linspace(0.0, 1.0, size, dtype=torch.float64)
+        codes = torch.round(srgb_encode(x) * ((1 << bits) - 1))
+        _LUTS[bits] = (codes.to(torch.uint8 if bits == 8 else torch.uint16), size)
+    return _LUTS[bits]
 
 
 def quantise(linear: torch.Tensor, bits: int, curve: str = "srgb") -> torch.Tensor:
-    """Linear values -> integer codes (uint8 for 8 bits, int32 holding 16-bit codes), clipping to [0, 1].
+    """Linear values -> integer codes (uint8 or uint16), clipping to [0, 1]. Overwrites ``linear``.
 
-    With ``curve="srgb"`` the encoding goes through a lookup table indexed by the linear value at
-    20-bit precision: the exact curve, far cheaper than a power per sample on 24 megapixels, and
-    rounding (never truncating) to the output depth. ``curve="linear"`` rounds linear values.
+    With ``curve="srgb"`` the encoding is a table lookup indexed by the linear value (see
+    :func:`_encode_lut`): the exact curve, rounded (never truncated) to the output depth, at a
+    fraction of the cost of a power per sample. ``curve="linear"`` rounds linear values.
     """
-    scale = (1 << bits) - 1
+    dtype = torch.uint8 if bits == 8 else torch.uint16
     if curve == "linear":
-        out = linear.clamp(0.0, 1.0).mul(scale).round_()
-    else:
-        size = 1 << 20
-        key = (bits, size)
-        if key not in _LUTS:
-            _LUTS[key] = _encode_lut(bits, size)
-        lut = _LUTS[key]
-        idx = linear.clamp(0.0, 1.0).mul_(size - 1).round_().to(torch.int32)
-        out = lut[idx]
-    return out.to(torch.uint8) if bits == 8 else out.to(torch.int32)
+        return linear.clamp_(0.0, 1.0).mul_((1 << bits) - 1).add_(0.5).to(torch.int32).to(dtype)
+    lut, size = _encode_lut(bits)
+    idx = linear.clamp_(0.0, 1.0).mul_(size - 1).add_(0.5).to(torch.int32)
+    return lut[idx]
