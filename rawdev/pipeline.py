@@ -25,7 +25,7 @@ from .stages.colour import apply_matrix
 from .stages.highlights import blend_highlights, check_mode
 from .stages.normalise import normalise
 from .stages.orientation import apply_orientation
-from .stages.tone import auto_bright_gain, quantise, srgb_decode, srgb_encode
+from .stages.tone import auto_bright_gain, quantise, quantise_scale, srgb_decode, srgb_encode
 from .stages.white_balance import WhiteBalance, apply_gains_mosaic, choose_gains, grey_world_gains
 from .types import RawImage
 
@@ -193,14 +193,14 @@ def _linear_wb_band(raw: RawImage, a: int, b: int, gains) -> torch.Tensor:
     meta = raw.meta
     counts = torch.from_numpy(raw.data[a:b].astype(np.float32))
     if meta.cfa.kind == "bayer":
-        for dy in (0, 1):
-            for dx in (0, 1):
-                y, x = (a + dy) % 2, dx
-                if y >= raw.colors.shape[0] or x >= raw.colors.shape[1]:
-                    continue
-                black = float(raw.black_map[a + dy, x]) if a + dy < raw.data.shape[0] else 0.0  # type: ignore[attr-defined]
-                scale = gains[int(raw.colors[y, x])] / max(meta.white_level - black, 1.0)
-                counts[dy::2, dx::2].sub_(black).mul_(scale)
+        w = counts.shape[1]
+        for dy in range(min(2, b - a)):
+            # Row-parity views keep the inner dimension contiguous; the per-column pattern of
+            # scale and offset alternates with the column parity.
+            black = torch.from_numpy(raw.black_map[a + dy].astype(np.float32))  # type: ignore[attr-defined]
+            gain = torch.tensor(gains, dtype=torch.float32)[torch.from_numpy(raw.colors[a + dy].astype(np.int64))]
+            scale = gain / torch.clamp(meta.white_level - black, min=1.0)
+            counts[dy::2].mul_(scale).sub_(black * scale)
         return counts
     m = normalise(counts, raw.black_map[a:b], meta.white_level)  # type: ignore[attr-defined]
     return apply_gains_mosaic(m, torch.from_numpy(raw.colors[a:b]), gains)
@@ -209,7 +209,8 @@ def _linear_wb_band(raw: RawImage, a: int, b: int, gains) -> torch.Tensor:
 def _encode(rgb: torch.Tensor, matrix: np.ndarray, bits: int | None, curve: str) -> np.ndarray:
     """``(3, h, W)`` white-balanced camera RGB -> ``(h, W, 3)`` output codes (or display-encoded
     floats): the colour matrix and the change of layout in one matrix product, then the curve."""
-    m = torch.as_tensor(matrix, dtype=rgb.dtype)
+    scale = 1.0 if bits is None else quantise_scale(bits, curve)
+    m = torch.as_tensor(np.asarray(matrix) * scale, dtype=rgb.dtype)
     hwc = torch.matmul(rgb.permute(1, 2, 0), m.T)
     if bits is None:
         return (srgb_encode(hwc) if curve == "srgb" else hwc.clamp_(0, 1)).numpy()

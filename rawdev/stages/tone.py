@@ -49,27 +49,37 @@ def auto_bright_gain(linear_rgb: torch.Tensor, percentile: float = 0.99) -> floa
 _LUTS: dict[int, tuple[torch.Tensor, int]] = {}
 
 
-def _encode_lut(bits: int) -> tuple[torch.Tensor, int]:
-    """sRGB encoding table indexed by the linear value: 16-bit index for 8-bit output (the curve's
-    steepest slope, 12.92, moves an 8-bit code by 0.05 per index step), 20-bit for 16-bit output."""
+def encode_lut(bits: int) -> tuple[torch.Tensor, int]:
+    """sRGB encoding table and its size ``n``: entry ``i`` is the code for linear values in
+    ``[i, i + 1) / (n - 1)``, so a truncating cast of ``x (n - 1)`` indexes it and the result is the
+    rounded code of the interval's centre. 16-bit index for 8-bit output (the curve's steepest slope,
+    12.92, moves an 8-bit code by 0.05 per step), 20-bit for 16-bit output."""
     if bits not in _LUTS:
         size = 1 << (16 if bits == 8 else 20)
-        x = torch.linspace(0.0, 1.0, size, dtype=torch.float64)
+        x = (torch.arange(size, dtype=torch.float64) + 0.5) / (size - 1)
         codes = torch.round(srgb_encode(x) * ((1 << bits) - 1))
+        codes[0] = 0
         _LUTS[bits] = (codes.to(torch.uint8 if bits == 8 else torch.uint16), size)
     return _LUTS[bits]
 
 
-def quantise(linear: torch.Tensor, bits: int, curve: str = "srgb") -> torch.Tensor:
-    """Linear values -> integer codes (uint8 or uint16), clipping to [0, 1]. Overwrites ``linear``.
+def quantise(scaled: torch.Tensor, bits: int, curve: str = "srgb") -> torch.Tensor:
+    """Integer codes (uint8 or uint16) from linear values already multiplied by ``n - 1``, where ``n``
+    is :func:`encode_lut`'s size for ``curve="srgb"`` and ``2**bits`` for ``curve="linear"``.
+    Clips, and overwrites ``scaled``.
 
-    With ``curve="srgb"`` the encoding is a table lookup indexed by the linear value (see
-    :func:`_encode_lut`): the exact curve, rounded (never truncated) to the output depth, at a
-    fraction of the cost of a power per sample. ``curve="linear"`` rounds linear values.
+    The scale is left to the caller so it can be folded into the colour matrix: with the clip, a
+    truncating cast and one table lookup, encoding costs three passes over the data.
     """
     dtype = torch.uint8 if bits == 8 else torch.uint16
     if curve == "linear":
-        return linear.clamp_(0.0, 1.0).mul_((1 << bits) - 1).add_(0.5).to(torch.int32).to(dtype)
-    lut, size = _encode_lut(bits)
-    idx = linear.clamp_(0.0, 1.0).mul_(size - 1).add_(0.5).to(torch.int32)
-    return lut[idx]
+        top = (1 << bits) - 1
+        return scaled.clamp_(0.0, top).add_(0.5).to(torch.int32).to(dtype)
+    lut, size = encode_lut(bits)
+    idx = scaled.clamp_(0.0, size - 1).to(torch.int32)
+    return lut.index_select(0, idx.reshape(-1)).reshape(idx.shape)
+
+
+def quantise_scale(bits: int, curve: str = "srgb") -> float:
+    """The factor :func:`quantise` expects its input to be multiplied by."""
+    return float((1 << bits) - 1) if curve == "linear" else float(encode_lut(bits)[1] - 1)
