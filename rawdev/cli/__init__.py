@@ -64,21 +64,26 @@ def _demo(out_dir: Path, backend: str) -> None:
     print(f"wrote {dng} (synthetic 14-bit RGGB DNG) and developed it with {res.backend} -> {jpg} ({w}x{h})")
 
 
+_DOMAIN_LABELS = {
+    "mosaic_linear_wb": "linear mosaic",
+    "mosaic_srgb_wb": "sRGB-encoded mosaic",
+    "linear_camera_wb": "linear camera RGB",
+    "srgb_display": "display sRGB",
+}
+
+
 @app.command("backends")
 def backends_command(
     pattern: Annotated[str, typer.Argument(help="Shell wildcard on names.")] = "*",
 ) -> None:
-    """List the back-ends: name, kind, what they consume and produce, weights."""
-    from rich.console import Console
-    from rich.table import Table
-
+    """List the back-ends: name, kind, sensors, what they consume and produce, weights."""
     from ..backends.registry import list_backends
 
-    t = Table("name", "kind", "consumes -> produces", "sensors", "weights", "description")
     for s in list_backends(pattern):
-        weights = ", ".join(s.weights) if s.weights else "-"
-        t.add_row(s.name, s.kind, f"{s.input_domain} -> {s.output_domain}", ",".join(sorted(s.cfa_types)), weights, s.description)
-    Console().print(t)
+        io = f"{_DOMAIN_LABELS.get(s.input_domain, s.input_domain)} -> {_DOMAIN_LABELS.get(s.output_domain, s.output_domain)}"
+        weights = f"; weights: {', '.join(s.weights)}" if s.weights else ""
+        print(f"{s.name:<10} {s.kind:<9} {'/'.join(sorted(s.cfa_types)):<12} {io}{weights}")
+        print(f"{'':<10} {s.description}")
 
 
 def _mount_optional(module: str, name: str) -> None:

@@ -85,16 +85,17 @@ def develop_command(
     device: Annotated[Device, typer.Option("--device", help="Where learned back-ends run.")] = Device.auto,
     tile: Annotated[int, typer.Option("--tile", min=32, help="Tile size for learned back-ends (memory vs. speed).")] = 512,
     noise: Annotated[Optional[float], typer.Option("--noise", help="Noise level for noise-aware back-ends (sigma in their input domain); default from the file.")] = None,
+    preview: Annotated[bool, typer.Option("--preview", help="Write the camera's embedded JPEG preview instead of developing (fast; orientation applied). dcraw -e.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", help="No notices.")] = False,
 ) -> None:
     """Develop RAW files to sRGB images, with EXIF, an sRGB ICC profile, and orientation applied."""
     _develop(inputs, output, fmt, bits, quality, backend, wb, highlights, exposure, auto_bright, curve,
-             no_orient, overwrite, device, tile, noise, quiet)
+             no_orient, overwrite, device, tile, noise, preview, quiet)
 
 
 @handle_errors
 def _develop(inputs, output, fmt, bits, quality, backend, wb, highlights, exposure, auto_bright, curve,
-             no_orient, overwrite, device, tile, noise, quiet):
+             no_orient, overwrite, device, tile, noise, preview, quiet):
     from ..pipeline import PipelineConfig
 
     if len(inputs) > 1 and output is not None and not output.is_dir() and not str(output).endswith("/"):
@@ -104,6 +105,21 @@ def _develop(inputs, output, fmt, bits, quality, backend, wb, highlights, exposu
     failed = 0
     for src in inputs:
         dst = output_path_for(src, output, fmt.value)
+        if preview:
+            from ..io.preview import write_preview
+
+            try:
+                write_preview(src, dst, quality=quality, overwrite=overwrite)
+                if not quiet:
+                    print(f"{src} -> {dst} (embedded preview)")
+            except UsageError:
+                raise
+            except Exception as e:  # noqa: BLE001
+                if len(inputs) == 1:
+                    raise
+                failed += 1
+                _report(src, e)
+            continue
         from ..io.write import format_for
 
         kind = format_for(dst)
@@ -125,10 +141,16 @@ def _develop(inputs, output, fmt, bits, quality, backend, wb, highlights, exposu
         except UsageError:
             raise
         except Exception as e:  # noqa: BLE001 - keep going; report each file
-            from ..errors import RawdevError
-
             failed += 1
-            msg = e.one_line() if isinstance(e, RawdevError) else f"{src}: {type(e).__name__}: {e}"
-            print(f"rawdev: error: {msg}", file=__import__("sys").stderr)
+            _report(src, e)
     if failed:
         raise typer.Exit(1)
+
+
+def _report(src: Path, e: Exception) -> None:
+    import sys
+
+    from ..errors import RawdevError
+
+    msg = e.one_line() if isinstance(e, RawdevError) else f"{src}: {type(e).__name__}: {e}"
+    print(f"rawdev: error: {msg}", file=sys.stderr)
