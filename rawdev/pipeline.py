@@ -19,7 +19,7 @@ import torch
 
 from .backends import registry
 from .cfa import pattern_after_crop
-from .errors import BackendError, UsageError
+from .errors import BackendError
 from .io.raw import read_raw, render_libraw
 from .stages.colour import apply_matrix
 from .stages.highlights import blend_highlights, check_mode
@@ -27,6 +27,7 @@ from .stages.normalise import normalise
 from .stages.orientation import apply_orientation
 from .stages.tone import auto_bright_gain, quantise, quantise_scale, srgb_decode, srgb_encode
 from .stages.white_balance import WhiteBalance, apply_gains_mosaic, choose_gains, grey_world_gains
+from .tiling import resolve_device
 from .types import RawImage
 
 __all__ = ["PipelineConfig", "DevelopResult", "develop_raw", "develop"]
@@ -48,7 +49,7 @@ class PipelineConfig:
     apply_orientation: bool = True
     output_bits: int | None = 8  # 8 -> uint8, 16 -> uint16, None -> float32 in [0, 1]
     device: str = "auto"
-    tile: int = 512
+    tile: int | None = None  # learned back-ends: tile side in pixels; None = the back-end default
     noise: float | None = None  # noise sigma for noise-aware back-ends, in their input domain
     band_rows: int = 256
 
@@ -64,16 +65,6 @@ class DevelopResult:
     orientation: int  # the EXIF orientation that was applied to the pixels (1 = none)
     notices: list[str] = field(default_factory=list)
     noise_sigma: float | None = None
-
-
-def _resolve_device(device: str) -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device == "cuda" and not torch.cuda.is_available():
-        raise BackendError("--device cuda asked for, but CUDA is not available on this machine")
-    if device not in ("cpu", "cuda"):
-        raise UsageError(f"unknown device {device!r}; use auto, cpu or cuda")
-    return torch.device(device)
 
 
 def _wb_for(raw: RawImage, mode) -> WhiteBalance:
@@ -142,7 +133,7 @@ def _noise_sigma(raw: RawImage, cfg: PipelineConfig, spec, gains) -> float | Non
 
 def _develop_cfa(raw: RawImage, cfg: PipelineConfig, spec, wb: WhiteBalance, notices: list[str]) -> tuple[np.ndarray, float | None]:
     meta = raw.meta
-    device = _resolve_device(cfg.device) if spec.kind == "learned" else torch.device("cpu")
+    device = resolve_device(cfg.device) if spec.kind == "learned" else torch.device("cpu")
     runner = spec.build(device=str(device), tile=cfg.tile)
     gains = wb.gains
     matrix = meta.rgb_cam

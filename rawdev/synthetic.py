@@ -139,12 +139,12 @@ def demo_scene(width: int = 1200, height: int = 800) -> np.ndarray:
     zp = 0.25 + 0.2 * np.cos(np.pi * r2 * rad * 0.5)
     inside = r2 < 1
     img[inside] = zp[inside][:, None]
-    # fine gratings (1, 2, 3 px periods) bottom-middle
+    # vertical line gratings, lines 1, 2 and 3 px wide (1 px is the sensor's Nyquist limit)
     gx0, gy0 = int(width * 0.42), int(height * 0.66)
-    for j, period in enumerate((2, 3, 4)):
+    for j, line in enumerate((1, 2, 3)):
         band = slice(gy0 + j * (height // 12), gy0 + (j + 1) * (height // 12) - 4)
         cols = np.arange(gx0, gx0 + width // 6)
-        img[band, cols] = (0.05 + 0.5 * ((cols // (period // 2 if period > 2 else 1)) % 2))[None, :, None]
+        img[band, cols] = (0.05 + 0.5 * ((cols // line) % 2))[None, :, None]
     # highlight disc at 3x white (clips) bottom-right
     d = ((x - width * 0.8) ** 2 + (y - height * 0.78) ** 2) < (min(width, height) * 0.1) ** 2
     img[d] = (3.0, 2.6, 2.2)

@@ -83,7 +83,7 @@ def develop_command(
     no_orient: Annotated[bool, typer.Option("--no-orient", help="Keep the sensor orientation (do not rotate pixels).")] = False,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace existing outputs.")] = False,
     device: Annotated[Device, typer.Option("--device", help="Where learned back-ends run.")] = Device.auto,
-    tile: Annotated[int, typer.Option("--tile", min=32, help="Tile size for learned back-ends (memory vs. speed).")] = 512,
+    tile: Annotated[Optional[int], typer.Option("--tile", min=32, help="Tile size for learned back-ends (memory vs. speed); default per back-end and device.")] = None,
     noise: Annotated[Optional[float], typer.Option("--noise", help="Noise level for noise-aware back-ends (sigma in their input domain); default from the file.")] = None,
     preview: Annotated[bool, typer.Option("--preview", help="Write the camera's embedded JPEG preview instead of developing (fast; orientation applied). dcraw -e.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", help="No notices.")] = False,
