@@ -1,0 +1,152 @@
+"""Embedded previews: the JPEG (or small bitmap) a camera stores inside its RAW file.
+
+Extracting it (LibRaw's ``extract_thumb`` through rawpy) takes milliseconds and needs no decoding of
+the sensor data, which makes it the fast path for contact sheets and culling. The preview is stored
+in sensor orientation, like the RAW data; :func:`preview_image` and :func:`write_preview` apply the
+RAW file's orientation to its pixels. A JPEG that needs no rotation is copied byte for byte.
+
+This module imports rawpy only for its exception classes and ``extract_thumb``; opening files and
+mapping LibRaw's errors follows :mod:`rawdev.io.raw`.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+
+from ..errors import CorruptFileError, InputError, OutputError, UnsupportedFileError
+from .raw import LIBRAW_FLIP_TO_EXIF, _CaptureNativeStderr, _check_path
+from .write import atomic_output, format_for, write_image
+
+__all__ = ["Preview", "read_preview", "preview_image", "write_preview"]
+
+
+@dataclass(frozen=True)
+class Preview:
+    """An embedded preview as stored: JPEG bytes or an RGB bitmap, and the RAW's EXIF orientation."""
+
+    kind: Literal["jpeg", "bitmap"]
+    width: int  # as stored (sensor orientation)
+    height: int
+    orientation: int
+    jpeg: bytes | None = None
+    bitmap: np.ndarray | None = None  # (H, W, 3) uint8
+
+    @property
+    def nbytes(self) -> int:
+        return len(self.jpeg) if self.jpeg is not None else int(self.bitmap.nbytes if self.bitmap is not None else 0)
+
+
+def _jpeg_size(data: bytes) -> tuple[int, int]:
+    from PIL import Image
+
+    with Image.open(io.BytesIO(data)) as im:
+        return im.size
+
+
+def read_preview(path: str | Path) -> Preview:
+    """The embedded preview of ``path`` (see :func:`_read_preview`); LibRaw's own complaints on stderr are
+    captured, so that errors stay one line."""
+    with _CaptureNativeStderr():
+        return _read_preview(Path(path))
+
+
+def _read_preview(path: Path) -> Preview:
+    """The embedded preview of ``path``.
+
+    Raises:
+        InputError: the file is missing, a folder, unreadable or empty.
+        UnsupportedFileError: not a RAW LibRaw reads, or it holds no preview rawpy can extract.
+        CorruptFileError: the preview is damaged.
+    """
+    import rawpy
+
+    path = Path(path)
+    _check_path(path)
+    try:
+        raw = rawpy.imread(str(path))
+    except rawpy.LibRawFileUnsupportedError:
+        raise UnsupportedFileError("not a RAW format LibRaw can read (unsupported or not a RAW file)", path) from None
+    except (rawpy.LibRawTooBigError, rawpy.LibRawUnsufficientMemoryError, MemoryError) as e:
+        raise CorruptFileError(f"image too large to decode ({type(e).__name__})", path) from None
+    except rawpy.LibRawError as e:
+        raise CorruptFileError(f"LibRaw cannot read it ({type(e).__name__}: {e})", path) from None
+    except OSError as e:
+        raise InputError(f"cannot read: {e.strerror or e}", path) from None
+    try:
+        orientation = LIBRAW_FLIP_TO_EXIF.get(int(raw.sizes.flip), 1)
+        try:
+            thumb = raw.extract_thumb()
+        except rawpy.LibRawNoThumbnailError:
+            raise UnsupportedFileError("the file holds no embedded preview; develop it instead", path) from None
+        except rawpy.LibRawUnsupportedThumbnailError:
+            raise UnsupportedFileError("the embedded preview is in a format rawpy cannot extract", path) from None
+        except rawpy.LibRawError as e:
+            raise CorruptFileError(f"the embedded preview is damaged ({type(e).__name__}: {e})", path) from None
+    finally:
+        raw.close()
+    if thumb.format == rawpy.ThumbFormat.JPEG:
+        data = bytes(thumb.data)
+        try:
+            w, h = _jpeg_size(data)
+        except Exception as e:  # noqa: BLE001 - Pillow raises several kinds for a bad JPEG
+            raise CorruptFileError(f"the embedded JPEG preview is damaged ({type(e).__name__})", path) from None
+        return Preview("jpeg", w, h, orientation, jpeg=data)
+    bmp = np.asarray(thumb.data)
+    if bmp.ndim == 2:
+        bmp = np.repeat(bmp[..., None], 3, axis=2)
+    if bmp.dtype != np.uint8:
+        bmp = (bmp.astype(np.float64) * 255.0 / max(1, np.iinfo(bmp.dtype).max)).round().astype(np.uint8)
+    bmp = np.ascontiguousarray(bmp[..., :3])
+    return Preview("bitmap", int(bmp.shape[1]), int(bmp.shape[0]), orientation, bitmap=bmp)
+
+
+def _pixels(p: Preview, path: Path) -> np.ndarray:
+    if p.bitmap is not None:
+        return p.bitmap
+    from PIL import Image
+
+    try:
+        with Image.open(io.BytesIO(p.jpeg or b"")) as im:
+            return np.asarray(im.convert("RGB"))
+    except Exception as e:  # noqa: BLE001
+        raise CorruptFileError(f"the embedded JPEG preview is damaged ({type(e).__name__}: {e})", path) from None
+
+
+def preview_image(path: str | Path) -> np.ndarray:
+    """The embedded preview as ``(H, W, 3)`` uint8 sRGB, in display orientation."""
+    from ..stages.orientation import apply_orientation
+
+    path = Path(path)
+    p = read_preview(path)
+    return apply_orientation(_pixels(p, path), p.orientation)
+
+
+def write_preview(src: str | Path, dst: str | Path, *, quality: int = 92, overwrite: bool = False) -> tuple[int, int]:
+    """Write the embedded preview of ``src`` to ``dst`` (JPEG, PNG or TIFF by extension), atomically,
+    with orientation applied. Returns the written ``(width, height)``.
+
+    A JPEG preview that needs no rotation and goes to a ``.jpg`` is copied unchanged (no re-encoding).
+    """
+    from ..stages.orientation import apply_orientation
+
+    src, dst = Path(src), Path(dst)
+    if src.exists() and dst.resolve() == src.resolve():
+        raise OutputError("output path is the input file; refusing to overwrite a RAW", dst)
+    fmt = format_for(dst)
+    if dst.exists() and not overwrite:
+        from ..errors import OutputExistsError
+
+        raise OutputExistsError("output exists (use --overwrite to replace it)", dst)
+    p = read_preview(src)
+    if p.kind == "jpeg" and fmt == "jpeg" and p.orientation == 1:
+        with atomic_output(dst, overwrite) as tmp:
+            tmp.write_bytes(p.jpeg or b"")
+        return p.width, p.height
+    img = apply_orientation(_pixels(p, src), p.orientation)
+    write_image(dst, img, quality=quality, overwrite=overwrite)
+    return int(img.shape[1]), int(img.shape[0])
