@@ -1,0 +1,288 @@
+"""Registrations of the learned back-ends: ``jdd`` and ``jdd-noise`` (Gharbi2016 demosaicnet).
+
+Runner contract (as for every back-end)::
+
+    run = get("jdd").build(device="auto", dtype=None, tile=None)
+    rgb = run(mosaic, pattern, noise=None)
+
+* ``mosaic``: (N, 1, H, W) float, white-balanced, clipped to [0, 1] and **sRGB-encoded**
+  (``input_domain="mosaic_srgb_wb"``: the network was trained on 8-bit sRGB photos, see
+  learned_backends.md 1.3). Any H, W >= 2 (>= 6 for X-Trans), odd sizes included.
+* ``pattern``: for Bayer sensors a pattern string ("RGGB", "BGGR", "GRBG", "GBRG") or a (2, 2) numpy
+  cell of colour indices; for X-Trans sensors a (6, 6) numpy cell of colour indices (0=R, 1=G, 2=B)
+  of the passed array, ``cell[y % 6, x % 6]`` being the colour of pixel (y, x).
+* ``noise``: ignored by ``jdd``; for ``jdd-noise`` a scalar or (N,) tensor with the standard
+  deviation of the noise in the same sRGB-encoded [0, 1] domain as the input (Gharbi2016 Sec. 4).
+* Returns (N, 3, H, W), aligned with the input, in the input's dtype and on its device, in the
+  input's encoding (sRGB-encoded camera RGB: decode it to get linear camera RGB), **not clipped**.
+
+Every Bayer phase is handled by the reflect-and-shift recipe of learned_backends.md 1.4: each network
+window is extended by (dy, dx) so that it starts on the G of a G-R row (the network's native GRBG),
+using reflection without edge repeat, which keeps the Bayer parity. Images larger than the tile are
+run tile by tile through :func:`rawdev.tiling.run_tiled` with a 32-pixel margin; valid convolutions
+make this exact (tiled output equals whole-image output to float rounding).
+
+Weights: ``jdd`` uses the files shipped in the ``demosaicnet`` 0.0.14 wheel (MIT), located with
+:mod:`importlib.metadata` (the package is never imported) and sha256-checked. ``jdd-noise`` uses
+``weights/jdd_noise.safetensors``: exactly ``BayerDemosaicNet(noise_input=True).state_dict()``,
+written by the training command (:mod:`rawdev.train`); its sha256 must be recorded in
+:data:`JDD_NOISE_SHA256` below. Until then ``build`` raises :class:`~rawdev.errors.WeightsError`.
+
+References:
+    Gharbi2016: M. Gharbi, G. Chaurasia, S. Paris, F. Durand. "Deep Joint Demosaicking and
+    Denoising". ACM Transactions on Graphics 35(6), 191 (SIGGRAPH Asia 2016).
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+
+import numpy as np
+import torch
+
+from ..cfa import bayer_masks, check_pattern, pattern_from_cell
+from ..errors import BackendError, UsageError, WeightsError
+from ..models.gharbi2016 import BAYER_BORDER, XTRANS_BORDER, BayerDemosaicNet, XTransDemosaicNet
+from ..tiling import resolve_device, resolve_dtype, run_tiled
+from .registry import BackendSpec, WeightsSpec, register
+from .weights import load_into, resolve_path
+
+__all__ = ["JDDRunner", "JDD_BAYER", "JDD_XTRANS", "JDD_NOISE", "JDD_NOISE_SHA256", "JDD_MARGIN"]
+
+log = logging.getLogger(__name__)
+
+JDD_MARGIN = 32  # >= the 31-pixel receptive-field radius; even, so the Bayer parity is simple
+DEFAULT_TILE = {"cpu": 256, "cuda": 1024}  # output pixels per tile side (measured: docs/benchmarks_jdd.md)
+DEFAULT_BATCH = {"cpu": 1, "cuda": 4}
+
+JDD_BAYER = WeightsSpec(
+    file="pkg:demosaicnet/demosaicnet/data/bayer.pth",
+    sha256="a90f45c34b89fea3faf49060687839a7d191d302f597a302b31d1bbc021ff7d8",
+    license="MIT",
+    source="PyPI demosaicnet==0.0.14, data/bayer.pth (Gharbi et al. 2016, noise-free Bayer model)",
+)
+JDD_XTRANS = WeightsSpec(
+    file="pkg:demosaicnet/demosaicnet/data/xtrans.pth",
+    sha256="3759a13296fecebae83a36a8f0c3890d8a2f7d33e5f8149ed9b76a70f8285bc7",
+    license="MIT",
+    source="PyPI demosaicnet==0.0.14, data/xtrans.pth (Gharbi et al. 2016, X-Trans model)",
+)
+#: sha256 of weights/jdd_noise.safetensors; empty until the fine-tuned file is released.
+JDD_NOISE_SHA256 = ""
+JDD_NOISE = WeightsSpec(
+    file="jdd_noise.safetensors",
+    sha256=JDD_NOISE_SHA256,
+    license="MIT",
+    source="fine-tuned by rawdev's training command from demosaicnet 0.0.14 data/bayer.pth "
+    "(BayerDemosaicNet.from_pretrained_noise_free)",
+)
+
+
+def _as_cfa(pattern):
+    """``("bayer", pattern string)`` or ``("xtrans", (6, 6) int cell)``.
+
+    Raises:
+        UsageError: neither a Bayer pattern nor a 2x2 / 6x6 colour-index cell.
+    """
+    if isinstance(pattern, str):
+        return "bayer", check_pattern(pattern)
+    cell = np.asarray(pattern)
+    if cell.shape == (2, 2):
+        return "bayer", pattern_from_cell(cell)
+    if cell.shape == (6, 6) and np.issubdtype(cell.dtype, np.integer) and set(np.unique(cell)) <= {0, 1, 2}:
+        if len(set(np.unique(cell))) != 3:
+            raise UsageError("an X-Trans cell must contain the colours 0 (R), 1 (G) and 2 (B)")
+        return "xtrans", cell.astype(np.int64)
+    raise UsageError(
+        f"pattern must be a Bayer string, a (2, 2) or a (6, 6) integer colour-index cell; got {pattern!r}"
+    )
+
+
+class JDDRunner:
+    """The ``jdd`` / ``jdd-noise`` runner: ``run(mosaic, pattern, noise=None) -> (N, 3, H, W)``.
+
+    See the module docstring for the contract. Attributes: ``device``, ``dtype``, ``tile``,
+    ``batch``, ``uses_noise`` and the networks ``bayer_net`` / ``xtrans_net`` (the latter loaded
+    on first use).
+    """
+
+    def __init__(
+        self,
+        bayer_net: torch.nn.Module | None,
+        *,
+        device: torch.device,
+        dtype: torch.dtype,
+        tile: int,
+        batch: int,
+        uses_noise: bool,
+        xtrans_spec: WeightsSpec | None,
+    ) -> None:
+        self.device = device
+        self.dtype = dtype
+        self.tile = int(tile)
+        self.batch = int(batch)
+        self.uses_noise = uses_noise
+        self.bayer_net = None if bayer_net is None else self._prepare(bayer_net)
+        self._xtrans_spec = xtrans_spec
+        self.xtrans_net: torch.nn.Module | None = None
+        self._masks: dict[tuple[int, int], torch.Tensor] = {}
+
+    def _prepare(self, net: torch.nn.Module) -> torch.nn.Module:
+        net = net.eval().requires_grad_(False).to(device=self.device, dtype=self.dtype)
+        return net.to(memory_format=torch.channels_last)
+
+    def _xtrans(self) -> torch.nn.Module:
+        if self.xtrans_net is None:
+            if self._xtrans_spec is None:
+                raise BackendError("this back-end handles Bayer sensors only; X-Trans needs --backend jdd")
+            self.xtrans_net = self._prepare(load_into(XTransDemosaicNet(), self._xtrans_spec))
+        return self.xtrans_net
+
+    # Cores: called by run_tiled on windows with the margin; they return the interior only (valid).
+    def _bayer_core(self, windows: torch.Tensor, pattern, noise=None) -> torch.Tensor:
+        # pattern is always GRBG here (run_tiled aligns every window on native_pattern).
+        h, w = windows.shape[-2:]
+        mask = self._masks.get((h, w))
+        if mask is None:
+            mask = bayer_masks("GRBG", h, w, device=windows.device, dtype=windows.dtype)
+            self._masks = {(h, w): mask, **dict(list(self._masks.items())[:7])}
+        with torch.inference_mode():
+            m3 = (windows * mask).contiguous(memory_format=torch.channels_last)
+            out = self.bayer_net(m3, noise if self.uses_noise else None)
+        c = JDD_MARGIN - BAYER_BORDER
+        return out[..., c : out.shape[-2] - c, c : out.shape[-1] - c]
+
+    def _xtrans_core(self, windows: torch.Tensor, cell, noise=None) -> torch.Tensor:
+        h, w = windows.shape[-2:]
+        reps = (-(-h // 6), -(-w // 6))
+        idx = torch.from_numpy(np.tile(np.asarray(cell), reps)[:h, :w]).to(windows.device)
+        mask = (idx[None] == torch.arange(3, device=windows.device)[:, None, None]).to(windows.dtype)
+        with torch.inference_mode():
+            m3 = (windows * mask).contiguous(memory_format=torch.channels_last)
+            return self._xtrans()(m3)
+
+    def __call__(self, mosaic: torch.Tensor, pattern, noise=None) -> torch.Tensor:
+        """Demosaic ``mosaic`` (N, 1, H, W) with CFA ``pattern``; see the module docstring.
+
+        Raises:
+            UsageError: bad shape, dtype, pattern or noise.
+            BackendError: X-Trans input for a Bayer-only back-end.
+            WeightsError: the X-Trans weights cannot be loaded.
+        """
+        if not torch.is_tensor(mosaic) or mosaic.dim() != 4 or mosaic.shape[1] != 1:
+            shape = tuple(mosaic.shape) if torch.is_tensor(mosaic) else type(mosaic).__name__
+            raise UsageError(f"jdd expects a (N, 1, H, W) mosaic tensor, got {shape}")
+        if not mosaic.is_floating_point():
+            raise UsageError(f"jdd expects a float mosaic, got {mosaic.dtype}")
+        kind, cfa = _as_cfa(pattern)
+        if self.uses_noise:
+            if noise is None:
+                raise UsageError("jdd-noise needs the noise level: noise=(N,) sigma in the sRGB-encoded [0, 1] domain")
+        else:
+            noise = None
+        if kind == "bayer":
+            if self.bayer_net is None:
+                raise BackendError("this runner has no Bayer network")
+            return run_tiled(
+                self._bayer_core, mosaic, cfa, tile=self.tile, margin=JDD_MARGIN, multiple=2, exact=True,
+                noise=noise, batch=self.batch, device=self.device, dtype=self.dtype,
+                native_pattern="GRBG", valid=True,
+            )
+        if self.uses_noise:
+            raise BackendError("jdd-noise has no X-Trans model; use --backend jdd for X-Trans sensors")
+        self._xtrans()
+        return run_tiled(
+            self._xtrans_core, mosaic, cfa, tile=self.tile, margin=XTRANS_BORDER, multiple=6, exact=True,
+            noise=None, batch=self.batch, device=self.device, dtype=self.dtype, valid=True,
+        )
+
+
+def _build_jdd(
+    noise_aware: bool = False,
+    *,
+    device: str | torch.device = "auto",
+    dtype: str | torch.dtype | None = None,
+    tile: int | None = None,
+    batch: int | None = None,
+    threads: int | None = None,
+    **_: object,
+) -> JDDRunner:
+    """Build the ``jdd`` (or ``jdd-noise``) runner.
+
+    Args:
+        noise_aware: the noise-aware model (``jdd-noise``).
+        device: ``auto`` (CUDA when available), ``cpu`` or ``cuda``.
+        dtype: compute dtype; float32 by default, float16/bfloat16 allowed on CUDA.
+        tile: output pixels per tile side; default 256 on CPU, 1024 on CUDA.
+        batch: tiles per forward pass; default 1 on CPU, 4 on CUDA.
+        threads: if given, ``torch.set_num_threads(threads)`` (process-wide); torch's default is
+            the number of physical cores, which is the fastest setting measured here.
+
+    Raises:
+        WeightsError: weights missing, damaged or not fitting.
+        UsageError, BackendError: bad device or dtype.
+    """
+    dev = resolve_device(device)
+    cdtype = resolve_dtype(dtype, dev)
+    if threads is not None:
+        torch.set_num_threads(max(1, int(threads)))
+    if noise_aware:
+        path = resolve_path(JDD_NOISE.file)
+        if not path.is_file():
+            raise WeightsError(
+                f"the jdd-noise weights {path} do not exist yet: they are produced by fine-tuning "
+                "demosaicnet with rawdev's training command; use --backend jdd meanwhile"
+            )
+        net = load_into(BayerDemosaicNet(noise_input=True), JDD_NOISE)
+        xtrans = None
+    else:
+        net = load_into(BayerDemosaicNet(), JDD_BAYER)
+        xtrans = JDD_XTRANS
+    return JDDRunner(
+        net, device=dev, dtype=cdtype,
+        tile=DEFAULT_TILE[dev.type] if tile is None else int(tile),
+        batch=DEFAULT_BATCH[dev.type] if batch is None else int(batch),
+        uses_noise=noise_aware, xtrans_spec=xtrans,
+    )
+
+
+register(BackendSpec(
+    name="jdd",
+    kind="learned",
+    description="Gharbi et al. 2016 deep joint demosaicking (demosaicnet released weights, noise-free); "
+    "Bayer and X-Trans. Works on sRGB-encoded white-balanced data; output in the same encoding.",
+    replaces=("demosaic",),
+    cfa_types=frozenset({"bayer", "xtrans"}),
+    input_domain="mosaic_srgb_wb",
+    # The runner's output keeps the input's sRGB encoding; once decoded it is linear camera RGB.
+    output_domain="linear_camera_wb",
+    native_pattern="GRBG",
+    tile_multiple=2,
+    margin=JDD_MARGIN,
+    tile_exact=True,
+    uses_noise=False,
+    build=functools.partial(_build_jdd, False),
+    weights={"bayer": JDD_BAYER, "xtrans": JDD_XTRANS},
+    reference="Gharbi2016",
+))
+register(BackendSpec(
+    name="jdd-noise",
+    kind="learned",
+    description="Gharbi et al. 2016 noise-aware joint demosaicking and denoising (Bayer): demosaicnet "
+    "fine-tuned with a noise-level input plane (sigma in the sRGB-encoded domain).",
+    # Denoises jointly, but slots into the pipeline where demosaicking happens (the pipeline treats any
+    # other ``replaces`` as an end-to-end ISP); ``uses_noise`` tells it to pass the noise level.
+    replaces=("demosaic",),
+    cfa_types=frozenset({"bayer"}),
+    input_domain="mosaic_srgb_wb",
+    output_domain="linear_camera_wb",
+    native_pattern="GRBG",
+    tile_multiple=2,
+    margin=JDD_MARGIN,
+    tile_exact=True,
+    uses_noise=True,
+    build=functools.partial(_build_jdd, True),
+    weights={"bayer": JDD_NOISE},
+    reference="Gharbi2016",
+))

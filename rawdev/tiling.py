@@ -1,0 +1,367 @@
+"""Tiled execution of any demosaicking back-end: bounded memory for any image size.
+
+:func:`run_tiled` cuts a mosaic into tiles, runs a back-end's runner on each tile plus a margin of
+context, and writes the results into one output allocated once at full size. Peak memory is set by
+the tile size and the batch, never by the image size.
+
+Geometry
+    * Tile origins are multiples of ``step = lcm(multiple, CFA period)`` (2 for Bayer, 6 for X-Trans),
+      so every tile's CFA phase follows from its origin (:func:`rawdev.cfa.pattern_after_crop` for
+      Bayer, a cyclic roll of the 6x6 cell for X-Trans).
+    * Each tile is fed with ``margin`` pixels of context per side (the back-end's receptive-field
+      radius or more). Outside the image the context is a *phase-preserving reflection*: sample ``-k``
+      is read from the nearest mirrored sample of the same CFA phase. For a period of 2 this is exactly
+      reflect padding without edge repeat (``-k -> k``), which keeps the Bayer parity; for X-Trans it
+      keeps the 6x6 layout periodic. The same virtual extension is used whatever the tiling, so tiled
+      and whole-image runs see identical context.
+    * Windows are grown at the end to a multiple of ``step`` (stride-2 networks need even sizes) and,
+      when ``native_pattern`` is given, at the start by the (dy, dx) shift that makes every window
+      begin on that pattern (learned_backends.md 1.4: GRBG for demosaicnet).
+
+Stitching
+    * ``exact=True`` (back-ends whose output does not depend on where the tile starts, e.g. valid
+      convolutions with margin >= receptive field): the tile interiors are copied side by side.
+    * ``exact=False``: neighbouring tiles overlap by ``2 * overlap`` pixels and are cross-faded with a
+      raised-cosine ramp. The 1-D weights of two neighbours sum to one in every overlap and the 2-D
+      weight is their product, so the weights form a partition of unity and no normalisation buffer is
+      needed. ``overlap <= margin`` and ``2 * overlap <= tile``.
+
+Runners
+    A runner is ``run(mosaic (B, 1, h, w), pattern, noise=None) -> (B, C, h, w)`` (the contract of
+    :mod:`rawdev.backends.registry`), where ``pattern`` is a Bayer string or a ``(p, p)`` numpy cell of
+    colour indices for the window's top-left pixel and ``noise`` is ``(B,)`` or None. With
+    ``valid=True`` the runner instead returns only the window interior, ``(B, C, h - 2m, w - 2m)`` with
+    ``m = margin`` (valid convolutions; saves computing the margin twice).
+
+Shape:
+    mosaic (N, 1, H, W) -> (N, C, H, W), same dtype and device as the mosaic.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import OrderedDict
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+
+from .cfa import check_pattern, pattern_after_crop
+from .errors import BackendError, UsageError
+
+__all__ = [
+    "run_tiled",
+    "mirror_indices",
+    "tile_origins",
+    "raised_cosine_ramp",
+    "resolve_device",
+    "resolve_dtype",
+    "cfa_period",
+    "window_pattern",
+]
+
+def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
+    """``auto`` (or None) -> CUDA when available, else CPU; ``cpu``/``cuda[:n]`` as asked.
+
+    Raises:
+        BackendError: CUDA asked for but not available.
+        UsageError: not a device name.
+    """
+    if isinstance(device, torch.device):
+        dev = device
+    else:
+        name = "auto" if device is None else str(device).lower()
+        if name == "auto":
+            return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        if not (name == "cpu" or name == "cuda" or name.startswith("cuda:")):
+            raise UsageError(f"unknown device {device!r}; use auto, cpu or cuda")
+        dev = torch.device(name)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise BackendError("CUDA asked for, but CUDA is not available on this machine")
+    if dev.type not in ("cpu", "cuda"):
+        raise UsageError(f"unsupported device {dev}; use auto, cpu or cuda")
+    return dev
+
+
+_DTYPES = {
+    "float32": torch.float32, "fp32": torch.float32, "float": torch.float32,
+    "float64": torch.float64, "double": torch.float64,
+    "float16": torch.float16, "fp16": torch.float16, "half": torch.float16,
+    "bfloat16": torch.bfloat16, "bf16": torch.bfloat16,
+}
+
+
+def resolve_dtype(dtype: str | torch.dtype | None, device: torch.device) -> torch.dtype:
+    """The compute dtype: float32 by default; half/bfloat16 only on CUDA (float64 allowed for tests).
+
+    Raises:
+        UsageError: unknown dtype, or a reduced precision asked for on the CPU.
+    """
+    if dtype is None:
+        return torch.float32
+    if isinstance(dtype, str):
+        try:
+            dtype = _DTYPES[dtype.lower()]
+        except KeyError:
+            raise UsageError(f"unknown dtype {dtype!r}; use float32, float16 or bfloat16") from None
+    if dtype not in (torch.float32, torch.float64, torch.float16, torch.bfloat16):
+        raise UsageError(f"unsupported compute dtype {dtype}")
+    if device.type == "cpu" and dtype in (torch.float16, torch.bfloat16):
+        raise UsageError(f"{dtype} is only supported on CUDA; the CPU computes in float32")
+    return dtype
+
+
+def cfa_period(pattern) -> int:
+    """2 for a Bayer pattern string, the cell size for a numpy ``(p, p)`` cell."""
+    if isinstance(pattern, str):
+        check_pattern(pattern)
+        return 2
+    cell = np.asarray(pattern)
+    if cell.ndim != 2 or cell.shape[0] != cell.shape[1] or cell.shape[0] < 1:
+        raise UsageError(f"a CFA cell must be a square (p, p) array of colour indices, got shape {cell.shape}")
+    return int(cell.shape[0])
+
+
+def window_pattern(pattern, top: int, left: int):
+    """The CFA description of the window starting at ``(top, left)`` (may be negative)."""
+    if isinstance(pattern, str):
+        return pattern_after_crop(pattern, top, left)
+    cell = np.asarray(pattern)
+    p = cell.shape[0]
+    return np.roll(cell, (-(top % p), -(left % p)), axis=(0, 1))
+
+
+def mirror_indices(start: int, stop: int, size: int, period: int = 1, device=None) -> torch.Tensor:
+    """Source indices of positions ``start..stop-1`` of a length-``size`` axis, mirrored outside it.
+
+    Mirroring is without edge repeat (``-k -> k``, ``size-1+k -> size-1-k``), repeated for long
+    excursions, then moved inwards to the nearest index with the same phase modulo ``period``, so
+    that a CFA of that period stays periodic across the border. Requires ``size >= period``.
+    """
+    if size < max(1, period):
+        raise UsageError(f"an axis of {size} pixels is shorter than the CFA period {period}")
+    idx = torch.arange(start, stop, dtype=torch.long)
+    if size == 1:
+        return torch.zeros_like(idx, device=device)
+    p2 = 2 * (size - 1)
+    m = torch.remainder(idx, p2)
+    m = torch.where(m >= size, p2 - m, m)
+    if period > 1:
+        m = m - torch.remainder(m - idx, period)  # same phase as idx, <= mirrored index
+        m = torch.where(m < 0, m + period, m)
+    return m.to(device)
+
+
+def tile_origins(size: int, tile: int) -> list[tuple[int, int]]:
+    """``(origin, length)`` of the tiles covering ``[0, size)`` with stride ``tile``."""
+    return [(o, min(tile, size - o)) for o in range(0, size, tile)]
+
+
+def raised_cosine_ramp(n: int, *, dtype=torch.float32, device=None) -> torch.Tensor:
+    """``n`` weights rising from ~0 to ~1; ``ramp + ramp.flip(0) == 1`` exactly (up to rounding)."""
+    t = (torch.arange(n, dtype=torch.float64) + 0.5) / max(n, 1)
+    return (0.5 - 0.5 * torch.cos(math.pi * t)).to(dtype=dtype, device=device)
+
+
+def _axis_weight(o: int, length: int, size: int, ov: int) -> torch.Tensor:
+    """1-D blend weight over ``[o - ov, o + length + ov)`` clipped to the image (for exact=False)."""
+    a, b = max(0, o - ov), min(size, o + length + ov)
+    w = torch.ones(b - a, dtype=torch.float64)
+    if ov > 0:
+        ramp = raised_cosine_ramp(2 * ov, dtype=torch.float64)
+        if o > 0:  # rising over [o - ov, o + ov)
+            n = min(2 * ov, b - a)
+            w[:n] = ramp[:n]
+        if o + length < size:  # falling over [o + length - ov, o + length + ov)
+            s = o + length - ov - a
+            e = min(b - a, s + 2 * ov)
+            w[s:e] = w[s:e] * ramp.flip(0)[: e - s]
+    return w
+
+
+def _check_mosaic(mosaic: torch.Tensor) -> None:
+    if not torch.is_tensor(mosaic) or mosaic.dim() != 4 or mosaic.shape[1] != 1:
+        shape = tuple(mosaic.shape) if torch.is_tensor(mosaic) else type(mosaic).__name__
+        raise UsageError(f"expected a (N, 1, H, W) mosaic tensor, got {shape}")
+    if not mosaic.is_floating_point():
+        raise UsageError(f"expected a float mosaic, got {mosaic.dtype}")
+
+
+def _as_noise(noise, n: int) -> torch.Tensor | None:
+    if noise is None:
+        return None
+    t = torch.as_tensor(noise, dtype=torch.float32).reshape(-1).cpu()
+    if t.numel() == 1:
+        t = t.expand(n)
+    if t.numel() != n:
+        raise UsageError(f"noise must be a scalar or one value per image ({n}), got {t.numel()}")
+    return t
+
+
+def run_tiled(
+    runner: Callable,
+    mosaic: torch.Tensor,
+    pattern,
+    *,
+    tile: int | Sequence[int] = 512,
+    margin: int,
+    multiple: int = 2,
+    exact: bool = True,
+    noise=None,
+    batch: int = 1,
+    overlap: int | None = None,
+    device: str | torch.device | None = None,
+    dtype: str | torch.dtype | None = None,
+    native_pattern: str | None = None,
+    valid: bool = False,
+    progress: Callable[[int, int], None] | None = None,
+) -> torch.Tensor:
+    """Run ``runner`` tile by tile over ``mosaic``; see the module docstring for the geometry.
+
+    Args:
+        runner: ``run(windows (B, 1, h, w), pattern, noise=None)`` -> ``(B, C, h, w)``
+            (or ``(B, C, h - 2*margin, w - 2*margin)`` with ``valid=True``).
+        mosaic: (N, 1, H, W) float; any H, W >= the CFA period, any phase.
+        pattern: Bayer string ("RGGB", ...) or a numpy ``(p, p)`` colour-index cell (X-Trans: 6x6),
+            describing ``mosaic[..., 0, 0]``.
+        tile: tile size in pixels (int or (h, w)), rounded up to a multiple of the step.
+        margin: context pixels per side (>= the runner's receptive-field radius).
+        multiple: tile origins are multiples of ``lcm(multiple, CFA period)``.
+        exact: stitch without blending (True) or cross-fade overlapping tiles (False).
+        noise: None, a scalar or ``(N,)`` per-image noise levels passed on per window.
+        batch: how many equal-size windows go through the runner at once.
+        overlap: half-width of the cross-fade for ``exact=False``; default ``margin // 2``.
+        device: where windows are sent (the runner's device); None keeps the mosaic's device.
+        dtype: compute dtype of the windows; None keeps the mosaic's dtype (see :func:`resolve_dtype`).
+        native_pattern: if given (Bayer only), every window starts on this pattern.
+        valid: the runner returns only the window interior (valid convolutions).
+        progress: called as ``progress(done_tiles, total_tiles)`` after each batch.
+
+    Returns:
+        (N, C, H, W) in the mosaic's dtype and on its device, allocated once.
+
+    Raises:
+        UsageError: bad shapes, sizes or options.
+        BackendError: the runner returned an unexpected shape.
+    """
+    _check_mosaic(mosaic)
+    n_img, _, H, W = mosaic.shape
+    period = cfa_period(pattern)
+    if native_pattern is not None:
+        if period != 2:
+            raise UsageError("native_pattern is for Bayer patterns only")
+        native_pattern = check_pattern(native_pattern)
+    step = math.lcm(max(1, int(multiple)), period)
+    if H < period or W < period:
+        raise UsageError(f"mosaic {H}x{W} is smaller than the CFA period {period}")
+    th, tw = (int(tile), int(tile)) if np.isscalar(tile) else (int(tile[0]), int(tile[1]))
+    if th < 1 or tw < 1:
+        raise UsageError(f"tile must be positive, got {tile}")
+    th, tw = -(-th // step) * step, -(-tw // step) * step
+    margin = int(margin)
+    if margin < 0:
+        raise UsageError("margin must be >= 0")
+    if valid and not exact:
+        raise UsageError("valid runners return only the tile interiors: they cannot be cross-faded (exact=False)")
+    ov = 0
+    if not exact:
+        ov = margin // 2 if overlap is None else int(overlap)
+        if ov < 0 or ov > margin:
+            raise UsageError(f"overlap {ov} must be between 0 and the margin {margin}")
+        ov = min(ov, th // 2, tw // 2)
+    dev = mosaic.device if device is None else resolve_device(device)
+    cdtype = mosaic.dtype if dtype is None else resolve_dtype(dtype, dev)
+    noise_t = _as_noise(noise, n_img)
+    batch = max(1, int(batch))
+
+    # Alignment shift so that windows start on native_pattern (same for every window: origins are
+    # multiples of the step and the margin is fixed).
+    dy = dx = 0
+    if native_pattern is not None:
+        for cy in range(2):
+            for cx in range(2):
+                if pattern_after_crop(pattern, -margin - cy, -margin - cx) == native_pattern:
+                    dy, dx = cy, cx
+    win_pattern = window_pattern(pattern, -margin - dy, -margin - dx)
+
+    rows = tile_origins(H, th)
+    cols = tile_origins(W, tw)
+
+    def win_extent(o: int, length: int, shift: int) -> tuple[int, int]:
+        a = o - margin - shift
+        size = length + 2 * margin + shift
+        size = -(-size // step) * step
+        return a, a + size
+
+    # Group tiles by window size; equal sizes are batched.
+    groups: "OrderedDict[tuple[int, int], list[tuple[int, int, int, int]]]" = OrderedDict()
+    for (y0, hl) in rows:
+        for (x0, wl) in cols:
+            ya, yb = win_extent(y0, hl, dy)
+            xa, xb = win_extent(x0, wl, dx)
+            groups.setdefault((yb - ya, xb - xa), []).append((y0, hl, x0, wl))
+
+    out: torch.Tensor | None = None
+    total = len(rows) * len(cols) * n_img
+    done = 0
+    idx_cache: dict[tuple[int, int, int], torch.Tensor] = {}
+
+    def indices(a: int, b: int, size: int) -> torch.Tensor:
+        key = (a, b, size)
+        if key not in idx_cache:
+            idx_cache[key] = mirror_indices(a, b, size, period)
+        return idx_cache[key]
+
+    def extract(n: int, y0: int, hl: int, x0: int, wl: int) -> torch.Tensor:
+        ya, yb = win_extent(y0, hl, dy)
+        xa, xb = win_extent(x0, wl, dx)
+        src = mosaic[n]
+        if ya >= 0 and xa >= 0 and yb <= H and xb <= W:
+            return src[:, ya:yb, xa:xb]
+        iy, ix = indices(ya, yb, H), indices(xa, xb, W)
+        y_lo, y_hi = int(iy.min()), int(iy.max()) + 1
+        x_lo, x_hi = int(ix.min()), int(ix.max()) + 1
+        part = src[:, y_lo:y_hi, x_lo:x_hi]
+        return part.index_select(1, (iy - y_lo).to(part.device)).index_select(2, (ix - x_lo).to(part.device))
+
+    with torch.no_grad():
+        for (wh, ww), tiles in groups.items():
+            jobs = [(n, *t) for t in tiles for n in range(n_img)]
+            for k in range(0, len(jobs), batch):
+                chunk = jobs[k : k + batch]
+                windows = torch.stack([extract(*j) for j in chunk]).to(device=dev, dtype=cdtype)
+                nz = None if noise_t is None else noise_t[[j[0] for j in chunk]].to(device=dev, dtype=cdtype)
+                res = runner(windows, win_pattern, noise=nz)
+                if valid:
+                    exp_h, exp_w, off_y, off_x = wh - 2 * margin, ww - 2 * margin, dy, dx
+                else:
+                    exp_h, exp_w, off_y, off_x = wh, ww, margin + dy, margin + dx
+                if res.dim() != 4 or res.shape[0] != len(chunk) or res.shape[-2:] != (exp_h, exp_w):
+                    raise BackendError(
+                        f"runner returned {tuple(res.shape)} for windows {tuple(windows.shape)}; "
+                        f"expected ({len(chunk)}, C, {exp_h}, {exp_w})"
+                    )
+                if out is None:  # every pixel is written once (exact) or accumulated (blend)
+                    alloc = torch.empty if exact else torch.zeros
+                    out = alloc((n_img, res.shape[1], H, W), dtype=mosaic.dtype, device=mosaic.device)
+                for i, (n, y0, hl, x0, wl) in enumerate(chunk):
+                    if exact:
+                        part = res[i, :, off_y : off_y + hl, off_x : off_x + wl]
+                        out[n, :, y0 : y0 + hl, x0 : x0 + wl] = part.to(out.dtype)
+                    else:
+                        ya0, yb0 = max(0, y0 - ov), min(H, y0 + hl + ov)
+                        xa0, xb0 = max(0, x0 - ov), min(W, x0 + wl + ov)
+                        sy, sx = off_y - (y0 - ya0), off_x - (x0 - xa0)
+                        part = res[i, :, sy : sy + (yb0 - ya0), sx : sx + (xb0 - xa0)].to(
+                            device=out.device, dtype=torch.float64 if out.dtype == torch.float64 else torch.float32
+                        )
+                        wgt = _axis_weight(y0, hl, H, ov)[:, None] * _axis_weight(x0, wl, W, ov)[None, :]
+                        wgt = wgt.to(device=out.device, dtype=part.dtype)
+                        view = out[n, :, ya0:yb0, xa0:xb0]
+                        view += (part * wgt).to(out.dtype)
+                done += len(chunk)
+                if progress is not None:
+                    progress(done, total)
+    if out is None:  # unreachable: there is always at least one tile
+        raise BackendError("no tile was run")
+    return out
