@@ -1,0 +1,308 @@
+"""rawdev.train: photo pools and packs, the resumable loop, the jdd-noise recipe, ``rawdev train jdd``.
+
+Everything runs on tiny photos and tiny networks in a few seconds on a CPU.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from rawdev.errors import InputError, UsageError
+from rawdev.models.gharbi2016 import BayerDemosaicNet
+from rawdev.train import data as tdata
+from rawdev.train import jdd, loop
+
+
+def _smooth(h: int, w: int, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    small = rng.integers(0, 256, size=(h // 8 + 1, w // 8 + 1, 3), dtype=np.uint8)
+    return np.asarray(Image.fromarray(small).resize((w, h), Image.BILINEAR))
+
+
+@pytest.fixture()
+def photo_dir(tmp_path: Path) -> Path:
+    d = tmp_path / "photos"
+    d.mkdir()
+    for i in range(3):
+        Image.fromarray(_smooth(72, 96, i)).save(d / f"p{i}.png")
+    Image.fromarray(_smooth(160, 176, 9)).save(d / "big.jpg", quality=95)
+    (d / "LICENSE.txt").write_text("attribution")
+    return d
+
+
+@pytest.fixture()
+def pack(tmp_path: Path) -> Path:
+    tiles = [_smooth(80, 96, i) for i in range(6)]
+    path = tmp_path / "pack.npz"
+    tdata.write_pack(path, tiles, ["a", "a", "b", "b", "b", "a"], ["train"] * 4 + ["val"] * 2)
+    return path
+
+
+class TestData:
+    def test_find_photos_skips_other_files(self, photo_dir):
+        assert [p.name for p in tdata.find_photos(photo_dir)] == ["big.jpg", "p0.png", "p1.png", "p2.png"]
+
+    def test_jpeg_downscaled_by_two(self, photo_dir):
+        assert tuple(tdata.load_photo(photo_dir / "big.jpg").shape) == (3, 80, 88)
+        assert tuple(tdata.load_photo(photo_dir / "big.jpg", jpeg_downscale=1).shape) == (3, 160, 176)
+        assert tuple(tdata.load_photo(photo_dir / "p0.png").shape) == (3, 72, 96)
+
+    def test_load_errors(self, tmp_path):
+        with pytest.raises(InputError):
+            tdata.load_photo(tmp_path / "missing.png")
+        (tmp_path / "bad.png").write_text("not an image")
+        with pytest.raises(InputError):
+            tdata.load_photo(tmp_path / "bad.png")
+        with pytest.raises(InputError):
+            tdata.load_sources([tmp_path / "nothing_here"])
+
+    def test_pack_round_trip_is_lossless(self, tmp_path):
+        tiles = [_smooth(80, 96, i) for i in range(3)]
+        path = tmp_path / "p.npz"
+        tdata.write_pack(path, tiles, ["x"] * 3, ["train", "val", "train"])
+        train, names = tdata.read_pack(path, "train")
+        val, _ = tdata.read_pack(path, "val")
+        assert len(train) == 2 and len(val) == 1
+        assert np.array_equal(train[1].permute(1, 2, 0).numpy(), tiles[2])
+        assert np.array_equal(val[0].permute(1, 2, 0).numpy(), tiles[1])
+        assert names[0].endswith("x#0")
+        raw = tmp_path / "raw.npz"
+        tdata.write_pack(raw, tiles, ["x"] * 3, ["train"] * 3, lossless_webp=False)
+        assert np.array_equal(tdata.read_pack(raw, "all")[0][2].permute(1, 2, 0).numpy(), tiles[2])
+
+    def test_pack_rejects_mixed_sizes(self, tmp_path):
+        with pytest.raises(UsageError):
+            tdata.write_pack(tmp_path / "p.npz", [_smooth(80, 96, 0), _smooth(64, 96, 1)], ["a", "a"], ["train"] * 2)
+
+    def test_load_sources_mixes_folders_and_packs(self, photo_dir, pack):
+        pool = tdata.load_sources([photo_dir, pack])
+        assert len(pool) == 4 + 4
+        val = tdata.load_sources([photo_dir, pack], split="val")
+        assert len(val) == 2
+
+    @pytest.mark.parametrize("use_pack", [False, True])
+    def test_sample_shapes_range_and_seed(self, photo_dir, pack, use_pack):
+        pool = tdata.load_sources([pack] if use_pack else [photo_dir])
+        a = pool.sample(5, 64, generator=torch.Generator().manual_seed(1))
+        b = pool.sample(5, 64, generator=torch.Generator().manual_seed(1))
+        c = pool.sample(5, 64, generator=torch.Generator().manual_seed(2))
+        assert a.shape == (5, 3, 64, 64) and a.dtype == torch.float32
+        assert 0 <= float(a.min()) and float(a.max()) <= 1
+        assert torch.equal(a, b) and not torch.equal(a, c)
+        with pytest.raises(UsageError):
+            pool.sample(1, 200, generator=torch.Generator())
+
+    def test_crops_come_from_the_photos(self):
+        photo = torch.arange(3 * 8 * 10, dtype=torch.int64).reshape(3, 8, 10).remainder(251).to(torch.uint8)
+        pool = tdata.PhotoPool([photo, photo.clone()])  # stacked fast path
+        x = pool.sample(16, 4, generator=torch.Generator().manual_seed(0), augment=False)
+        full = photo.float() / 255
+        for crop in x:
+            found = any(torch.equal(crop, full[:, t:t + 4, l:l + 4]) for t in range(0, 5, 2) for l in range(0, 7, 2))
+            assert found
+
+    def test_dihedral(self):
+        x = torch.arange(2 * 1 * 3 * 3, dtype=torch.float32).reshape(2, 1, 3, 3)
+        assert torch.equal(tdata.dihedral(x, torch.tensor([0, 0])), x)
+        y = tdata.dihedral(x, torch.tensor([1, 6]))
+        assert torch.equal(y[0], x[0].flip(-1))
+        assert torch.equal(y[1], x[1].flip(-2).transpose(-1, -2))
+
+
+class _Tiny(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.lin = torch.nn.Linear(4, 1)
+
+    def forward(self, x):
+        return self.lin(x)
+
+
+def _tiny_batch(step, g):
+    x = torch.randn(8, 4, generator=g, device=g.device)
+    return {"x": x, "y": x @ torch.tensor([1.0, -2.0, 0.5, 3.0], device=g.device)[:, None]}
+
+
+def _tiny_loss(model, b):
+    return (model(b["x"]) - b["y"]).square().mean()
+
+
+def _run_tiny(run_dir, steps=12, resume=False, crash_at=None, **kw):
+    torch.manual_seed(123)
+    model = _Tiny()
+    cfg = loop.TrainConfig(steps=steps, lr=0.2, device="cpu", run_dir=run_dir, resume=resume,
+                           checkpoint_every=4, log_every=2, schedule="cosine", warmup_steps=2, **kw)
+
+    class Crash(Exception):
+        pass
+
+    def on_step(step, loss):
+        if crash_at is not None and step == crash_at:
+            raise Crash
+
+    try:
+        res = loop.train(model, _tiny_batch, _tiny_loss, cfg, on_step=on_step,
+                         val_fn=lambda m: {"w0": round(float(m.lin.weight[0, 0]), 6)})
+    except Crash:
+        res = None
+    return model, res
+
+
+class TestLoop:
+    def test_resolve_device(self):
+        assert loop.resolve_device("cpu").type == "cpu"
+        assert loop.resolve_device("auto").type in ("cpu", "cuda")
+        with pytest.raises(UsageError):
+            loop.resolve_device("tpu")
+
+    def test_lr_schedule(self):
+        cfg = loop.TrainConfig(steps=100, schedule="cosine", warmup_steps=10, min_lr_ratio=0.0)
+        assert loop.lr_factor(0, cfg) == pytest.approx(0.1)
+        assert loop.lr_factor(10, cfg) == pytest.approx(1.0)
+        assert loop.lr_factor(55, cfg) == pytest.approx(0.5)
+        assert loop.lr_factor(100, cfg) == pytest.approx(0.0)
+        assert loop.lr_factor(50, loop.TrainConfig(steps=100)) == 1.0
+
+    def test_learns_and_logs(self, tmp_path):
+        model, res = _run_tiny(tmp_path / "r", steps=60)
+        assert res.completed and res.step == 60 and res.last_loss < 0.5
+        records = [json.loads(line) for line in (tmp_path / "r" / "log.jsonl").read_text().splitlines()]
+        assert [r["step"] for r in records if "loss" in r] == list(range(2, 61, 2))
+        assert [r["step"] for r in records if "val" in r] == [0, 60]
+        ck = loop.load_checkpoint(tmp_path / "r")
+        assert ck["step"] == 60 and set(ck) >= {"model", "optimizer", "rng", "config"}
+
+    def test_resume_is_exact(self, tmp_path):
+        whole, _ = _run_tiny(tmp_path / "a")
+        _run_tiny(tmp_path / "b", crash_at=6)  # checkpoint at step 4, then a crash
+        assert loop.load_checkpoint(tmp_path / "b")["step"] == 4
+        resumed, res = _run_tiny(tmp_path / "b", resume=True)
+        assert res.step == 12
+        for p, q in zip(whole.state_dict().values(), resumed.state_dict().values()):
+            assert torch.equal(p, q)
+        assert (tmp_path / "a" / "log.jsonl").read_text() .count("loss") == \
+            (tmp_path / "b" / "log.jsonl").read_text().count("loss")
+
+    def test_resume_needs_a_checkpoint(self, tmp_path):
+        with pytest.raises(UsageError):
+            _run_tiny(tmp_path / "none", resume=True)
+
+    def test_time_limit_stops_and_resumes(self, tmp_path):
+        _, res = _run_tiny(tmp_path / "t", time_limit_s=0.0)
+        assert not res.completed and res.step == 0
+        _, res = _run_tiny(tmp_path / "t", resume=True)
+        assert res.completed and res.step == 12
+
+
+def _small_net():
+    torch.manual_seed(0)
+    return BayerDemosaicNet(depth=2, width=8, noise_input=True)
+
+
+class TestJDD:
+    def test_batch(self, pack):
+        pool = tdata.load_sources([pack])
+        recipe = jdd.JDDRecipe(patch=64, batch=6, p_clean=0.5, clip_prob=0.0)
+        b = jdd.make_jdd_batch(pool, recipe, torch.Generator().manual_seed(0), border=5)
+        assert b["mosaic3"].shape == (6, 3, 64, 64) and b["sigma"].shape == (6,)
+        assert b["target"].shape == (6, 3, 54, 54)
+        # zero-filled GRBG: G at (0, 0), R at (0, 1), B at (1, 0)
+        m = b["mosaic3"]
+        assert float(m[:, 0, 0::2, 0::2].abs().max()) == 0 and float(m[:, 1, 0::2, 1::2].abs().max()) == 0
+        assert float(m[:, 2, 0::2, :].abs().max()) == 0
+        clean = b["sigma"] == 0
+        assert clean.any() and (~clean).any()
+        assert float(b["sigma"].max()) <= 20 / 255
+
+    def test_clean_samples_are_exact_mosaics(self, pack):
+        pool = tdata.load_sources([pack])
+        recipe = jdd.JDDRecipe(patch=64, batch=4, p_clean=1.0, hetero_prob=0.5)
+        g = torch.Generator().manual_seed(3)
+        b = jdd.make_jdd_batch(pool, recipe, g, border=5)
+        rgb = pool.sample(4, 64, generator=torch.Generator().manual_seed(3))
+        from rawdev.cfa import bayer_masks
+
+        assert torch.equal(b["mosaic3"], rgb * bayer_masks("GRBG", 64, 64))
+        assert torch.equal(b["target"], rgb[..., 5:-5, 5:-5])
+
+    def test_recipe_validation(self):
+        with pytest.raises(UsageError):
+            jdd.JDDRecipe(loss="ssim").validate()
+        with pytest.raises(UsageError):
+            jdd.JDDRecipe(p_clean=2).validate()
+
+    def test_pretrained_start_equals_noise_free_model(self):
+        try:
+            path = jdd.locate_pretrained()
+        except Exception:  # noqa: BLE001
+            pytest.skip("demosaicnet's bayer.pth is not installed")
+        net = jdd.build_model("pretrained").eval()
+        ref = BayerDemosaicNet().eval()
+        ref.load_state_dict(torch.load(path, weights_only=True))
+        x = torch.rand(1, 3, 68, 68)
+        with torch.no_grad():
+            assert torch.equal(net(x, torch.tensor([0.05])), ref(x))
+
+    def test_train_export_and_resume(self, pack, tmp_path):
+        from safetensors.torch import load_file
+
+        def go(steps, resume=False, crash=None):
+            net = _small_net()
+            cfg = loop.TrainConfig(steps=steps, device="cpu", run_dir=tmp_path / "run", resume=resume,
+                                   checkpoint_every=2, log_every=1)
+
+            def on_step(step, loss):
+                if crash and step == crash:
+                    raise KeyboardInterrupt
+
+            try:
+                res = jdd.train_jdd([pack], tmp_path / "w.safetensors", cfg, jdd.JDDRecipe(patch=64, batch=2),
+                                    model=net, on_step=on_step)
+            except KeyboardInterrupt:
+                res = None
+            return net, res
+
+        whole, res = go(4)
+        assert res.val is not None and set(res.val) == {"psnr_s0", "psnr_s10"}
+        sd = load_file(str(tmp_path / "w.safetensors"))
+        assert all(v.dtype == torch.float32 for v in sd.values())
+        again = BayerDemosaicNet(depth=2, width=8, noise_input=True)
+        again.load_state_dict(sd, strict=True)
+        (tmp_path / "w.safetensors").unlink()
+        go(4, crash=3)
+        resumed, res = go(4, resume=True)
+        assert res.step == 4
+        for p, q in zip(whole.state_dict().values(), resumed.state_dict().values()):
+            assert torch.equal(p, q)
+
+
+class TestCLI:
+    def test_train_jdd_command(self, pack, tmp_path):
+        from typer.testing import CliRunner
+
+        from rawdev.cli.train import app
+
+        out = tmp_path / "w.safetensors"
+        args = ["jdd", "--data", str(pack), "--out", str(out), "--steps", "1", "--batch", "1", "--patch", "64",
+                "--device", "cpu", "--run-dir", str(tmp_path / "run"), "--init", "none"]
+        res = CliRunner().invoke(app, args)
+        assert res.exit_code == 0, res.output
+        assert out.is_file() and (tmp_path / "run" / "checkpoint.pt").is_file()
+        res = CliRunner().invoke(app, args[:5] + ["--steps", "2"] + args[7:] + ["--resume"])
+        assert res.exit_code == 0, res.output
+        assert loop.load_checkpoint(tmp_path / "run")["step"] == 2
+
+    def test_bad_data_exits_with_error(self, tmp_path):
+        from typer.testing import CliRunner
+
+        from rawdev.cli.train import app
+
+        res = CliRunner().invoke(app, ["jdd", "--data", str(tmp_path / "missing"), "--out", str(tmp_path / "w"),
+                                       "--steps", "1", "--device", "cpu", "--init", "none"])
+        assert res.exit_code != 0
