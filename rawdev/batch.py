@@ -768,6 +768,7 @@ def run_batch(
         if job.dst.exists() and not overwrite:
             done.add(i)
             if skip_existing and job.dst.is_file():
+                remove_stale_temporaries(job.dst)  # a run killed between link and unlink leaves one
                 yield FileResult(job.src, job.dst, "skipped", "output exists")
                 continue
             yield FileResult(job.src, job.dst, "failed", "output exists (use --overwrite to replace it)", "OutputExistsError")
@@ -805,6 +806,9 @@ def run_batch(
     finally:
         if pool is not None:
             pool.close()
+            for i, _task in todo:  # interrupted (Ctrl-C, --fail-fast): the killed workers' temporaries
+                if i not in done:
+                    remove_stale_temporaries(jobs_list[i].dst)
     for i, job in enumerate(jobs_list):
         if i not in done:
             yield FileResult(job.src, job.dst, "not-processed", "cancelled (--fail-fast)" if stopped else "not started")

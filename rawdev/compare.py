@@ -170,6 +170,8 @@ def compare_task(task: dict) -> dict:
     t0 = time.perf_counter()
     img, used, notices, meta = _develop(src, cfg, backend)
     seconds = time.perf_counter() - t0
+    if img.dtype != np.uint16:  # float [0, 1] display values -> 16-bit codes (half the bytes to send)
+        img = (np.clip(_to_float(img), 0.0, 1.0) * 65535.0 + 0.5).astype(np.uint16)
     hwm = _proc_status_kb("VmHWM") if exact_peak else None
     if hwm is None:
         import resource
@@ -319,14 +321,14 @@ def compare_file(
 ) -> Comparison:
     """Develop ``src`` with every back-end (each in a fresh worker) and prepare the comparison.
 
-    ``cfg`` is a :class:`~rawdev.pipeline.PipelineConfig` (its ``backend`` is replaced per run; output
-    is forced to 16 bits). ``reference_image`` (float ``(H, W, 3)`` in [0, 1]) or ``reference_backend``
+    ``cfg`` is a :class:`~rawdev.pipeline.PipelineConfig` (its ``backend`` is replaced per run; the
+    output is taken as floats and sent back as 16-bit codes). ``reference_image`` (float ``(H, W, 3)`` in [0, 1]) or ``reference_backend``
     (one of ``backends``) adds PSNR/SSIM. ``on_run(run)`` is called after each back-end.
     """
     from dataclasses import replace
 
     src = Path(src)
-    cfg = replace(cfg, output_bits=16)
+    cfg = replace(cfg, output_bits=None)  # float output, quantised to 16 bits by the worker
     names = list(dict.fromkeys(backends))
     if reference_backend and reference_backend not in names:
         names.insert(0, reference_backend)

@@ -198,10 +198,10 @@ def test_batch_cli_mirrors_tree_reports_and_resumes(tmp_path):
     assert "0 developed, 1 failed, 3 skipped" in p.stderr
     assert (out / "a.jpg").stat().st_mtime_ns == mtime
     # --overwrite redoes them; --no-skip-existing makes an existing output a failure
-    p = rawdev_cli("batch", str(src / "a.dng"), "-o", str(out), "--overwrite", "--quiet")
-    assert p.returncode == 0 and p.stdout == "" and (out / "a.jpg").stat().st_mtime_ns != mtime
-    p = rawdev_cli("batch", str(src / "a.dng"), "-o", str(out), "--no-skip-existing")
-    assert p.returncode == 1 and "output exists" in p.stderr
+    r = CliRunner().invoke(app, ["batch", str(src / "a.dng"), "-o", str(out), "--overwrite", "--quiet"])
+    assert r.exit_code == 0 and r.stdout == "" and (out / "a.jpg").stat().st_mtime_ns != mtime
+    r = CliRunner().invoke(app, ["batch", str(src / "a.dng"), "-o", str(out), "--no-skip-existing"])
+    assert r.exit_code == 1 and "output exists" in r.stderr
 
 
 def test_batch_cli_fail_fast(tmp_path):

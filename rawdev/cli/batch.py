@@ -46,7 +46,7 @@ def batch_command(
     json_lines: Annotated[bool, typer.Option("--json", help="One JSON object per file on stdout (for scripts); the summary goes to stderr.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress bar, no per-file lines or notices; failures are still reported.")] = False,
 ) -> None:
-    """Develop many RAW files into OUT_DIR in parallel; one line per file and a summary.
+    """Develop many RAW files into the folder given by -o, in parallel; one line per file and a summary.
 
     Exit codes: 0 every file developed (or skipped), 1 some failed, 2 usage error, 130 interrupted.
     """

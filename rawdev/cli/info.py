@@ -118,6 +118,12 @@ def _fmt_num(v, fmt: str) -> str | None:
     return None if v is None else format(v, fmt)
 
 
+def _per_channel(values, desc: str) -> str:
+    """``[510, 500, 520, 530]`` with ``"RGBG"`` -> ``"R 510 G 500 B 520 G 530"`` (LibRaw's channel order)."""
+    letters = desc if len(desc) >= len(values) else "RGBG"
+    return " ".join(f"{letters[i]} {v:g}" for i, v in enumerate(values))
+
+
 def _human(info: dict[str, Any]) -> str:
     def wb(v):
         if v is None:
@@ -154,7 +160,7 @@ def _human(info: dict[str, Any]) -> str:
         ("shot", ", ".join(shot) or "unknown"),
         ("size", size),
         ("CFA", cfa_text),
-        ("black / white", " ".join(f"{b:g}" for b in info["black_level"]) + f" / {info['white_level']:g}"
+        ("black / white", _per_channel(info["black_level"], info["cfa"]["color_desc"]) + f" / {info['white_level']:g}"
          + (f" ({info['bits']}-bit)" if info["bits"] else "")),
         ("WB as shot", wb(info["camera_wb"]) + ("" if info["camera_wb"] else (
             " (develop uses daylight)" if info["daylight_wb"] else " (develop uses grey-world)"))),
