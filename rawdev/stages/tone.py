@@ -59,7 +59,8 @@ def encode_lut(bits: int) -> tuple[torch.Tensor, int]:
         x = (torch.arange(size, dtype=torch.float64) + 0.5) / (size - 1)
         codes = torch.round(srgb_encode(x) * ((1 << bits) - 1))
         codes[0] = 0
-        _LUTS[bits] = (codes.to(torch.uint8 if bits == 8 else torch.uint16), size)
+        # int32 for 16-bit codes: index_select has no uint16 kernel.
+        _LUTS[bits] = (codes.to(torch.uint8 if bits == 8 else torch.int32), size)
     return _LUTS[bits]
 
 
@@ -77,7 +78,7 @@ def quantise(scaled: torch.Tensor, bits: int, curve: str = "srgb") -> torch.Tens
         return scaled.clamp_(0.0, top).add_(0.5).to(torch.int32).to(dtype)
     lut, size = encode_lut(bits)
     idx = scaled.clamp_(0.0, size - 1).to(torch.int32)
-    return lut.index_select(0, idx.reshape(-1)).reshape(idx.shape)
+    return lut.index_select(0, idx.reshape(-1)).reshape(idx.shape).to(dtype)
 
 
 def quantise_scale(bits: int, curve: str = "srgb") -> float:
