@@ -6,7 +6,7 @@ from fractions import Fraction
 
 from ..types import ExifInfo
 
-__all__ = ["exif_bytes", "tiff_tags"]
+__all__ = ["exif_bytes", "tiff_tags", "software"]
 
 # Tag numbers (EXIF 2.32 / TIFF 6.0).
 MAKE, MODEL, ORIENTATION, SOFTWARE, DATETIME, ARTIST = 0x010F, 0x0110, 0x0112, 0x0131, 0x0132, 0x013B
@@ -21,7 +21,7 @@ def _rational(x: float, limit: int = 1_000_000) -> tuple[int, int]:
     return f.numerator, f.denominator
 
 
-def _software() -> str:
+def software() -> str:
     from .. import __version__
 
     return f"rawdev {__version__}"
@@ -34,7 +34,7 @@ def exif_bytes(info: ExifInfo) -> bytes:
 
     exif = Image.Exif()
     exif[ORIENTATION] = 1
-    exif[SOFTWARE] = _software()
+    exif[SOFTWARE] = software()
     if info.make:
         exif[MAKE] = info.make
     if info.model:
@@ -65,7 +65,8 @@ def tiff_tags(info: ExifInfo) -> list[tuple]:
     tifffile cannot write an EXIF sub-IFD, so exposure, aperture, ISO, focal length and capture time
     go into IFD0 under their TIFF/EP (ISO 12234-2) numbers, where exiftool and most readers find them.
     """
-    tags: list[tuple] = [(ORIENTATION, "H", 1, 1, True), (SOFTWARE, "s", 0, _software(), True)]
+    # Software (305) is written by tifffile itself (its ``software`` argument).
+    tags: list[tuple] = [(ORIENTATION, "H", 1, 1, True)]
     if info.make:
         tags.append((MAKE, "s", 0, info.make, True))
     if info.model:

@@ -19,7 +19,7 @@ import numpy as np
 
 from ..errors import OutputError, OutputExistsError, UsageError
 from ..types import ExifInfo
-from .exif import exif_bytes, tiff_tags
+from .exif import exif_bytes, software, tiff_tags
 from .icc import srgb_profile
 
 __all__ = ["FORMATS", "format_for", "write_image", "atomic_output"]
@@ -169,6 +169,6 @@ def write_image(
 
             tifffile.imwrite(
                 tmp, img, photometric="rgb", compression=None, iccprofile=icc,
-                extratags=tiff_tags(info), metadata=None,
+                extratags=tiff_tags(info), metadata=None, software=software(),
             )
     return path
