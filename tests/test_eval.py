@@ -220,10 +220,13 @@ def test_cli_json_markdown_table(tmp_path):
     assert r.exit_code == 0 and "| img1.png | 52x40 |" in r.stdout and "img2" not in r.stdout
     r = runner.invoke(app, ["demosaic", str(tmp_path), "-m", "menon", "--border", "4", "--ssim", "--noise", "2"])
     assert r.exit_code == 0 and "mean of 2" in r.stdout and "SSIM" in r.stdout
+    # Errors: one line on stderr and the error class's exit code, no traceback.
     r = runner.invoke(app, ["demosaic", str(tmp_path / "nope"), "-m", "malvar"])
-    assert isinstance(r.exception, InputError)
+    assert r.exit_code == InputError.exit_code and "no such folder" in r.stderr and "Traceback" not in r.stderr
     r = runner.invoke(app, ["demosaic", str(tmp_path), "-m", "malvar", "--json", "--markdown"])
-    assert isinstance(r.exception, UsageError)
+    assert r.exit_code == UsageError.exit_code == 2
+    r = runner.invoke(app, ["demosaic", str(tmp_path), "-m", "no-such-method"])
+    assert r.exit_code == UnknownBackendError.exit_code == 2 and "unknown back-end" in r.stderr
 
 
 # --- the staged data sets ----------------------------------------------------------------------------------------

@@ -4,13 +4,13 @@ Commands:
     ``rawdev eval demosaic DIR --method NAME``: mosaic the 8-bit sRGB photos in DIR, demosaic them with a
     registered back-end and print CPSNR per image and the mean (see :mod:`rawdev.evaluate.demosaic`).
 
-The main CLI mounts this sub-app with ``app.add_typer(evaluate.app, name="eval")`` and maps
-:class:`rawdev.errors.RawdevError` to exit codes; this module only raises them.
+The main CLI mounts this sub-app with ``app.add_typer(evaluate.app, name="eval")``. Errors are
+:class:`rawdev.errors.RawdevError` classes, printed as one line with their exit code by
+:func:`rawdev.cli._options.handle_errors` (missing or empty folder: 1; bad options, unknown back-end: 2).
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 from enum import Enum
 from pathlib import Path
@@ -21,6 +21,7 @@ from rich.console import Console
 from rich.table import Table
 
 from ..errors import UsageError
+from ._options import handle_errors
 
 __all__ = ["app", "format_markdown", "format_table"]
 
@@ -117,33 +118,34 @@ def demosaic(
     as_markdown: bool = typer.Option(False, "--markdown", help="Print a Markdown table instead."),
 ) -> None:
     """Mosaic each photo in DIRECTORY, demosaic it with METHOD, print CPSNR per image and the mean."""
-    from ..evaluate.demosaic import evaluate_demosaic
+    _demosaic(directory, method, pattern=pattern, border=border, noise=noise, noise_model=noise_model.value,
+              shot=shot, read=read, seed=seed, device=device, limit=limit, with_ssim=with_ssim,
+              as_json=as_json, as_markdown=as_markdown)
+
+
+@handle_errors
+def _demosaic(directory: Path, method: str, *, noise: float, as_json: bool, as_markdown: bool, **options) -> None:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from ..evaluate.demosaic import evaluate_demosaic, list_images
 
     if as_json and as_markdown:
         raise UsageError("--json and --markdown exclude each other")
-    err = Console(stderr=True)
-    quiet = as_json or as_markdown
-    with err.status(f"evaluating {method}...", spinner="dots") if not quiet else contextlib.nullcontext() as status:
+    files = list_images(directory)[: options.pop("limit") or None]
+    # Refreshed by hand after each image: no background refresh thread competing with the timed
+    # back-end calls for the GIL.
+    progress = Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+        console=Console(stderr=True), transient=True, auto_refresh=False, disable=as_json or as_markdown,
+    )
+    with progress:
+        task = progress.add_task(f"{method}", total=len(files))
 
-        def progress(row) -> None:
-            if status is not None:
-                status.update(f"evaluating {method}: {row.name} {row.cpsnr:.2f} dB")
+        def on_image(row) -> None:
+            progress.update(task, advance=1, description=f"{method}: {row.name} {row.cpsnr:.2f} dB")
+            progress.refresh()
 
-        result = evaluate_demosaic(
-            directory,
-            method,
-            pattern=pattern,
-            border=border,
-            noise_sigma=noise,
-            noise_model=noise_model.value,
-            shot=shot,
-            read=read,
-            seed=seed,
-            device=device,
-            limit=limit,
-            with_ssim=with_ssim,
-            on_image=progress,
-        )
+        result = evaluate_demosaic(directory, method, noise_sigma=noise, files=files, on_image=on_image, **options)
     if as_json:
         typer.echo(json.dumps(result.to_dict(), indent=2))
     elif as_markdown:

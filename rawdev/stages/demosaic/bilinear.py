@@ -86,45 +86,73 @@ def stencils_to_packed_weight(stencils) -> torch.Tensor:
         float64 weight; output channel ``4 * c + 2 * dy + dx`` is the ``pixel_shuffle`` order, input
         channel ``2 * py + px`` is the ``pixel_unshuffle`` order of the sub-lattice ``(py, px)``.
     """
-    w = torch.zeros(12, 4, 3, 3, dtype=torch.float64)
-    for dy in range(2):
-        for dx in range(2):
-            for c in range(3):
-                k = stencils[dy][dx][c]
-                for a in range(-2, 3):
-                    for b in range(-2, 3):
-                        v = k[a + 2][b + 2]
-                        if v:
-                            y, x = dy + a, dx + b
-                            # floor division maps the full-resolution offset to the packed one (-1, 0, 1)
-                            w[4 * c + 2 * dy + dx, 2 * (y % 2) + x % 2, y // 2 + 1, x // 2 + 1] += v
+    # Callers cache the result: a tensor first built under inference_mode would refuse autograd later.
+    with torch.inference_mode(False):
+        w = torch.zeros(12, 4, 3, 3, dtype=torch.float64)
+        for dy in range(2):
+            for dx in range(2):
+                for c in range(3):
+                    k = stencils[dy][dx][c]
+                    for a in range(-2, 3):
+                        for b in range(-2, 3):
+                            v = k[a + 2][b + 2]
+                            if v:
+                                y, x = dy + a, dx + b
+                                # floor division maps the full-resolution offset to the packed one (-1, 0, 1)
+                                w[4 * c + 2 * dy + dx, 2 * (y % 2) + x % 2, y // 2 + 1, x // 2 + 1] += v
     return w
 
 
-def demosaic_packed_stencils(mosaic: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+@functools.lru_cache(maxsize=None)
+def _weight_taps(weight_key: bytes) -> tuple:
+    """Non-zero entries of a packed weight, per output channel: ``((channel, ky, kx, value), ...)``."""
+    w = torch.frombuffer(bytearray(weight_key), dtype=torch.float64).view(12, 4, 3, 3)
+    return tuple(tuple((c, ky, kx, float(w[o, c, ky, kx])) for c, ky, kx in w[o].nonzero().tolist()) for o in range(12))
+
+
+def demosaic_packed_stencils(mosaic: torch.Tensor, weight: torch.Tensor, *, use_conv: bool | None = None) -> torch.Tensor:
     """Apply a packed stencil weight (see :func:`stencils_to_packed_weight`) to a ``(*, 1, H, W)`` mosaic.
 
     Odd sizes are mirrored up to even ones and cropped back, so every size from 2x2 works.
+
+    ``use_conv`` (default: on the CPU only) evaluates the stencils with one dense convolution; otherwise
+    each output plane is a sum of its few non-zero taps. GPUs take the second path because cuDNN may run
+    float32 convolutions in TF32 (10-bit mantissa), which would cost the output its precision.
     """
     lead = mosaic.shape[:-3]
     h, w = mosaic.shape[-2], mosaic.shape[-1]
     x = mosaic.reshape(-1, 1, h, w)
     n = x.shape[0]
+    if use_conv is None:
+        use_conv = x.device.type == "cpu"
     hc, wc = (h + 1) // 2, (w + 1) // 2  # packed output size
     # 2 px of context each side (one packed cell), plus one mirrored row/column to make odd sizes even.
     xp = reflect_pad(x, 2, 2 + h % 2, 2, 2 + w % 2)
-    weight = weight.to(dtype=x.dtype, device=x.device)
+    weight64 = weight.to(dtype=torch.float64, device="cpu").contiguous()
+    weight = weight64.to(dtype=x.dtype, device=x.device)
+    taps = None if use_conv else _weight_taps(weight64.numpy().tobytes())
     out = x.new_empty(n, 3, 2 * hc, 2 * wc)
-    # The output seen as (N, colour, packed row, dy, packed column, dx): each band's conv result is
-    # written in place with one strided copy (no pixel_shuffle temporary).
+    # The output seen as (N, colour, packed row, dy, packed column, dx): each band's result is written in
+    # place with one strided copy (no pixel_shuffle temporary).
     out_cells = out.view(n, 3, hc, 2, wc, 2)
     step = band_rows(n * wc, x.device, hc)
     for r0 in range(0, hc, step):
         r1 = min(hc, r0 + step)
         # Unshuffling per band keeps the packed copy in cache.
         packed = F.pixel_unshuffle(xp[:, :, 2 * r0 : 2 * r1 + 4], 2)  # (N, 4, r1 - r0 + 2, wc + 2)
-        cells = F.conv2d(packed, weight).view(n, 3, 2, 2, r1 - r0, wc)
-        out_cells[:, :, r0:r1].copy_(cells.permute(0, 1, 4, 2, 5, 3))
+        if use_conv:
+            cells = F.conv2d(packed, weight).view(n, 3, 2, 2, r1 - r0, wc)
+            out_cells[:, :, r0:r1].copy_(cells.permute(0, 1, 4, 2, 5, 3))
+            continue
+        for o, out_taps in enumerate(taps):
+            c, dy, dx = o // 4, (o % 4) // 2, o % 2
+            dst = out_cells[:, c, r0:r1, dy, :, dx]
+            for k, (ch, ky, kx, v) in enumerate(out_taps):
+                src = packed[:, ch, ky : ky + r1 - r0, kx : kx + wc]
+                if k == 0:
+                    torch.mul(src, v, out=dst)
+                else:
+                    dst.add_(src, alpha=v)
     if (h, w) != (2 * hc, 2 * wc):
         out = out[:, :, :h, :w].contiguous()
     return out.reshape(*lead, 3, h, w)
