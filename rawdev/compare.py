@@ -134,6 +134,12 @@ def _warm_up(cfg, backend: str) -> None:
     _WARM[key] = True
 
 
+def _camera_name(make: str | None, model: str | None) -> str | None:
+    if make and model and model.lower().startswith(make.split()[0].lower()):
+        return model  # "Canon" + "Canon EOS 6D"
+    return " ".join(x for x in (make, model) if x) or None
+
+
 def _develop(src: Path, cfg, backend: str) -> tuple[np.ndarray, str, list[str], dict]:
     from dataclasses import replace
 
@@ -145,15 +151,20 @@ def _develop(src: Path, cfg, backend: str) -> tuple[np.ndarray, str, list[str], 
     raw = read_raw(src)
     m = raw.meta
     meta = {
-        "camera": " ".join(x for x in (m.exif.make, m.exif.model) if x) or None,
+        "camera": _camera_name(m.exif.make, m.exif.model),
         "width": m.width, "height": m.height, "cfa": m.cfa.bayer_pattern or m.cfa.kind,
     }
     if backend == LIBRAW_BACKEND and raw.colors is not None:
         notices: list[str] = []
-        wb = pipeline._wb_for(raw, cfg.wb)
-        if wb.notice:
-            notices.append(wb.notice)
-        img = pipeline._develop_libraw(raw, cfg, wb, notices)
+        try:  # the pipeline's own LibRaw path (used for sensors it does not demosaic), on any sensor
+            wb = pipeline._wb_for(raw, cfg.wb)
+            if wb.notice:
+                notices.append(wb.notice)
+            img = pipeline._develop_libraw(raw, cfg, wb, notices)
+        except (AttributeError, TypeError) as e:  # the private helpers changed shape
+            from .errors import BackendError
+
+            raise BackendError(f"the libraw reference is not available in this version of the pipeline ({e})", src) from None
         if cfg.apply_orientation and m.orientation != 1:
             img = apply_orientation(img, m.orientation)
         return img, "libraw-ahd", notices, meta

@@ -87,3 +87,30 @@ def test_kill_9_mid_batch_then_resume(tmp_path):
     assert len(skipped) + len(developed) == N_FILES
     assert all(_complete(out / f"f{i:02d}.png") for i in range(N_FILES))
     assert not list(out.glob(".*rawdev-tmp")), "temporary files of the killed run are removed"
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs Linux /proc")
+def test_ctrl_c_stops_cleanly_with_exit_130(tmp_path):
+    rng = np.random.default_rng(8)
+    src = tmp_path / "in"
+    src.mkdir()
+    for i in range(8):
+        write_dng(src / f"g{i}.dng", rng.random((600, 800, 3)) * 0.6)
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "rawdev", "batch", str(src), "-o", str(out), "-f", "png", "-j", "2"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=dict(os.environ, PYTHONPATH=str(REPO)), start_new_session=True)
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline and proc.poll() is None and not (out.exists() and list(out.glob("*.png"))):
+        time.sleep(0.05)
+    assert proc.poll() is None
+    os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C does: the whole foreground group gets SIGINT
+    stdout, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130, stderr
+    assert "(interrupted)" in stdout and "Traceback" not in stderr
+    assert not list(out.glob(".*rawdev-tmp"))
+    assert all(_complete(f) for f in out.glob("*.png"))
+    t0 = time.monotonic()
+    while _session_members(proc.pid) and time.monotonic() - t0 < 10:
+        time.sleep(0.1)
+    assert _session_members(proc.pid) == []

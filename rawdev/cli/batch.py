@@ -145,7 +145,14 @@ def _batch(inputs, out_dir, fmt, bits, quality, backend, wb, highlights, exposur
         from ..backends import registry
         from ..pipeline import PipelineConfig
 
-        registry.get(backend)  # an unknown back-end is a usage error before any work starts
+        spec = registry.get(backend)  # an unknown back-end is a usage error before any work starts
+        if spec.kind == "learned" and device.value == "cuda":
+            import torch
+
+            if not torch.cuda.is_available():  # would fail every file the same way
+                from ..errors import BackendError
+
+                raise BackendError("--device cuda asked for, but CUDA is not available on this machine")
         cfg = PipelineConfig(
             backend=backend, wb=parse_wb(wb), highlights=highlights.value, exposure_ev=exposure,
             auto_bright=auto_bright, curve=curve.value, apply_orientation=not no_orient,
