@@ -39,8 +39,11 @@ Shape:
 
 from __future__ import annotations
 
+import contextlib
 import math
+import threading
 from collections import OrderedDict
+from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, Sequence
 
 import numpy as np
@@ -179,6 +182,20 @@ def _axis_weight(o: int, length: int, size: int, ov: int) -> torch.Tensor:
     return w
 
 
+@contextlib.contextmanager
+def _intra_op_threads(n: int):
+    """Temporarily set torch's intra-op thread count (process-wide) to ``n``."""
+    old = torch.get_num_threads()
+    if n == old:
+        yield
+        return
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)
+
+
 def _check_mosaic(mosaic: torch.Tensor) -> None:
     if not torch.is_tensor(mosaic) or mosaic.dim() != 4 or mosaic.shape[1] != 1:
         shape = tuple(mosaic.shape) if torch.is_tensor(mosaic) else type(mosaic).__name__
@@ -215,6 +232,8 @@ def run_tiled(
     native_pattern: str | None = None,
     valid: bool = False,
     progress: Callable[[int, int], None] | None = None,
+    workers: int = 1,
+    threads: int | None = None,
 ) -> torch.Tensor:
     """Run ``runner`` tile by tile over ``mosaic``; see the module docstring for the geometry.
 
@@ -236,6 +255,9 @@ def run_tiled(
         native_pattern: if given (Bayer only), every window starts on this pattern.
         valid: the runner returns only the window interior (valid convolutions).
         progress: called as ``progress(done_tiles, total_tiles)`` after each batch.
+        workers: CPU only: how many batches run concurrently (Python threads; torch releases the GIL
+            in its kernels). Each then uses ``threads // workers`` intra-op threads (restored after).
+        threads: the CPU threads to share out; default ``torch.get_num_threads()``.
 
     Returns:
         (N, C, H, W) in the mosaic's dtype and on its device, allocated once.
@@ -301,9 +323,7 @@ def run_tiled(
             xa, xb = win_extent(x0, wl, dx)
             groups.setdefault((yb - ya, xb - xa), []).append((y0, hl, x0, wl))
 
-    out: torch.Tensor | None = None
     total = len(rows) * len(cols) * n_img
-    done = 0
     idx_cache: dict[tuple[int, int, int], torch.Tensor] = {}
 
     def indices(a: int, b: int, size: int) -> torch.Tensor:
@@ -324,44 +344,66 @@ def run_tiled(
         part = src[:, y_lo:y_hi, x_lo:x_hi]
         return part.index_select(1, (iy - y_lo).to(part.device)).index_select(2, (ix - x_lo).to(part.device))
 
-    with torch.no_grad():
-        for (wh, ww), tiles in groups.items():
-            jobs = [(n, *t) for t in tiles for n in range(n_img)]
-            for k in range(0, len(jobs), batch):
-                chunk = jobs[k : k + batch]
-                windows = torch.stack([extract(*j) for j in chunk]).to(device=dev, dtype=cdtype)
-                nz = None if noise_t is None else noise_t[[j[0] for j in chunk]].to(device=dev, dtype=cdtype)
-                res = runner(windows, win_pattern, noise=nz)
-                if valid:
-                    exp_h, exp_w, off_y, off_x = wh - 2 * margin, ww - 2 * margin, dy, dx
+    chunks = []
+    for (wh, ww), tiles in groups.items():
+        jobs = [(n, *t) for t in tiles for n in range(n_img)]
+        chunks += [((wh, ww), jobs[k : k + batch]) for k in range(0, len(jobs), batch)]
+
+    def compute(item) -> torch.Tensor:
+        (wh, ww), chunk = item
+        with torch.no_grad():  # grad mode is per thread: set it in every worker
+            windows = torch.stack([extract(*j) for j in chunk]).to(device=dev, dtype=cdtype)
+            nz = None if noise_t is None else noise_t[[j[0] for j in chunk]].to(device=dev, dtype=cdtype)
+            res = runner(windows, win_pattern, noise=nz)
+        exp_h, exp_w = (wh - 2 * margin, ww - 2 * margin) if valid else (wh, ww)
+        if not torch.is_tensor(res) or res.dim() != 4 or res.shape[0] != len(chunk) or res.shape[-2:] != (exp_h, exp_w):
+            got = tuple(res.shape) if torch.is_tensor(res) else type(res).__name__
+            raise BackendError(
+                f"runner returned {got} for windows {tuple(windows.shape)}; expected ({len(chunk)}, C, {exp_h}, {exp_w})"
+            )
+        return res
+
+    off_y, off_x = (dy, dx) if valid else (margin + dy, margin + dx)
+    lock = threading.Lock()
+    state = {"out": None, "done": 0}
+
+    def write(item, res: torch.Tensor) -> None:
+        _, chunk = item
+        with lock, torch.no_grad():
+            out = state["out"]
+            if out is None:  # every pixel is written once (exact) or accumulated (blend)
+                alloc = torch.empty if exact else torch.zeros
+                out = state["out"] = alloc((n_img, res.shape[1], H, W), dtype=mosaic.dtype, device=mosaic.device)
+            for i, (n, y0, hl, x0, wl) in enumerate(chunk):
+                if exact:
+                    part = res[i, :, off_y : off_y + hl, off_x : off_x + wl]
+                    out[n, :, y0 : y0 + hl, x0 : x0 + wl] = part.to(out.dtype)
                 else:
-                    exp_h, exp_w, off_y, off_x = wh, ww, margin + dy, margin + dx
-                if res.dim() != 4 or res.shape[0] != len(chunk) or res.shape[-2:] != (exp_h, exp_w):
-                    raise BackendError(
-                        f"runner returned {tuple(res.shape)} for windows {tuple(windows.shape)}; "
-                        f"expected ({len(chunk)}, C, {exp_h}, {exp_w})"
-                    )
-                if out is None:  # every pixel is written once (exact) or accumulated (blend)
-                    alloc = torch.empty if exact else torch.zeros
-                    out = alloc((n_img, res.shape[1], H, W), dtype=mosaic.dtype, device=mosaic.device)
-                for i, (n, y0, hl, x0, wl) in enumerate(chunk):
-                    if exact:
-                        part = res[i, :, off_y : off_y + hl, off_x : off_x + wl]
-                        out[n, :, y0 : y0 + hl, x0 : x0 + wl] = part.to(out.dtype)
-                    else:
-                        ya0, yb0 = max(0, y0 - ov), min(H, y0 + hl + ov)
-                        xa0, xb0 = max(0, x0 - ov), min(W, x0 + wl + ov)
-                        sy, sx = off_y - (y0 - ya0), off_x - (x0 - xa0)
-                        part = res[i, :, sy : sy + (yb0 - ya0), sx : sx + (xb0 - xa0)].to(
-                            device=out.device, dtype=torch.float64 if out.dtype == torch.float64 else torch.float32
-                        )
-                        wgt = _axis_weight(y0, hl, H, ov)[:, None] * _axis_weight(x0, wl, W, ov)[None, :]
-                        wgt = wgt.to(device=out.device, dtype=part.dtype)
-                        view = out[n, :, ya0:yb0, xa0:xb0]
-                        view += (part * wgt).to(out.dtype)
-                done += len(chunk)
-                if progress is not None:
-                    progress(done, total)
-    if out is None:  # unreachable: there is always at least one tile
-        raise BackendError("no tile was run")
-    return out
+                    ya0, yb0 = max(0, y0 - ov), min(H, y0 + hl + ov)
+                    xa0, xb0 = max(0, x0 - ov), min(W, x0 + wl + ov)
+                    sy, sx = off_y - (y0 - ya0), off_x - (x0 - xa0)
+                    acc = torch.float64 if out.dtype == torch.float64 else torch.float32
+                    part = res[i, :, sy : sy + (yb0 - ya0), sx : sx + (xb0 - xa0)].to(device=out.device, dtype=acc)
+                    wgt = _axis_weight(y0, hl, H, ov)[:, None] * _axis_weight(x0, wl, W, ov)[None, :]
+                    view = out[n, :, ya0:yb0, xa0:xb0]
+                    view += (part * wgt.to(device=out.device, dtype=acc)).to(out.dtype)
+            state["done"] += len(chunk)
+            if progress is not None:
+                progress(state["done"], total)
+
+    def job(item) -> None:
+        write(item, compute(item))
+
+    workers = max(1, min(int(workers), len(chunks)))
+    if workers == 1 or dev.type != "cpu":
+        for item in chunks:
+            job(item)
+    else:
+        # Tiles run concurrently, each op single-threaded (or threads // workers): no barrier per
+        # layer, which is faster on a CPU and far more robust when other processes share the cores.
+        job(chunks[0])  # allocates the output
+        with _intra_op_threads(max(1, (threads or torch.get_num_threads()) // workers)):
+            with ThreadPoolExecutor(workers, thread_name_prefix="rawdev-tile") as pool:
+                for f in [pool.submit(job, item) for item in chunks[1:]]:
+                    f.result()
+    return state["out"]

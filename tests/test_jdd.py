@@ -113,7 +113,7 @@ class TestNetworks:
 
 class TestJDDRunner:
     @pytest.mark.parametrize("pattern", BAYER_PATTERNS)
-    @pytest.mark.parametrize("shape", [(100, 90), (101, 91), (77, 64)])
+    @pytest.mark.parametrize("shape", [(101, 91), (77, 64)])
     def test_tiled_equals_whole_image(self, jdd, pattern, shape):
         img = smooth_image(*shape, seed=sum(shape))
         m = mosaic(img, pattern)

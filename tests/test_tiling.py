@@ -123,6 +123,23 @@ class TestGeometry:
         torch.testing.assert_close(a, b, atol=0, rtol=0)
         torch.testing.assert_close(a, x.expand(-1, 3, -1, -1) + noise.view(-1, 1, 1, 1))
 
+    @pytest.mark.parametrize("exact", [True, False])
+    def test_concurrent_workers_equal_serial(self, exact):
+        x = torch.rand(2, 1, 75, 66)
+
+        def runner(windows, pat, noise=None):
+            k = torch.ones(1, 1, 3, 3) / 9
+            return torch.nn.functional.conv2d(windows, k, padding=1).expand(-1, 3, -1, -1) + windows.mean()
+
+        threads = torch.get_num_threads()
+        serial = run_tiled(runner, x, "GBRG", tile=16, margin=4, exact=exact, workers=1)
+        done = []
+        par = run_tiled(runner, x, "GBRG", tile=16, margin=4, exact=exact, workers=3, threads=2,
+                        progress=lambda d, t: done.append((d, t)))
+        torch.testing.assert_close(par, serial, atol=1e-6, rtol=0)
+        assert torch.get_num_threads() == threads  # restored
+        assert done[-1] == (50, 50) and len(done) == 50
+
     def test_xtrans_origins_are_multiples_of_6(self):
         starts = []
 
