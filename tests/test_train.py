@@ -107,6 +107,17 @@ class TestData:
             found = any(torch.equal(crop, full[:, t:t + 4, l:l + 4]) for t in range(0, 5, 2) for l in range(0, 7, 2))
             assert found
 
+    def test_colour_augment(self):
+        x = torch.rand(64, 3, 4, 4, generator=torch.Generator().manual_seed(0))
+        assert torch.equal(tdata.colour_augment(x, generator=torch.Generator(), p=0.0), x)
+        y = tdata.colour_augment(x, generator=torch.Generator().manual_seed(1), p=1.0, max_saturation=1.0)
+        # saturation 1: a pure channel permutation of each image
+        assert torch.allclose(y.sort(dim=1).values, x.sort(dim=1).values, atol=1e-6)
+        z = tdata.colour_augment(x, generator=torch.Generator().manual_seed(1), p=1.0)
+        assert 0 <= float(z.min()) and float(z.max()) <= 1
+        spread = lambda t: (t.max(1).values - t.min(1).values).mean()  # noqa: E731
+        assert float(spread(z)) > float(spread(x))
+
     def test_dihedral(self):
         x = torch.arange(2 * 1 * 3 * 3, dtype=torch.float32).reshape(2, 1, 3, 3)
         assert torch.equal(tdata.dihedral(x, torch.tensor([0, 0])), x)
@@ -208,7 +219,7 @@ def _small_net():
 class TestJDD:
     def test_batch(self, pack):
         pool = tdata.load_sources([pack])
-        recipe = jdd.JDDRecipe(patch=64, batch=6, p_clean=0.5, clip_prob=0.0)
+        recipe = jdd.JDDRecipe(patch=64, batch=6, p_clean=0.5, clip_prob=0.0, target="gt")
         b = jdd.make_jdd_batch(pool, recipe, torch.Generator().manual_seed(0), border=5)
         assert b["mosaic3"].shape == (6, 3, 64, 64) and b["sigma"].shape == (6,)
         assert b["target"].shape == (6, 3, 54, 54)
@@ -222,7 +233,7 @@ class TestJDD:
 
     def test_clean_samples_are_exact_mosaics(self, pack):
         pool = tdata.load_sources([pack])
-        recipe = jdd.JDDRecipe(patch=64, batch=4, p_clean=1.0, hetero_prob=0.5)
+        recipe = jdd.JDDRecipe(patch=64, batch=4, p_clean=1.0, hetero_prob=0.5, target="gt")
         g = torch.Generator().manual_seed(3)
         b = jdd.make_jdd_batch(pool, recipe, g, border=5)
         rgb = pool.sample(4, 64, generator=torch.Generator().manual_seed(3))
@@ -231,11 +242,41 @@ class TestJDD:
         assert torch.equal(b["mosaic3"], rgb * bayer_masks("GRBG", 64, 64))
         assert torch.equal(b["target"], rgb[..., 5:-5, 5:-5])
 
+    def test_teacher_targets(self, pack):
+        torch.manual_seed(0)
+        noise_free = BayerDemosaicNet(depth=2, width=8)
+        net = BayerDemosaicNet.from_pretrained_noise_free(noise_free.state_dict(), depth=2, width=8)
+        teacher = jdd._teacher_from(net)
+        x = torch.rand(2, 3, 32, 32)
+        with torch.no_grad():
+            assert torch.equal(teacher(x), noise_free(x))
+            assert torch.equal(net(x, torch.tensor([0.0, 0.05])), noise_free(x))  # zero-weight noise plane
+        assert not any(p.requires_grad for p in teacher.parameters())
+        pool = tdata.load_sources([pack])
+        from rawdev.cfa import bayer_masks
+
+        gen = lambda: torch.Generator().manual_seed(7)  # noqa: E731
+        rgb = pool.sample(6, 64, generator=gen())
+        with torch.no_grad():
+            taught = teacher(rgb * bayer_masks("GRBG", 64, 64)).clamp(0, 1)
+        b = jdd.make_jdd_batch(pool, jdd.JDDRecipe(patch=64, batch=6, target="teacher"), gen(), 5, teacher)
+        assert torch.equal(b["target"], taught)
+        b = jdd.make_jdd_batch(pool, jdd.JDDRecipe(patch=64, batch=6, p_clean=0.5, target="teacher-clean"),
+                               gen(), 5, teacher)
+        clean = b["sigma"] == 0
+        assert clean.any() and (~clean).any()
+        assert torch.equal(b["target"][clean], taught[clean])
+        assert torch.equal(b["target"][~clean], rgb[~clean][..., 5:-5, 5:-5])
+        with pytest.raises(UsageError):
+            jdd.make_jdd_batch(pool, jdd.JDDRecipe(patch=64, batch=2), gen(), 5, None)
+
     def test_recipe_validation(self):
         with pytest.raises(UsageError):
             jdd.JDDRecipe(loss="ssim").validate()
         with pytest.raises(UsageError):
             jdd.JDDRecipe(p_clean=2).validate()
+        with pytest.raises(UsageError):
+            jdd.JDDRecipe(target="oracle").validate()
 
     def test_pretrained_start_equals_noise_free_model(self):
         try:
@@ -269,7 +310,7 @@ class TestJDD:
             return net, res
 
         whole, res = go(4)
-        assert res.val is not None and set(res.val) == {"psnr_s0", "psnr_s10"}
+        assert res.val is not None and set(res.val) == {"psnr_s0", "psnr_s10", "agree_s0"}
         sd = load_file(str(tmp_path / "w.safetensors"))
         assert all(v.dtype == torch.float32 for v in sd.values())
         again = BayerDemosaicNet(depth=2, width=8, noise_input=True)

@@ -99,8 +99,11 @@ def jdd(
     schedule: str = typer.Option("cosine", "--schedule", help="constant or cosine (decay to 1% of --lr)."),
     warmup: int = typer.Option(0, "--warmup", help="Linear warm-up steps."),
     loss: str = typer.Option("l2", "--loss", help="l2 (Gharbi2016) or l1."),
+    target: str = typer.Option("teacher", "--target",
+                               help="teacher (noise-free network on the clean mosaic), gt (clean photo) or teacher-clean."),
     sigma_max: float = typer.Option(20.0, "--sigma-max", help="Largest noise std, on the 0-255 scale."),
     p_clean: float = typer.Option(0.2, "--p-clean", help="Fraction of noise-free samples."),
+    colour_aug: float = typer.Option(0.0, "--colour-aug", help="Fraction of samples with random channel order and saturation gain."),
     hetero: float = typer.Option(0.0, "--hetero", help="Fraction of samples with shot+read noise instead of Gaussian."),
     clip: float = typer.Option(0.5, "--clip", help="Fraction of samples whose noisy mosaic is clipped to [0, 1]."),
     init: str = typer.Option("pretrained", "--init", help="'pretrained' (demosaicnet's bayer.pth), a .pth/.safetensors file, or 'none'."),
@@ -124,7 +127,8 @@ def jdd(
                       checkpoint_every=checkpoint_every, log_every=log_every, val_every=val_every,
                       time_limit_s=time_limit, schedule=schedule, warmup_steps=warmup, threads=threads)
     recipe = JDDRecipe(patch=patch, batch=batch, sigma_max=sigma_max / 255, p_clean=p_clean,
-                       hetero_prob=hetero, clip_prob=clip, loss=loss)
+                       hetero_prob=hetero, clip_prob=clip, loss=loss, target=target,
+                       colour_aug=colour_aug)
     with TrainProgress("jdd-noise") as prog:
         result = train_jdd(data, out, cfg, recipe, init=None if init == "none" else init, **prog.callbacks())
     state = "done" if result.completed else "stopped at the time limit (continue with --resume)"
