@@ -163,8 +163,11 @@ def test_workers_cap_their_threads(tmp_path):
 
 def test_real_memory_limit_fails_the_big_file_only(tmp_path):
     make_dng(tmp_path / "in" / "small.dng")
-    make_dng(tmp_path / "in" / "big.dng", h=1500, w=2000, seed=1)
-    p = rawdev_cli("batch", str(tmp_path / "in"), "-o", str(tmp_path / "out"), "-j", "1", "--max-memory", "60M")
+    make_dng(tmp_path / "in" / "big.dng", h=2000, w=3000, seed=1)
+    # Measured beyond the start-up footprint: ~25 MB for the small file, ~140 MB for the 6 MP one.
+    # One thread: each extra thread's malloc arena would map 64 MB more.
+    p = rawdev_cli("batch", str(tmp_path / "in"), "-o", str(tmp_path / "out"), "-j", "1", "--threads", "1",
+                   "--max-memory", "60M")
     assert p.returncode == 1, p.stderr
     assert "1 developed, 1 failed, 0 skipped" in p.stdout
     assert "big.dng: out of memory" in p.stderr and "Traceback" not in p.stderr
