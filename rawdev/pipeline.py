@@ -184,7 +184,6 @@ def _linear_wb_band(raw: RawImage, a: int, b: int, gains) -> torch.Tensor:
     meta = raw.meta
     counts = torch.from_numpy(raw.data[a:b].astype(np.float32))
     if meta.cfa.kind == "bayer":
-        w = counts.shape[1]
         for dy in range(min(2, b - a)):
             # Row-parity views keep the inner dimension contiguous; the per-column pattern of
             # scale and offset alternates with the column parity.

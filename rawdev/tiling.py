@@ -391,8 +391,13 @@ def run_tiled(
             if progress is not None:
                 progress(state["done"], total)
 
+    # Inference mode is thread-local: worker threads must run in the caller's mode, or writing into
+    # an output allocated under inference mode fails.
+    inference = torch.is_inference_mode_enabled()
+
     def job(item) -> None:
-        write(item, compute(item))
+        with torch.inference_mode(inference):
+            write(item, compute(item))
 
     workers = max(1, min(int(workers), len(chunks)))
     if workers == 1 or dev.type != "cpu":

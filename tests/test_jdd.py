@@ -253,8 +253,8 @@ class TestJDDNoise:
         whole = registry.get("jdd-noise").build(device="cpu", tile=4096)(noisy, "RGGB", noise=0.03)
         assert out.shape == (1, 3, 70, 66)
         torch.testing.assert_close(out, whole, atol=1e-4, rtol=0)
-        with pytest.raises(UsageError):
-            run(noisy, "RGGB")
+        # No noise level means a clean input: the same as sigma 0.
+        torch.testing.assert_close(run(m, "RGGB"), run(m, "RGGB", noise=0.0), atol=0, rtol=0)
         with pytest.raises(BackendError):
             run(torch.rand(1, 1, 30, 30), XTRANS, noise=0.01)
 

@@ -69,7 +69,7 @@ JDD_XTRANS = WeightsSpec(
     source="PyPI demosaicnet==0.0.14, data/xtrans.pth (Gharbi et al. 2016, X-Trans model)",
 )
 #: sha256 of weights/jdd_noise.safetensors; empty until the fine-tuned file is released.
-JDD_NOISE_SHA256 = ""
+JDD_NOISE_SHA256 = "f4b817677bfa0be28d5eca3c607126960c10e1760ccea7cd541ddf72b9b8c9fa"
 JDD_NOISE = WeightsSpec(
     file="jdd_noise.safetensors",
     sha256=JDD_NOISE_SHA256,
@@ -184,8 +184,8 @@ class JDDRunner:
             raise UsageError(f"jdd expects a float mosaic, got {mosaic.dtype}")
         kind, cfa = _as_cfa(pattern)
         if self.uses_noise:
-            if noise is None:
-                raise UsageError("jdd-noise needs the noise level: noise=(N,) sigma in the sRGB-encoded [0, 1] domain")
+            if noise is None:  # no noise level given: a clean input (sigma 0)
+                noise = torch.zeros(mosaic.shape[0])
         else:
             noise = None
         if kind == "bayer":

@@ -77,12 +77,7 @@ def register(spec: BackendSpec) -> BackendSpec:
 
 def _ensure_loaded() -> None:
     # Explicit import list: registrations happen on first use, never by scanning folders.
-    from . import classical  # noqa: F401
-
-    try:
-        from . import learned  # noqa: F401
-    except ImportError:  # learned back-ends are optional until their module exists
-        pass
+    from . import classical, learned  # noqa: F401
 
 
 def get(name: str) -> BackendSpec:

@@ -11,7 +11,7 @@ import typer
 from ..errors import OutputError, UsageError
 from ._options import handle_errors, notice, parse_wb
 
-__all__ = ["develop_command", "DevelopOptions", "develop_file", "output_path_for"]
+__all__ = ["develop_command", "develop_file", "output_path_for"]
 
 
 class Fmt(str, Enum):
