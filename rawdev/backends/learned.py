@@ -53,7 +53,7 @@ __all__ = ["JDDRunner", "JDD_BAYER", "JDD_XTRANS", "JDD_NOISE", "JDD_NOISE_SHA25
 log = logging.getLogger(__name__)
 
 JDD_MARGIN = 32  # >= the 31-pixel receptive-field radius; even, so the Bayer parity is simple
-DEFAULT_TILE = {"cpu": 384, "cuda": 1024}  # output pixels per tile side (measured: docs/benchmarks_jdd.md)
+DEFAULT_TILE = {"cpu": 512, "cuda": 1024}  # output pixels per tile side (measured: docs/benchmarks_jdd.md)
 DEFAULT_BATCH = {"cpu": 1, "cuda": 4}
 
 JDD_BAYER = WeightsSpec(
@@ -223,7 +223,7 @@ def _build_jdd(
         noise_aware: the noise-aware model (``jdd-noise``).
         device: ``auto`` (CUDA when available), ``cpu`` or ``cuda``.
         dtype: compute dtype; float32 by default, float16/bfloat16 allowed on CUDA.
-        tile: output pixels per tile side; default 384 on CPU, 1024 on CUDA.
+        tile: output pixels per tile side; default 512 on CPU, 1024 on CUDA.
         batch: tiles per forward pass; default 1 on CPU, 4 on CUDA.
         workers: CPU only: tiles run concurrently, each with single-threaded ops (no per-layer
             barrier; measured faster, and much faster when other processes share the cores);
