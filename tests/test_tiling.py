@@ -140,6 +140,13 @@ class TestGeometry:
         assert torch.get_num_threads() == threads  # restored
         assert done[-1] == (50, 50) and len(done) == 50
 
+    def test_workers_inside_inference_mode(self):
+        """Regression: worker threads must write into an output allocated under inference mode."""
+        x = torch.rand(1, 1, 40, 40)
+        with torch.inference_mode():
+            out = run_tiled(identity3, x, "RGGB", tile=8, margin=2, workers=2)
+        torch.testing.assert_close(out, x.expand(-1, 3, -1, -1), atol=0, rtol=0)
+
     def test_xtrans_origins_are_multiples_of_6(self):
         starts = []
 

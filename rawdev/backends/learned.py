@@ -12,7 +12,8 @@ Runner contract (as for every back-end)::
   cell of colour indices; for X-Trans sensors a (6, 6) numpy cell of colour indices (0=R, 1=G, 2=B)
   of the passed array, ``cell[y % 6, x % 6]`` being the colour of pixel (y, x).
 * ``noise``: ignored by ``jdd``; for ``jdd-noise`` a scalar or (N,) tensor with the standard
-  deviation of the noise in the same sRGB-encoded [0, 1] domain as the input (Gharbi2016 Sec. 4).
+  deviation of the noise in the same sRGB-encoded [0, 1] domain as the input (Gharbi2016 Sec. 4);
+  None means a clean input (sigma 0).
 * Returns (N, 3, H, W), aligned with the input, in the input's dtype and on its device, in the
   input's encoding (sRGB-encoded camera RGB: decode it to get linear camera RGB), **not clipped**.
 
@@ -25,8 +26,9 @@ make this exact (tiled output equals whole-image output to float rounding).
 Weights: ``jdd`` uses the files shipped in the ``demosaicnet`` 0.0.14 wheel (MIT), located with
 :mod:`importlib.metadata` (the package is never imported) and sha256-checked. ``jdd-noise`` uses
 ``weights/jdd_noise.safetensors``: exactly ``BayerDemosaicNet(noise_input=True).state_dict()``,
-written by the training command (:mod:`rawdev.train`); its sha256 must be recorded in
-:data:`JDD_NOISE_SHA256` below. Until then ``build`` raises :class:`~rawdev.errors.WeightsError`.
+written by the training command (:mod:`rawdev.train`), model card ``weights/jdd_noise.md``; its sha256
+is recorded in :data:`JDD_NOISE_SHA256` below (update it whenever the file is re-trained). Without the
+file, or with a different one, ``build`` raises :class:`~rawdev.errors.WeightsError`.
 
 References:
     Gharbi2016: M. Gharbi, G. Chaurasia, S. Paris, F. Durand. "Deep Joint Demosaicking and
@@ -68,12 +70,13 @@ JDD_XTRANS = WeightsSpec(
     license="MIT",
     source="PyPI demosaicnet==0.0.14, data/xtrans.pth (Gharbi et al. 2016, X-Trans model)",
 )
-#: sha256 of weights/jdd_noise.safetensors; empty until the fine-tuned file is released.
+#: sha256 of weights/jdd_noise.safetensors (see weights/jdd_noise.md); re-record it after re-training.
 JDD_NOISE_SHA256 = "f4b817677bfa0be28d5eca3c607126960c10e1760ccea7cd541ddf72b9b8c9fa"
 JDD_NOISE = WeightsSpec(
     file="jdd_noise.safetensors",
     sha256=JDD_NOISE_SHA256,
     license="MIT",
+    card="jdd_noise.md",
     source="fine-tuned by rawdev's training command from demosaicnet 0.0.14 data/bayer.pth "
     "(BayerDemosaicNet.from_pretrained_noise_free)",
 )
