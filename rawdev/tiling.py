@@ -196,6 +196,13 @@ def _intra_op_threads(n: int):
         torch.set_num_threads(old)
 
 
+def _balanced(size: int, tile: int, step: int) -> int:
+    """The smallest multiple of ``step`` that covers ``size`` in ``ceil(size / tile)`` tiles."""
+    n = -(-size // tile)
+    t = -(-size // n)
+    return min(tile, -(-t // step) * step)
+
+
 def _check_mosaic(mosaic: torch.Tensor) -> None:
     if not torch.is_tensor(mosaic) or mosaic.dim() != 4 or mosaic.shape[1] != 1:
         shape = tuple(mosaic.shape) if torch.is_tensor(mosaic) else type(mosaic).__name__
@@ -234,6 +241,7 @@ def run_tiled(
     progress: Callable[[int, int], None] | None = None,
     workers: int = 1,
     threads: int | None = None,
+    balance: bool = True,
 ) -> torch.Tensor:
     """Run ``runner`` tile by tile over ``mosaic``; see the module docstring for the geometry.
 
@@ -258,6 +266,9 @@ def run_tiled(
         workers: CPU only: how many batches run concurrently (Python threads; torch releases the GIL
             in its kernels). Each then uses ``threads // workers`` intra-op threads (restored after).
         threads: the CPU threads to share out; default ``torch.get_num_threads()``.
+        balance: ``tile`` is the largest tile side: per axis the tile count ``ceil(size / tile)`` is
+            kept and the tiles are made as equal as the step allows (less margin work on the last
+            tile, even load across workers). False: tiles of exactly ``tile``, the last one shorter.
 
     Returns:
         (N, C, H, W) in the mosaic's dtype and on its device, allocated once.
@@ -280,6 +291,9 @@ def run_tiled(
     if th < 1 or tw < 1:
         raise UsageError(f"tile must be positive, got {tile}")
     th, tw = -(-th // step) * step, -(-tw // step) * step
+    if balance:  # same number of tiles per axis, sizes evened out (no thin last tile)
+        th = _balanced(H, th, step)
+        tw = _balanced(W, tw, step)
     margin = int(margin)
     if margin < 0:
         raise UsageError("margin must be >= 0")
@@ -406,9 +420,15 @@ def run_tiled(
     else:
         # Tiles run concurrently, each op single-threaded (or threads // workers): no barrier per
         # layer, which is faster on a CPU and far more robust when other processes share the cores.
-        job(chunks[0])  # allocates the output
+        # The first write allocates the output (under the lock).
         with _intra_op_threads(max(1, (threads or torch.get_num_threads()) // workers)):
             with ThreadPoolExecutor(workers, thread_name_prefix="rawdev-tile") as pool:
-                for f in [pool.submit(job, item) for item in chunks[1:]]:
-                    f.result()
+                futures = [pool.submit(job, item) for item in chunks]
+                try:
+                    for f in futures:
+                        f.result()
+                except BaseException:
+                    for f in futures:  # stop at the first failure (or Ctrl-C)
+                        f.cancel()
+                    raise
     return state["out"]

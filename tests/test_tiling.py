@@ -147,6 +147,19 @@ class TestGeometry:
             out = run_tiled(identity3, x, "RGGB", tile=8, margin=2, workers=2)
         torch.testing.assert_close(out, x.expand(-1, 3, -1, -1), atol=0, rtol=0)
 
+    @pytest.mark.parametrize("balance", [True, False])
+    def test_balanced_tiles(self, balance):
+        sizes = set()
+
+        def rec(windows, pat, noise=None):
+            sizes.add(tuple(windows.shape[-2:]))
+            return windows.expand(-1, 3, -1, -1)
+
+        x = torch.rand(1, 1, 12, 40)  # tile 30 -> two tiles per row: 20 + 20 balanced, 30 + 10 plain
+        out = run_tiled(rec, x, "RGGB", tile=30, margin=1, balance=balance)
+        torch.testing.assert_close(out[:, :1], x, atol=0, rtol=0)
+        assert {(h - 2, w - 2) for h, w in sizes} == {(12, 20)} if balance else {(12, 30), (12, 10)}
+
     def test_xtrans_origins_are_multiples_of_6(self):
         starts = []
 
@@ -214,6 +227,17 @@ class TestErrors:
     def test_runner_shape_checked(self):
         with pytest.raises(BackendError):
             run_tiled(lambda w, p, noise=None: w[..., 1:, :], torch.rand(1, 1, 20, 20), "RGGB", margin=2)
+
+    def test_runner_error_stops_the_workers(self):
+        calls = []
+
+        def bad(windows, pat, noise=None):
+            calls.append(1)
+            raise ValueError("boom")
+
+        with pytest.raises(ValueError, match="boom"):
+            run_tiled(bad, torch.rand(1, 1, 200, 200), "RGGB", tile=8, margin=2, workers=2)
+        assert len(calls) < 100  # of 625 tiles
 
     def test_device_and_dtype(self):
         assert resolve_device("cpu").type == "cpu"
