@@ -81,6 +81,7 @@ def _sources(tmp: Path) -> list[Path]:
 def _run_fuzz(tmp_path: Path, count: int, seed: int, time_limit: float) -> None:
     from PIL import Image
 
+    Image.MAX_IMAGE_PIXELS = None  # a mutated header can legitimately give a huge (garbage) image
     rng = np.random.default_rng(seed)
     sources = _sources(tmp_path)
     corpus = tmp_path / "mutants"

@@ -40,6 +40,9 @@ def _developable(meta) -> tuple[bool, str]:
 
     specs = list_backends()
     kind = meta.cfa.kind
+    if meta.num_colors < 3:
+        return False, (f"no: LibRaw reports {meta.num_colors} colour channel(s) ({meta.cfa.color_desc}); "
+                       "rawdev develops 3- and 4-colour sensors")
     if kind == "linear":
         return True, "yes: already demosaiced (linear DNG); no demosaicking, every back-end gives the same result"
     if kind == "other":
