@@ -229,6 +229,10 @@ def develop_raw(raw: RawImage, cfg: PipelineConfig = PipelineConfig()) -> Develo
     """Develop a decoded :class:`RawImage` with ``cfg``."""
     meta = raw.meta
     notices: list[str] = []
+    if meta.num_colors < 3:
+        from .errors import UnsupportedFileError
+
+        raise UnsupportedFileError(f"{meta.num_colors}-colour sensor data (monochrome or damaged header); rawdev develops colour RAWs only", meta.path)
     spec = registry.get(cfg.backend)
     if spec.replaces != ("demosaic",):
         raise BackendError(f"back-end {spec.name!r} is an end-to-end ISP; use it through develop --backend")

@@ -118,8 +118,6 @@ def test_unreadable_file_is_an_input_error_naming_it(corpus, tmp_path, monkeypat
     assert "readable=False" in inspect.getsource(batch_command).split("out_dir")[0]
 
 
-@pytest.mark.xfail(reason="cli/develop.py declares its inputs readable=True (Typer's default), so Click "
-                          "rejects an unreadable file as a usage error (exit 2) before rawdev sees it", strict=False)
 def test_develop_cli_unreadable_file_exit_1(corpus, tmp_path, monkeypatch):
     _, _, good = corpus
     _deny(monkeypatch, good)

@@ -69,7 +69,7 @@ def develop_file(src: Path, dst: Path, cfg, *, quality: int, overwrite: bool, qu
 
 
 def develop_command(
-    inputs: Annotated[list[Path], typer.Argument(help="RAW files (DNG, CR2, NEF, ARW, RAF, ...).", show_default=False)],
+    inputs: Annotated[list[Path], typer.Argument(help="RAW files (DNG, CR2, NEF, ARW, RAF, ...).", show_default=False, readable=False)],
     output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Output file, or a folder (ending in /) for several inputs. Default: next to the input.")] = None,
     fmt: Annotated[Fmt, typer.Option("--format", "-f", help="Output format when -o is not a file name.")] = Fmt.jpg,
     bits: Annotated[Optional[int], typer.Option("--bits", help="8 or 16 bits per channel (PNG/TIFF). Default: 8 for JPEG/PNG, 16 for TIFF. dcraw -6.")] = None,
