@@ -18,8 +18,8 @@ from typing import Literal
 
 import numpy as np
 
-from ..errors import CorruptFileError, InputError, OutputError, UnsupportedFileError
-from .raw import LIBRAW_FLIP_TO_EXIF, _CaptureNativeStderr, _check_path
+from ..errors import CorruptFileError, OutputError, UnsupportedFileError
+from .raw import LIBRAW_FLIP_TO_EXIF, _CaptureNativeStderr, open_rawpy
 from .write import atomic_output, format_for, write_image
 
 __all__ = ["Preview", "read_preview", "preview_image", "write_preview"]
@@ -66,17 +66,7 @@ def _read_preview(path: Path) -> Preview:
     import rawpy
 
     path = Path(path)
-    _check_path(path)
-    try:
-        raw = rawpy.imread(str(path))
-    except rawpy.LibRawFileUnsupportedError:
-        raise UnsupportedFileError("not a RAW format LibRaw can read (unsupported or not a RAW file)", path) from None
-    except (rawpy.LibRawTooBigError, rawpy.LibRawUnsufficientMemoryError, MemoryError) as e:
-        raise CorruptFileError(f"image too large to decode ({type(e).__name__})", path) from None
-    except rawpy.LibRawError as e:
-        raise CorruptFileError(f"LibRaw cannot read it ({type(e).__name__}: {e})", path) from None
-    except OSError as e:
-        raise InputError(f"cannot read: {e.strerror or e}", path) from None
+    raw = open_rawpy(path, unpack=False)  # the preview needs no sensor data
     try:
         orientation = LIBRAW_FLIP_TO_EXIF.get(int(raw.sizes.flip), 1)
         try:

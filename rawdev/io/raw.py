@@ -79,11 +79,12 @@ class _CaptureNativeStderr:
         return False
 
 
-def open_rawpy(path: str | Path):
-    """Open ``path`` with rawpy and unpack it; LibRaw errors become rawdev errors naming the file."""
+def open_rawpy(path: str | Path, *, unpack: bool = True):
+    """Open ``path`` with rawpy (and unpack the sensor data unless ``unpack=False``, e.g. for the
+    embedded preview); LibRaw errors become rawdev errors naming the file."""
     with _CaptureNativeStderr() as cap:
         try:
-            return _open_rawpy(Path(path))
+            return _open_rawpy(Path(path), unpack)
         except (CorruptFileError, UnsupportedFileError) as e:
             if cap.text and cap.text.lower() not in e.reason.lower():
                 e.reason = f"{e.reason}: {cap.text.rstrip('.').lower()}"
@@ -91,7 +92,7 @@ def open_rawpy(path: str | Path):
             raise
 
 
-def _open_rawpy(path: Path):
+def _open_rawpy(path: Path, unpack: bool):
     import rawpy
 
     _check_path(path)
@@ -99,7 +100,7 @@ def _open_rawpy(path: Path):
         raw = rawpy.imread(str(path))
     except rawpy.LibRawFileUnsupportedError:
         raise UnsupportedFileError("not a RAW format LibRaw can read (unsupported or not a RAW file)", path) from None
-    except (rawpy.LibRawIOError, rawpy.LibRawDataError) as e:
+    except (rawpy.LibRawIOError, rawpy.LibRawDataError):
         raise CorruptFileError("truncated or damaged RAW data", path) from None
     except (rawpy.LibRawTooBigError, rawpy.LibRawUnsufficientMemoryError, MemoryError) as e:
         raise CorruptFileError(f"image too large to decode ({type(e).__name__})", path) from None
@@ -111,9 +112,11 @@ def _open_rawpy(path: Path):
     if s.width * s.height > MAX_PIXELS or s.width <= 0 or s.height <= 0:
         raw.close()
         raise CorruptFileError(f"header claims an implausible size {s.width}x{s.height}", path)
+    if not unpack:
+        return raw
     try:
         raw.raw_image  # noqa: B018 - forces unpack, where truncation shows up
-    except (rawpy.LibRawIOError, rawpy.LibRawDataError) as e:
+    except (rawpy.LibRawIOError, rawpy.LibRawDataError):
         raw.close()
         raise CorruptFileError("truncated or damaged RAW data", path) from None
     except (rawpy.LibRawTooBigError, rawpy.LibRawUnsufficientMemoryError, MemoryError):
