@@ -6,6 +6,7 @@ import numpy as np
 import torch
 
 from .backends import registry
+from .errors import UsageError
 from .cfa import check_pattern
 
 __all__ = ["demosaic"]
@@ -23,7 +24,10 @@ def demosaic(cfa, pattern: str, method: str = "malvar", *, device: str = "cpu", 
     if t.dim() != 2:
         raise ValueError(f"demosaic expects an (H, W) mosaic, got shape {tuple(t.shape)}")
     dtype = t.dtype if t.is_floating_point() else torch.float32
-    run = registry.get(method).build(device=device)
+    spec = registry.get(method)
+    if tuple(spec.replaces) != ("demosaic",):
+        raise UsageError(f"back-end {method!r} is an end-to-end ISP (it needs the colour matrix): use rawdev.develop")
+    run = spec.build(device=device)
     nz = None if noise is None else torch.tensor([float(noise)])
     with torch.inference_mode():
         out = run(t.to(dtype)[None, None], pattern, noise=nz)[0].permute(1, 2, 0)

@@ -145,7 +145,6 @@ def _develop(src: Path, cfg, backend: str) -> tuple[np.ndarray, str, list[str], 
 
     from . import pipeline
     from .io.raw import read_raw
-    from .stages.orientation import apply_orientation
 
     cfg = replace(cfg, backend="malvar" if backend == LIBRAW_BACKEND else backend)
     raw = read_raw(src)
@@ -155,19 +154,8 @@ def _develop(src: Path, cfg, backend: str) -> tuple[np.ndarray, str, list[str], 
         "width": m.width, "height": m.height, "cfa": m.cfa.bayer_pattern or m.cfa.kind,
     }
     if backend == LIBRAW_BACKEND and raw.colors is not None:
-        notices: list[str] = []
-        try:  # the pipeline's own LibRaw path (used for sensors it does not demosaic), on any sensor
-            wb = pipeline._wb_for(raw, cfg.wb)
-            if wb.notice:
-                notices.append(wb.notice)
-            img = pipeline._develop_libraw(raw, cfg, wb, notices)
-        except (AttributeError, TypeError) as e:  # the private helpers changed shape
-            from .errors import BackendError
-
-            raise BackendError(f"the libraw reference is not available in this version of the pipeline ({e})", src) from None
-        if cfg.apply_orientation and m.orientation != 1:
-            img = apply_orientation(img, m.orientation)
-        return img, "libraw-ahd", notices, meta
+        res = pipeline.develop_libraw(raw, cfg)
+        return res.image, res.backend, list(res.notices), meta
     res = pipeline.develop_raw(raw, cfg)
     return res.image, res.backend, list(res.notices), meta
 

@@ -19,7 +19,6 @@ import torch
 
 from .backends import registry
 from .cfa import pattern_after_crop
-from .errors import BackendError
 from .io.raw import read_raw, render_libraw
 from .stages.colour import apply_matrix
 from .stages.highlights import blend_highlights, check_mode
@@ -30,7 +29,7 @@ from .stages.white_balance import WhiteBalance, apply_gains_mosaic, choose_gains
 from .tiling import resolve_device
 from .types import RawImage
 
-__all__ = ["PipelineConfig", "DevelopResult", "develop_raw", "develop"]
+__all__ = ["PipelineConfig", "DevelopResult", "develop_raw", "develop", "develop_libraw"]
 
 _LIBRAW_HIGHLIGHT = {"clip": 0, "unclip": 1, "blend": 2}
 
@@ -175,6 +174,57 @@ def _develop_cfa(raw: RawImage, cfg: PipelineConfig, spec, wb: WhiteBalance, not
     return out, sigma
 
 
+def _noise_coefficients(raw: RawImage, cfg: PipelineConfig, gains) -> tuple[float, float]:
+    """(shot, read) variance coefficients on the white-balanced, normalised mosaic, as the green
+    channel sees them: from ``--noise`` (a read-noise sigma), the DNG NoiseProfile (var = S x + O on
+    normalised data), or an estimate from the data (taken as read noise)."""
+    if cfg.noise is not None:
+        return 0.0, float(cfg.noise) ** 2
+    g = float(gains[1])
+    if raw.meta.noise_profile is not None:
+        s, o = raw.meta.noise_profile
+        # x_wb = g x: var_wb = g^2 (S x + O) = g S x_wb + g^2 O
+        return max(g * float(s), 0.0), max(g * g * float(o), 0.0)
+    from .stages.noise import estimate_sigma_linear
+
+    return 0.0, float(estimate_sigma_linear(raw)) ** 2 * g * g
+
+
+def _develop_isp(raw: RawImage, cfg: PipelineConfig, spec, wb: WhiteBalance, notices: list[str]) -> tuple[np.ndarray, float | None]:
+    """End-to-end learned ISPs: the whole white-balanced mosaic in, display sRGB out (the back-end
+    tiles and blends itself); the file's colour matrix and the exposure are handed to it."""
+    meta = raw.meta
+    if cfg.highlights != "clip":
+        notices.append(f"back-end {spec.name!r} renders highlights itself; --highlights {cfg.highlights} ignored")
+    device = resolve_device(cfg.device)
+    runner = spec.build(device=str(device), tile=cfg.tile)
+    gains = wb.gains
+    matrix = meta.rgb_cam
+    if matrix is None:
+        notices.append("the file has no colour matrix; camera RGB is taken as sRGB")
+    ev = cfg.exposure_ev
+    if cfg.auto_bright:
+        ev += float(np.log2(auto_bright_gain(_preview_linear(raw, gains, matrix) * 2.0**ev)))
+    m_out = (np.eye(3) if matrix is None else np.asarray(matrix)) * 2.0**ev
+    shot, read = _noise_coefficients(raw, cfg, gains)
+    H = raw.data.shape[0]
+    with torch.inference_mode():
+        m = _linear_wb_band(raw, 0, H, gains).clamp_(max=1.0)
+        disp = runner(m[None, None], _cfa_for_band(raw, 0), noise=torch.tensor([shot, read]),
+                      matrix=m_out)[0].float().cpu()
+        del m
+        hwc = disp.permute(1, 2, 0)
+        if cfg.curve == "linear":
+            hwc = srgb_decode(hwc)
+        if cfg.output_bits is None:
+            out = hwc.contiguous().numpy()
+        else:
+            top = (1 << cfg.output_bits) - 1
+            dtype = torch.uint8 if cfg.output_bits == 8 else torch.uint16
+            out = hwc.mul(top).add_(0.5).clamp_(0, top).to(dtype).numpy()
+    return out, float(np.sqrt(shot * 0.18 + read))
+
+
 def _linear_wb_band(raw: RawImage, a: int, b: int, gains) -> torch.Tensor:
     """Rows ``a:b`` of the mosaic, black-subtracted, scaled to the clip point and white-balanced.
 
@@ -234,8 +284,6 @@ def develop_raw(raw: RawImage, cfg: PipelineConfig = PipelineConfig()) -> Develo
 
         raise UnsupportedFileError(f"{meta.num_colors}-colour sensor data (monochrome or damaged header); rawdev develops colour RAWs only", meta.path)
     spec = registry.get(cfg.backend)
-    if spec.replaces != ("demosaic",):
-        raise BackendError(f"back-end {spec.name!r} is an end-to-end ISP; use it through develop --backend")
     if meta.cfa.kind == "linear" or raw.colors is None:
         wb = choose_gains(cfg.wb if cfg.wb != "auto" else "camera", camera=meta.camera_wb, daylight=meta.daylight_wb)
         lo = min(wb.gains)
@@ -256,6 +304,9 @@ def develop_raw(raw: RawImage, cfg: PipelineConfig = PipelineConfig()) -> Develo
             notices.append(f"{meta.cfa.kind} sensor: back-end {spec.name!r} handles {', '.join(sorted(spec.cfa_types))} only; demosaicked by LibRaw (AHD)")
             img = _develop_libraw(raw, cfg, wb, notices)
             backend, sigma = "libraw-ahd", None
+        elif spec.output_domain == "srgb_display":
+            img, sigma = _develop_isp(raw, cfg, spec, wb, notices)
+            backend = spec.name
         else:
             img, sigma = _develop_cfa(raw, cfg, spec, wb, notices)
             backend = spec.name
@@ -263,6 +314,21 @@ def develop_raw(raw: RawImage, cfg: PipelineConfig = PipelineConfig()) -> Develo
     if orientation != 1:
         img = apply_orientation(img, orientation)
     return DevelopResult(img, raw, wb, backend, orientation, notices, sigma)
+
+
+def develop_libraw(raw: RawImage, cfg: PipelineConfig = PipelineConfig()) -> DevelopResult:
+    """The reference render: LibRaw's own demosaic (AHD) with rawdev's white balance, LibRaw's colour
+    matrix, then rawdev's exposure, curve and orientation (``cfg.backend`` is ignored)."""
+    notices: list[str] = []
+    wb = _wb_for(raw, cfg.wb) if raw.colors is not None else choose_gains("camera", camera=raw.meta.camera_wb,
+                                                                             daylight=raw.meta.daylight_wb)
+    if wb.notice:
+        notices.append(wb.notice)
+    img = _develop_libraw(raw, cfg, wb, notices)
+    orientation = raw.meta.orientation if cfg.apply_orientation else 1
+    if orientation != 1:
+        img = apply_orientation(img, orientation)
+    return DevelopResult(img, raw, wb, "libraw-ahd", orientation, notices, None)
 
 
 def develop(path: str | Path, cfg: PipelineConfig | None = None, **options) -> DevelopResult:

@@ -38,6 +38,8 @@ def write_dng(
     orientation: int = 1,
     exposure_scale: float = 1.0,
     noise_sigma: float = 0.0,
+    shot: float = 0.0,
+    read: float = 0.0,
     seed: int = 0,
     make: str = "rawdev",
     model: str = "Synthetic",
@@ -46,6 +48,8 @@ def write_dng(
 
     ``exposure_scale`` scales the camera signal so that linear sRGB white sits at that fraction of the
     white level in the brightest camera channel. ``noise_sigma`` adds Gaussian read noise in raw counts.
+    ``shot`` / ``read`` add heteroscedastic noise of variance ``shot * x + read`` on the normalised
+    signal ``x`` in [0, 1] (Brooks2019's model) and record it as the DNG NoiseProfile tag.
     """
     from pidng.core import RAW2DNG, DNGTags, Tag
     from pidng.defs import CalibrationIlluminant, DNGVersion, PhotometricInterpretation
@@ -65,9 +69,13 @@ def write_dng(
     mosaic = np.take_along_axis(cam, idx[..., None], axis=2)[..., 0]
     blacks = np.broadcast_to(np.asarray(black, dtype=np.float64).reshape(-1), (4,)).reshape(2, 2)
     black_map = blacks[np.arange(h)[:, None] % 2, np.arange(w)[None, :] % 2]
+    rng = np.random.default_rng(seed)
+    if shot > 0 or read > 0:
+        var = shot * np.clip(mosaic, 0.0, None) + read
+        mosaic = mosaic + rng.normal(0.0, 1.0, mosaic.shape) * np.sqrt(var)
     counts = mosaic * (white - black_map) + black_map
     if noise_sigma > 0:
-        counts = counts + np.random.default_rng(seed).normal(0.0, noise_sigma, counts.shape)
+        counts = counts + rng.normal(0.0, noise_sigma, counts.shape)
     raw = np.clip(np.round(counts), 0, white).astype(np.uint16)
 
     t = DNGTags()
@@ -91,6 +99,8 @@ def write_dng(
     t.set(Tag.CalibrationIlluminant1, CalibrationIlluminant.D65)
     t.set(Tag.AsShotNeutral, _rationals(neutral, 1_000_000))
     t.set(Tag.BaselineExposure, [[0, 1]])
+    if shot > 0 or read > 0:
+        t.set(Tag.NoiseProfile, [float(shot), float(read)])
     t.set(Tag.Make, make)
     t.set(Tag.Model, model)
     t.set(Tag.UniqueCameraModel, f"{make} {model}")

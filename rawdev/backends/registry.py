@@ -77,7 +77,7 @@ def register(spec: BackendSpec) -> BackendSpec:
 
 def _ensure_loaded() -> None:
     # Explicit import list: registrations happen on first use, never by scanning folders.
-    from . import classical, learned  # noqa: F401
+    from . import classical, isp, learned  # noqa: F401
 
 
 def get(name: str) -> BackendSpec:

@@ -136,6 +136,68 @@ def jdd(
                f"weights -> {out}", err=True)
 
 
+def _train_isp(kind: str, data, out, stage_steps, width, kernels, patch, batch, p_noise, lr, device, resume,
+               run_dir, seed, checkpoint_every, log_every, time_limit, threads) -> None:
+    from ..train.isp import DEFAULT_STAGE_STEPS, ISPRecipe, train_isp
+    from ..train.loop import TrainConfig
+
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    steps = dict(DEFAULT_STAGE_STEPS[kind])
+    for item in stage_steps or []:
+        try:
+            lv, n = item.split("=")
+            steps[int(lv)] = int(n)
+        except ValueError:
+            raise typer.BadParameter(f"--stage-steps wants LEVEL=STEPS, got {item!r}") from None
+    cfg = TrainConfig(steps=1, lr=lr, seed=seed, device=device, run_dir=run_dir, resume=resume,
+                      checkpoint_every=checkpoint_every, log_every=log_every, time_limit_s=time_limit,
+                      schedule="cosine", threads=threads,
+                      # CameraNet's official optimiser (learned_backends.md 4.4); its eps damps the
+                      # updates of the near-zero-initialised up-sampling convolutions.
+                      betas=(0.5, 0.999) if kind == "cameranet" else (0.9, 0.999),
+                      eps=1e-4 if kind == "cameranet" else 1e-8)
+    recipe = ISPRecipe(kind=kind, width=width, kernels=kernels, patch=patch, batch=batch, p_noise=p_noise,
+                       stage_steps=steps)
+    with TrainProgress(kind) as prog:
+        result = train_isp(data, out, cfg, recipe, **prog.callbacks())
+    state = "done" if result.completed else "stopped (time limit): continue with --resume"
+    typer.echo(f"{state}: {kind} on {result.device}; weights -> {out if result.completed else '(not written)'}",
+               err=True)
+
+
+def _isp_command(kind: str, default_width: int, default_out: str):
+    def command(
+        data: List[Path] = typer.Option(..., "--data", help="Photo folder, photo file or .npz patch pack; repeat for more."),
+        out: Path = typer.Option(Path(default_out), "--out", help="Safetensors file to write."),
+        stage_steps: Optional[List[str]] = typer.Option(None, "--stage-steps",
+                                                        help="LEVEL=STEPS, repeatable (PyNET levels 5..0; CameraNet 1 = Restore alone, 0 = joint)."),
+        width: int = typer.Option(default_width, "--width", help="First-level width (papers: 32)."),
+        kernels: str = typer.Option("dilated", "--kernels", help="PyNET: full (3/5/7/9), dilated (3x3 dilated) or cap5."),
+        patch: int = typer.Option(128, "--patch", help="Patch side in pixels (multiple of 32)."),
+        batch: int = typer.Option(8, "--batch", help="Patches per step."),
+        p_noise: float = typer.Option(0.7, "--p-noise", help="Fraction of samples with shot+read noise."),
+        lr: float = typer.Option(1e-4 if kind != "cameranet" else 2e-4, "--lr", help="Adam learning rate (cosine decay per stage)."),
+        device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
+        resume: bool = typer.Option(False, "--resume", help="Continue from RUN_DIR."),
+        run_dir: Path = typer.Option(Path(f"runs/{kind}"), "--run-dir", help="Per-stage checkpoints and logs."),
+        seed: int = typer.Option(0, "--seed"),
+        checkpoint_every: int = typer.Option(200, "--checkpoint-every"),
+        log_every: int = typer.Option(50, "--log-every"),
+        time_limit: Optional[float] = typer.Option(None, "--time-limit", help="Stop cleanly after this many seconds."),
+        threads: Optional[int] = typer.Option(None, "--threads", help="torch CPU threads."),
+    ) -> None:
+        _train_isp(kind, data, out, stage_steps, width, kernels, patch, batch, p_noise, lr, device, resume,
+                   run_dir, seed, checkpoint_every, log_every, time_limit, threads)
+
+    command.__doc__ = f"Train the {kind} learned ISP on unprocessed photos (see rawdev.train.isp)."
+    return handle_errors(command)
+
+
+app.command("pynet")(_isp_command("pynet", 8, "weights/pynet.safetensors"))
+app.command("pynet-ca")(_isp_command("pynet-ca", 8, "weights/pynet_ca.safetensors"))
+app.command("cameranet")(_isp_command("cameranet", 16, "weights/cameranet.safetensors"))
+
+
 def main() -> None:
     app(prog_name="rawdev train")
 

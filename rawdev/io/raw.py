@@ -279,7 +279,8 @@ def _read_exif(path: Path, raw) -> tuple[ExifInfo, tuple[float, float] | None]:
     np_tag = tags.get("Image NoiseProfile") or tags.get("Image Tag 0xC761")
     if np_tag is not None:
         try:
-            vals = [float(v) for v in np_tag.values]
+            # exifread gives DOUBLEs as 1-tuples in some versions
+            vals = [float(v[0] if isinstance(v, tuple) else v) for v in np_tag.values]
             if len(vals) >= 2 and vals[0] >= 0 and vals[1] >= 0:
                 noise = (vals[0], vals[1])  # first plane's (scale S, offset O): var = S*x + O on [0,1]
         except (TypeError, ValueError):

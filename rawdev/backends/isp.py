@@ -1,0 +1,208 @@
+"""Registrations of the learned ISPs: ``pynet``, ``pynet-ca``, ``cameranet`` (trained by rawdev).
+
+Runner contract (end-to-end back-ends: they replace demosaic, colour and tone)::
+
+    run = get("cameranet").build(device="auto", tile=None)
+    srgb = run(mosaic, pattern, noise=None, matrix=m)
+
+* ``mosaic``: (N, 1, H, W) float, normalised, white-balanced, clipped at 1 from above
+  (``input_domain="mosaic_linear_wb"``); any H, W >= 2, any Bayer phase.
+* ``noise``: None (clean) or ``(N, 2)`` / ``(2,)`` (shot, read) variance coefficients on that data
+  (variance ``shot * x + read``, the DNG NoiseProfile model).
+* ``matrix``: ``(3, 3)`` camera RGB -> linear sRGB, exposure folded in (the file's matrix).
+* Returns (N, 3, H, W) display sRGB in [0, 1] (``output_domain="srgb_display"``).
+
+The networks and their frame are in :mod:`rawdev.models.isp_frame`. Tiling: windows are aligned on
+RGGB by reflection (as for ``jdd``) and padded by reflection to a multiple of 32; tiles overlap and are
+cross-faded with a raised-cosine ramp (:func:`rawdev.tiling.run_tiled` with ``exact=False``). The
+whole-image parts of the networks (PyNET-CA's channel-attention gates, CameraNet's Enhance-Net FiLM
+vector) are computed once per image, on a copy down-scaled to at most :data:`STATS_MEGAPIXELS`, and
+shared by every tile, so tiles do not each get their own tone (learned_backends.md 4.3, 7.2 B).
+
+Weights: ``weights/<name>.safetensors``, written by ``rawdev train <name>``, with a model card
+``weights/<name>.md``; the sha256 recorded below is checked on load.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import math
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..cfa import pattern_after_crop
+from ..errors import UsageError, WeightsError
+from ..models.isp_frame import LearnedISP, build_isp
+from ..tiling import resolve_device, resolve_dtype, run_tiled
+from .registry import BackendSpec, WeightsSpec, register
+from .weights import load_into, resolve_path
+
+__all__ = ["ISPRunner", "ISP_WEIGHTS", "ISP_MARGIN", "STATS_MEGAPIXELS"]
+
+ISP_MARGIN = 64  # raw pixels of context per tile side; a multiple of 16 keeps windows 32-aligned
+ISP_OVERLAP = 48  # cross-fade half-width
+STATS_MEGAPIXELS = 0.5
+DEFAULT_TILE = {"cpu": 512, "cuda": 1024}
+
+#: sha256 of each weight file (re-record after re-training; see the model cards).
+ISP_SHA256 = {
+    "pynet": "",
+    "pynet-ca": "",
+    "cameranet": "",
+}
+ISP_FILES = {"pynet": "pynet.safetensors", "pynet-ca": "pynet_ca.safetensors", "cameranet": "cameranet.safetensors"}
+ISP_WEIGHTS = {
+    name: WeightsSpec(file=ISP_FILES[name], sha256=ISP_SHA256[name], license="MIT",
+                      card=ISP_FILES[name].replace(".safetensors", ".md"),
+                      source=f"trained by `rawdev train {name}` (see the model card)")
+    for name in ISP_FILES
+}
+
+
+def _downscale_mosaic(mosaic: torch.Tensor, factor: int) -> torch.Tensor:
+    """An RGGB mosaic ``factor`` times smaller: each colour plane box-averaged, then re-mosaicked."""
+    if factor <= 1:
+        return mosaic
+    packed = F.pixel_unshuffle(mosaic, 2)
+    h, w = packed.shape[-2] // factor * factor, packed.shape[-1] // factor * factor
+    packed = F.avg_pool2d(packed[..., :h, :w], factor)
+    return F.pixel_shuffle(packed, 2)
+
+
+def _pad_to(x: torch.Tensor, multiple: int) -> tuple[torch.Tensor, int, int]:
+    """Reflect-pad bottom/right to a multiple (without edge repeat: the Bayer parity is kept)."""
+    h, w = x.shape[-2:]
+    ph, pw = (-h) % multiple, (-w) % multiple
+    if ph or pw:
+        # reflect needs pad < size: grow step by step for tiny inputs
+        while ph or pw:
+            sh, sw = min(ph, x.shape[-2] - 1), min(pw, x.shape[-1] - 1)
+            x = F.pad(x, (0, sw, 0, sh), mode="reflect")
+            ph, pw = ph - sh, pw - sw
+    return x, h, w
+
+
+class ISPRunner:
+    """``run(mosaic, pattern, noise=None, matrix=None) -> (N, 3, H, W)`` display sRGB (see module doc)."""
+
+    def __init__(self, net: LearnedISP, *, device: torch.device, dtype: torch.dtype, tile: int) -> None:
+        self.net = net.eval().requires_grad_(False).to(device=device, dtype=dtype)
+        self.device, self.dtype, self.tile = device, dtype, int(tile)
+
+    def _align_rggb(self, mosaic: torch.Tensor, pattern: str) -> tuple[torch.Tensor, int, int]:
+        # Reflect one row/column in front so the array starts on R (parity kept: see _pad_to).
+        for dy in (0, 1):
+            for dx in (0, 1):
+                if pattern_after_crop(pattern, -dy, -dx) == "RGGB":
+                    if dy or dx:
+                        mosaic = F.pad(mosaic, (dx, 0, dy, 0), mode="reflect")
+                    return mosaic, dy, dx
+        raise UsageError(f"not a Bayer pattern: {pattern!r}")
+
+    def global_context(self, mosaic: torch.Tensor, noise, matrix) -> dict:
+        """The whole-image quantities every tile shares, from a down-scaled copy (RGGB mosaic)."""
+        h, w = mosaic.shape[-2:]
+        factor = max(1, math.ceil(math.sqrt(h * w / (STATS_MEGAPIXELS * 1e6))))
+        small = _downscale_mosaic(mosaic, factor)
+        small, _, _ = _pad_to(small, self.net.multiple)
+        nz = None if noise is None else noise / factor**2  # averaging factor^2 samples
+        ctx: dict = {}
+        with torch.inference_mode():
+            small = small.to(self.device, self.dtype)
+            if self.net.kind == "cameranet":
+                ctx["film"] = self.net.film_vector(small, matrix, nz)
+            else:
+                with self.net.record_stats() as stats:
+                    self.net(small, matrix, nz, level=0)
+                ctx["stats"] = stats
+        return ctx
+
+    def __call__(self, mosaic: torch.Tensor, pattern, noise=None, matrix=None) -> torch.Tensor:
+        if not torch.is_tensor(mosaic) or mosaic.dim() != 4 or mosaic.shape[1] != 1:
+            raise UsageError("a learned ISP expects a (N, 1, H, W) mosaic tensor")
+        if not isinstance(pattern, str):
+            from ..cfa import pattern_from_cell
+
+            cell = np.asarray(pattern)
+            if cell.shape != (2, 2):
+                raise UsageError("the learned ISPs handle Bayer sensors only")
+            pattern = pattern_from_cell(cell)
+        n, _, H, W = mosaic.shape
+        if n != 1:  # the shared per-image context makes images independent: run them one by one
+            return torch.cat([self(mosaic[i:i + 1], pattern, None if noise is None else torch.as_tensor(noise).reshape(n, 2)[i], matrix)
+                              for i in range(n)])
+        m = torch.eye(3) if matrix is None else torch.as_tensor(np.asarray(matrix), dtype=torch.float32)
+        m = m.to(self.device, self.dtype)
+        nz = None if noise is None else torch.as_tensor(noise, dtype=torch.float32).reshape(1, 2).to(self.device, self.dtype)
+        src = mosaic.float()
+        aligned, dy, dx = self._align_rggb(src, pattern)
+        ctx = self.global_context(aligned, nz, m)
+        net = self.net
+
+        def core(windows: torch.Tensor, _pattern, noise=None) -> torch.Tensor:
+            x, h, w = _pad_to(windows, net.multiple)
+            with torch.inference_mode():
+                x = x.to(self.device, self.dtype)
+                mm = m.expand(x.shape[0], 3, 3)
+                nn_ = None if nz is None else nz.expand(x.shape[0], 2)
+                if net.kind == "cameranet":
+                    out = net(x, mm, nn_, film=ctx["film"].expand(x.shape[0], -1))
+                else:
+                    with net.replay_stats(ctx["stats"]):
+                        out = net(x, mm, nn_)
+            return out[..., :h, :w].clamp(0.0, 1.0)
+
+        out = run_tiled(core, src, pattern, tile=self.tile, margin=ISP_MARGIN, multiple=2, exact=False,
+                        overlap=ISP_OVERLAP, device=self.device, dtype=self.dtype, native_pattern="RGGB")
+        return out.clamp_(0.0, 1.0)
+
+
+def _build_isp(name: str, *, device: str | torch.device = "auto", dtype=None, tile: int | None = None,
+               threads: int | None = None, **_: object) -> ISPRunner:
+    dev = resolve_device(device)
+    cdtype = resolve_dtype(dtype, dev)
+    if threads is not None:
+        torch.set_num_threads(max(1, int(threads)))
+    spec = ISP_WEIGHTS[name]
+    path = resolve_path(spec.file)
+    if not path.is_file() or not spec.sha256:
+        raise WeightsError(f"the {name} weights {path} are not there yet: train them with `rawdev train {name}`")
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as f:
+        meta = f.metadata() or {}
+    try:
+        config = json.loads(meta["config"])
+    except (KeyError, json.JSONDecodeError) as err:
+        raise WeightsError(f"{path} has no model configuration in its metadata", path) from err
+    net = load_into(build_isp(config), spec)
+    return ISPRunner(net, device=dev, dtype=cdtype, tile=DEFAULT_TILE[dev.type] if tile is None else int(tile))
+
+
+_DESCRIPTIONS = {
+    "pynet": "PyNET (Ignatov et al. 2020) learned ISP, reduced width, trained here on unprocessed photos; "
+    "mosaic + noise level -> display sRGB through the file's own colour matrix.",
+    "pynet-ca": "PyNET-CA (Kim et al. 2020): PyNET with channel attention and a sub-pixel head; trained here.",
+    "cameranet": "CameraNet (Liang et al. 2019) two-stage learned ISP (Restore-Net + Enhance-Net), trained here.",
+}
+for _name in ISP_FILES:
+    register(BackendSpec(
+        name=_name,
+        kind="learned",
+        description=_DESCRIPTIONS[_name],
+        replaces=("demosaic", "colour", "tone"),
+        cfa_types=frozenset({"bayer"}),
+        input_domain="mosaic_linear_wb",
+        output_domain="srgb_display",
+        native_pattern="RGGB",
+        tile_multiple=2,
+        margin=ISP_MARGIN,
+        tile_exact=False,
+        uses_noise=True,
+        build=functools.partial(_build_isp, _name),
+        weights={"bayer": ISP_WEIGHTS[_name]},
+        reference={"pynet": "Ignatov2020", "pynet-ca": "Kim2020", "cameranet": "Liang2019"}[_name],
+    ))

@@ -1,0 +1,200 @@
+"""The frame every learned ISP back-end runs in: what the file tells us goes in, display sRGB comes out.
+
+PyNET (Ignatov2020), PyNET-CA (Kim2020) and CameraNet (Liang2019) were each trained for *one* camera:
+their input is that camera's packed raw data and everything else, white balance and colour included,
+is learned. A user's camera is never the training camera, so the networks here are wrapped in a frame
+that feeds them what the RAW file says and leaves them only the camera-independent work:
+
+1. **Input** ``(N, 1, H, W)``: the normalised (black-subtracted, divided by the clip point),
+   white-balanced mosaic, clipped to [0, 1], always in RGGB phase (the tiling engine aligns any other
+   phase by reflection, as for ``jdd``), packed to ``(N, 4, H/2, W/2)`` planes R, G1, G2, B; plus
+   four planes with the per-sample noise standard deviation ``sqrt(shot * x + read)`` (the DNG
+   NoiseProfile model, Brooks2019 Eq. 4; zeros for a clean input). White balance and black/white
+   level thus come from the file, never from the weights.
+2. **Residual over a fixed bilinear demosaic**: the network output is added to the bilinear
+   demosaic of the input mosaic (for PyNET's coarser levels, to its average-pooled copy). Not in the
+   papers: it makes the untrained network start at a usable image, which matters when a 2-core CPU
+   gives us 0.01-1 % of the papers' training compute.
+3. **Fixed colour layer**: the result (linear, white-balanced camera RGB) goes through the file's own
+   camera -> sRGB matrix (a 3x3 per image, exposure folded in), then the sRGB OETF (IEC 61966-2-1).
+   The matrix is applied, not learned, so one set of weights renders any camera's colours.
+4. CameraNet only: the Enhance-Net refines the sRGB-encoded image as a global residual
+   (``display = encoded + enhance(encoded)``): the default look is neutral (the classical pipeline's
+   curve, no tone curve), which makes the identity the right starting point.
+
+Outputs are display-referred sRGB, unclipped while training (the loss sees the overshoot) and
+clipped to [0, 1] at inference.
+
+References:
+    Ignatov2020: A. Ignatov, L. Van Gool, R. Timofte. "Replacing Mobile Camera ISP with a Single Deep
+    Learning Model". CVPR Workshops 2020.
+    Kim2020: B.-H. Kim, J. Song, J. C. Ye, J. Baek. "PyNET-CA: Enhanced PyNET with Channel Attention
+    for End-to-End Mobile Image Signal Processing". ECCV Workshops (AIM) 2020.
+    Liang2019: Z. Liang, J. Cai, Z. Cao, L. Zhang. "CameraNet: A Two-Stage Framework for Effective
+    Camera ISP Learning". IEEE TIP 30, 2021 (arXiv 1908.01481).
+    Brooks2019: T. Brooks et al. "Unprocessing Images for Learned Raw Denoising". CVPR 2019.
+"""
+
+from __future__ import annotations
+
+from contextlib import ExitStack, contextmanager
+from typing import Iterator, Literal
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+__all__ = ["ISP_KINDS", "LearnedISP", "pack_rggb", "noise_planes", "encode_srgb_train", "build_isp"]
+
+ISP_KINDS = ("pynet", "pynet-ca", "cameranet")
+IN_CHANNELS = 8  # 4 packed colour planes + 4 noise planes
+
+
+def pack_rggb(mosaic: Tensor) -> Tensor:
+    """``(N, 1, H, W)`` RGGB mosaic -> ``(N, 4, H/2, W/2)`` planes R, G1 (row 0), G2 (row 1), B."""
+    return F.pixel_unshuffle(mosaic, 2)
+
+
+def noise_planes(packed: Tensor, noise: Tensor | None) -> Tensor:
+    """Per-sample noise std ``sqrt(shot * x + read)`` for packed data ``(N, 4, h, w)``.
+
+    ``noise``: ``(N, 2)`` (shot, read) variance coefficients in the input's units, or None (clean).
+    The observed (noisy) value stands in for the unknown clean one, as at inference.
+    """
+    if noise is None:
+        return torch.zeros_like(packed)
+    nz = noise.to(device=packed.device, dtype=packed.dtype).reshape(-1, 2, 1, 1)
+    var = nz[:, :1] * packed.clamp(0.0, 1.0) + nz[:, 1:]
+    return var.clamp_min(0.0).sqrt()
+
+
+def encode_srgb_train(linear: Tensor) -> Tensor:
+    """The sRGB OETF with a gradient everywhere: linear below 0, the curve's power law above 1.
+
+    Keeps gradients alive where the network overshoots (``stages.tone.srgb_encode`` clips, which is
+    right for output but stalls training on the pixels that are most wrong).
+    """
+    hi = 1.055 * linear.clamp_min(0.0031308).pow(1.0 / 2.4) - 0.055
+    return torch.where(linear <= 0.0031308, linear * 12.92, hi)
+
+
+def _bilinear_base(mosaic: Tensor) -> Tensor:
+    from ..stages.demosaic.bilinear import demosaic_bilinear
+
+    with torch.no_grad():
+        return demosaic_bilinear(mosaic, "RGGB")
+
+
+class LearnedISP(nn.Module):
+    """A PyNET / PyNET-CA / CameraNet core inside the frame described in the module docstring.
+
+    Args:
+        kind: ``"pynet"``, ``"pynet-ca"`` or ``"cameranet"``.
+        width: the core's first-level width (paper: 32 for all three).
+        kernels: PyNET only: ``"full"``, ``"dilated"`` or ``"cap5"`` (see ``ignatov2020``).
+        padding_mode: CameraNet only: ``"reflect"`` (paper) or ``"zeros"`` (small training patches).
+        instance_norm: PyNET(-CA) only: the papers' instance normalisation (True). The configurations
+            trained here leave it out: it removes each tile's absolute level and contrast, which a
+            neutral render must keep, and it makes tiles depend on their own statistics.
+    """
+
+    def __init__(self, kind: str, width: int = 32, kernels: str = "full",
+                 padding_mode: str = "reflect", instance_norm: bool = True) -> None:
+        super().__init__()
+        if kind not in ISP_KINDS:
+            raise ValueError(f"unknown ISP kind {kind!r}; expected one of {ISP_KINDS}")
+        self.kind = kind
+        self.config = {"kind": kind, "width": int(width), "kernels": kernels, "padding_mode": padding_mode,
+                       "instance_norm": bool(instance_norm)}
+        if kind == "cameranet":
+            from .liang2019 import CameraNet
+
+            self.core = CameraNet(in_channels=IN_CHANNELS, width=width, padding_mode=padding_mode)
+        else:
+            from .ignatov2020 import pynet, pynet_ca
+
+            make = pynet_ca if kind == "pynet-ca" else pynet
+            self.core = make(width=width, in_channels=IN_CHANNELS, kernels=kernels, instance_norm=instance_norm)
+        # Zero the output convolutions (the only ones with 3 or 12 = 3 x 2^2 output channels): the
+        # untrained frame then returns exactly the bilinear render, and training starts from there.
+        for m in self.core.modules():
+            if isinstance(m, nn.Conv2d) and m.out_channels in (3, 12):
+                nn.init.zeros_(m.weight)
+                if m.bias is not None:
+                    nn.init.zeros_(m.bias)
+
+    @property
+    def levels(self) -> tuple[int, ...]:
+        """Training stages: PyNET levels 5..0; CameraNet ``(1, 0)`` (Restore-Net alone, then joint)."""
+        return (5, 4, 3, 2, 1, 0) if self.kind != "cameranet" else (1, 0)
+
+    @property
+    def multiple(self) -> int:
+        """Input sides must be multiples of this (four 2x poolings of the half-resolution planes)."""
+        return 32
+
+    def forward(self, mosaic: Tensor, matrix: Tensor, noise: Tensor | None = None, level: int = 0,
+                film: Tensor | None = None) -> Tensor:
+        """Display sRGB ``(N, 3, H / 2**level, W / 2**level)`` (unclipped) of an RGGB mosaic.
+
+        Args:
+            mosaic: ``(N, 1, H, W)`` normalised, white-balanced, clipped RGGB mosaic; H, W multiples
+                of 32.
+            matrix: ``(N, 3, 3)`` or ``(3, 3)`` camera RGB -> linear sRGB (exposure folded in).
+            noise: ``(N, 2)`` (shot, read) or None.
+            level: PyNET: the output level (0 = full resolution); CameraNet: 1 = Restore-Net only
+                (its output through the colour layer), 0 = both stages.
+            film: CameraNet: a precomputed Enhance-Net FiLM vector (tiled inference); else None.
+        """
+        n, _, h, w = mosaic.shape
+        if h % self.multiple or w % self.multiple:
+            raise ValueError(f"learned ISP input sides must be multiples of {self.multiple}, got {h}x{w}")
+        packed = pack_rggb(mosaic)
+        x = torch.cat([packed, noise_planes(packed, noise)], dim=1)
+        base = _bilinear_base(mosaic)
+        m = matrix.to(mosaic.dtype)
+        if m.dim() == 2:
+            m = m.expand(n, 3, 3)
+        if self.kind == "cameranet":
+            cam = self.core.restore(x) + base
+            enc = encode_srgb_train(torch.einsum("nij,njhw->nihw", m, cam))
+            if level >= 1:
+                return enc
+            # Enhance-Net sees the clipped encoding, as it would a finished image.
+            clipped = enc.clamp(0.0, 1.0)
+            return enc + self.core.enhance(clipped, film=film)
+        out = self.core(x, level=level)
+        if level > 0:
+            base = F.avg_pool2d(base, 2 ** level)
+        cam = out + base
+        return encode_srgb_train(torch.einsum("nij,njhw->nihw", m, cam))
+
+    def film_vector(self, mosaic: Tensor, matrix: Tensor, noise: Tensor | None = None) -> Tensor:
+        """CameraNet: the Enhance-Net's global FiLM vector of a (whole, or down-scaled) image."""
+        if self.kind != "cameranet":
+            raise ValueError("only CameraNet has a global FiLM vector")
+        enc = self.forward(mosaic, matrix, noise, level=1)
+        return self.core.enhance.film_vector(enc.clamp(0.0, 1.0))
+
+    @contextmanager
+    def record_stats(self) -> Iterator[list]:
+        """PyNET(-CA): record instance-norm statistics and attention gates of the forwards inside."""
+        with self.core.record_stats() as stats:
+            yield stats
+
+    @contextmanager
+    def replay_stats(self, stats: list) -> Iterator[None]:
+        """PyNET(-CA): use ``stats`` (from :meth:`record_stats`) instead of each tile's own."""
+        with ExitStack() as stack:
+            stack.enter_context(self.core.replay_stats(stats))
+            yield
+
+
+def build_isp(config: dict) -> LearnedISP:
+    """A :class:`LearnedISP` from its ``config`` dict (as stored with the weights)."""
+    return LearnedISP(config["kind"], width=int(config.get("width", 32)),
+                      kernels=config.get("kernels", "full"), padding_mode=config.get("padding_mode", "reflect"),
+                      instance_norm=bool(config.get("instance_norm", True)))
+
+
+Kind = Literal["pynet", "pynet-ca", "cameranet"]
