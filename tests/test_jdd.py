@@ -291,3 +291,23 @@ class TestRealPhoto:
         # and on the uncropped photo every phase reaches the published level
         for pattern in BAYER_PATTERNS:
             assert self.cpsnr(self.develop(jdd, img, pattern), img) > 42.0, pattern
+
+
+def test_jdd_noise_fades_into_jdd_below_the_fade_level():
+    """sigma 0: exactly the noise-free network; sigma >= JDD_NOISE_FADE: the fine-tuned one alone;
+    in between a mix of the two."""
+    from rawdev.backends import learned
+    from rawdev.backends.registry import get
+
+    g = torch.Generator().manual_seed(5)
+    m = torch.rand(1, 1, 70, 90, generator=g)
+    jdd = get("jdd").build(device="cpu")
+    faded = get("jdd-noise").build(device="cpu")
+    alone = learned._build_jdd(True, device="cpu", fade=False)
+    with torch.inference_mode():
+        assert torch.equal(faded(m, "BGGR", noise=torch.tensor([0.0])), jdd(m, "BGGR"))
+        hi = torch.tensor([learned.JDD_NOISE_FADE * 1.5])
+        assert torch.equal(faded(m, "BGGR", noise=hi), alone(m, "BGGR", noise=hi))
+        mid = torch.tensor([learned.JDD_NOISE_FADE / 2])
+        a, b, c = jdd(m, "BGGR"), alone(m, "BGGR", noise=mid), faded(m, "BGGR", noise=mid)
+        assert torch.allclose(c, (a + b) / 2, atol=1e-5)

@@ -72,6 +72,8 @@ JDD_XTRANS = WeightsSpec(
 )
 #: sha256 of weights/jdd_noise.safetensors (see weights/jdd_noise.md); re-record it after re-training.
 JDD_NOISE_SHA256 = "f4b817677bfa0be28d5eca3c607126960c10e1760ccea7cd541ddf72b9b8c9fa"
+#: jdd-noise fades into the noise-free network below this noise std (sRGB-encoded [0, 1] units).
+JDD_NOISE_FADE = 2.0 / 255
 JDD_NOISE = WeightsSpec(
     file="jdd_noise.safetensors",
     sha256=JDD_NOISE_SHA256,
@@ -129,6 +131,8 @@ class JDDRunner:
         self.workers = workers  # None: one per CPU thread (torch.get_num_threads()) on the CPU
         self.uses_noise = uses_noise
         self.bayer_net = None if bayer_net is None else self._prepare(bayer_net)
+        self.clean_net: torch.nn.Module | None = None  # jdd-noise: the noise-free expert (see fade_sigma)
+        self.fade_sigma = JDD_NOISE_FADE
         self._xtrans_spec = xtrans_spec
         self.xtrans_net: torch.nn.Module | None = None
         self._masks: dict[tuple[int, int], torch.Tensor] = {}
@@ -154,9 +158,34 @@ class JDDRunner:
             self._masks = {(h, w): mask, **dict(list(self._masks.items())[:7])}
         with torch.inference_mode():
             m3 = (windows * mask).contiguous(memory_format=torch.channels_last)
-            out = self.bayer_net(m3, noise if self.uses_noise else None)
+            if not self.uses_noise:
+                out = self.bayer_net(m3, None)
+            else:
+                out = self._noise_aware(m3, noise)
         c = JDD_MARGIN - BAYER_BORDER
         return out[..., c : out.shape[-2] - c, c : out.shape[-1] - c]
+
+    def _noise_aware(self, m3: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+        """jdd-noise's output: the fine-tuned network, faded into the noise-free one below ``fade_sigma``.
+
+        At sigma 0 there is nothing to denoise and the released noise-free network is the better
+        demosaicker (our fine-tune costs it 0.25-0.58 dB there: weights/jdd_noise.md); from
+        ``fade_sigma`` up the fine-tuned network alone runs. In between the two outputs are mixed
+        linearly in sigma, so the result is continuous in the noise level.
+        """
+        if self.clean_net is None:
+            return self.bayer_net(m3, noise)
+        sig = torch.as_tensor(noise, dtype=m3.dtype, device=m3.device).reshape(-1)
+        if sig.numel() == 1:
+            sig = sig.expand(m3.shape[0])
+        w = (sig / self.fade_sigma).clamp(0.0, 1.0)
+        if bool((w >= 1).all()):
+            return self.bayer_net(m3, sig)
+        clean = self.clean_net(m3, None)
+        if bool((w <= 0).all()):
+            return clean
+        noisy = self.bayer_net(m3, sig)
+        return clean + w.view(-1, 1, 1, 1) * (noisy - clean)
 
     def _xtrans_core(self, windows: torch.Tensor, cell, noise=None) -> torch.Tensor:
         h, w = windows.shape[-2:]
@@ -218,6 +247,7 @@ def _build_jdd(
     batch: int | None = None,
     workers: int | None = None,
     threads: int | None = None,
+    fade: bool = True,
     **_: object,
 ) -> JDDRunner:
     """Build the ``jdd`` (or ``jdd-noise``) runner.
@@ -233,6 +263,8 @@ def _build_jdd(
             default one per torch thread. 1 gives classic intra-op parallelism.
         threads: if given, ``torch.set_num_threads(threads)`` (process-wide); torch's default is
             the number of physical cores, which is the fastest setting measured here.
+        fade: ``jdd-noise`` only: fade into the noise-free network below :data:`JDD_NOISE_FADE`
+            (False: the fine-tuned network alone at every noise level).
 
     Raises:
         WeightsError: weights missing, damaged or not fitting.
@@ -254,13 +286,16 @@ def _build_jdd(
     else:
         net = load_into(BayerDemosaicNet(), JDD_BAYER)
         xtrans = JDD_XTRANS
-    return JDDRunner(
+    runner = JDDRunner(
         net, device=dev, dtype=cdtype,
         tile=DEFAULT_TILE[dev.type] if tile is None else int(tile),
         batch=DEFAULT_BATCH[dev.type] if batch is None else int(batch),
         workers=workers,
         uses_noise=noise_aware, xtrans_spec=xtrans,
     )
+    if noise_aware and fade:
+        runner.clean_net = runner._prepare(load_into(BayerDemosaicNet(), JDD_BAYER))
+    return runner
 
 
 register(BackendSpec(

@@ -1,0 +1,107 @@
+"""The learned-ISP frame, runner and pipeline path (rawdev.models.isp_frame, rawdev.backends.isp).
+
+An untrained frame has zeroed output convolutions, so it must render exactly the bilinear demosaic
+through the colour matrix and the sRGB curve: that pins the packing, the phase alignment, the fixed
+colour layer, the tiling and the blending without any trained weights.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from rawdev.backends.isp import ISPRunner
+from rawdev.cfa import mosaic as make_mosaic
+from rawdev.models.isp_frame import LearnedISP, noise_planes, pack_rggb
+from rawdev.stages.demosaic.bilinear import demosaic_bilinear
+from rawdev.stages.tone import srgb_encode
+
+PHASES = ("RGGB", "GRBG", "GBRG", "BGGR")
+MATRIX = torch.tensor([[1.6, -0.4, -0.2], [-0.2, 1.5, -0.3], [0.0, -0.5, 1.5]])
+
+
+def _mosaic(h: int, w: int, pattern: str, seed: int = 0) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    smooth = torch.nn.functional.interpolate(torch.rand(1, 3, h // 8 + 2, w // 8 + 2, generator=g), size=(h, w),
+                                             mode="bicubic", align_corners=False)
+    rgb = (0.6 * smooth + 0.2 * torch.rand(1, 3, h, w, generator=g)).clamp(0, 1)
+    return make_mosaic(rgb, pattern)
+
+
+def _expected(m: torch.Tensor, pattern: str) -> torch.Tensor:
+    cam = demosaic_bilinear(m, pattern)
+    return srgb_encode(torch.einsum("ij,njhw->nihw", MATRIX, cam))
+
+
+@pytest.mark.parametrize("kind", ["cameranet", "pynet-ca"])
+@pytest.mark.parametrize("pattern", PHASES)
+def test_untrained_isp_renders_bilinear_every_phase_tiled(kind, pattern):
+    torch.manual_seed(0)
+    net = LearnedISP(kind, width=8, kernels="dilated", padding_mode="zeros", instance_norm=False)
+    runner = ISPRunner(net, device=torch.device("cpu"), dtype=torch.float32, tile=64)
+    m = _mosaic(90, 133, pattern)  # odd width, not a multiple of 32: alignment and padding paths
+    got = runner(m, pattern, noise=torch.tensor([1e-3, 1e-5]), matrix=MATRIX.numpy())
+    want = _expected(m, pattern)
+    assert got.shape == (1, 3, 90, 133)
+    assert torch.allclose(got, want, atol=2e-5), (got - want).abs().max()
+
+
+def test_noise_planes_follow_the_profile():
+    packed = torch.full((1, 4, 2, 2), 0.25)
+    planes = noise_planes(packed, torch.tensor([[0.01, 1e-4]]))
+    assert torch.allclose(planes, torch.full_like(planes, (0.01 * 0.25 + 1e-4) ** 0.5))
+    assert noise_planes(packed, None).abs().sum() == 0
+
+
+def test_pack_order_is_r_g1_g2_b():
+    rgb = torch.zeros(1, 3, 2, 2)
+    rgb[:, 0] = 1.0
+    rgb[:, 1] = 2.0
+    rgb[:, 2] = 3.0
+    packed = pack_rggb(make_mosaic(rgb, "RGGB"))
+    assert packed.flatten().tolist() == [1.0, 2.0, 2.0, 3.0]
+
+
+def _perturbed(kind: str) -> LearnedISP:
+    """A frame whose output convolutions are no longer zero, so every part of the network acts."""
+    torch.manual_seed(1)
+    net = LearnedISP(kind, width=8, kernels="dilated", padding_mode="zeros", instance_norm=False)
+    with torch.no_grad():
+        for mod in net.core.modules():
+            if isinstance(mod, torch.nn.Conv2d) and mod.out_channels in (3, 12):
+                mod.weight.normal_(0, 0.02)
+            if isinstance(mod, torch.nn.ConvTranspose2d):
+                mod.weight.normal_(0, 0.05)
+    return net
+
+
+@pytest.mark.parametrize("kind", ["cameranet", "pynet-ca"])
+def test_tiled_equals_whole_to_45_db(kind):
+    net = _perturbed(kind)
+    m = _mosaic(200, 264, "GRBG", seed=3)
+    whole = ISPRunner(net, device=torch.device("cpu"), dtype=torch.float32, tile=4096)
+    tiled = ISPRunner(net, device=torch.device("cpu"), dtype=torch.float32, tile=96)
+    a = whole(m, "GRBG", noise=None, matrix=MATRIX.numpy())
+    b = tiled(m, "GRBG", noise=None, matrix=MATRIX.numpy())
+    mse = float((a - b).square().mean())
+    psnr = 10 * np.log10(1.0 / max(mse, 1e-20))
+    assert psnr >= 45.0, psnr
+    assert float((a - _expected(m, "GRBG")).abs().mean()) > 1e-4  # the network does act
+
+
+def test_frame_levels_and_sizes():
+    net = LearnedISP("pynet", width=8, kernels="dilated", instance_norm=False)
+    m = _mosaic(64, 96, "RGGB")
+    assert net(m, MATRIX, None, level=0).shape == (1, 3, 64, 96)
+    assert net(m, MATRIX, None, level=2).shape == (1, 3, 16, 24)
+    with pytest.raises(ValueError):
+        net(_mosaic(60, 96, "RGGB"), MATRIX, None)
+
+
+def test_isp_back_ends_refuse_the_demosaic_api():
+    import rawdev
+    from rawdev.errors import UsageError
+
+    with pytest.raises(UsageError):
+        rawdev.demosaic(np.zeros((8, 8), np.float32), "RGGB", method="cameranet")
