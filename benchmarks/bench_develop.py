@@ -32,9 +32,8 @@ if which == "libraw-ahd":
                               output_color=rawpy.ColorSpace.sRGB, demosaic_algorithm=rawpy.DemosaicAlgorithm.AHD)
     Image.fromarray(rgb).save(dst, "JPEG", quality=92, subsampling=0)
 else:
-    from rawdev.cli.develop import develop_file
-    from rawdev.pipeline import PipelineConfig
-    develop_file(__import__("pathlib").Path(src), __import__("pathlib").Path(dst), PipelineConfig(backend=which), quality=92, overwrite=True)
+    from rawdev.pipeline import PipelineConfig, develop_to_file
+    develop_to_file(src, dst, PipelineConfig(backend=which), quality=92, overwrite=True)
 t1 = time.perf_counter()
 print(json.dumps({"seconds": t1 - t0, "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 """

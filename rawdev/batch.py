@@ -43,7 +43,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Literal, Sequence
 
-from .errors import EXIT_FAILED, EXIT_OK, OutputError, RawdevError
+from .errors import EXIT_FAILED, EXIT_OK, RawdevError
 
 __all__ = [
     "THREAD_ENV_VARS",
@@ -703,12 +703,12 @@ def prepare_worker(threads: int) -> None:
 
 def develop_task(task: dict) -> dict:
     """Develop ``task["src"]`` into ``task["dst"]`` with ``task["cfg"]`` (a PipelineConfig)."""
-    from .cli.develop import develop_file
+    from .pipeline import develop_to_file
 
     src, dst = Path(task["src"]), Path(task["dst"])
     remove_stale_temporaries(dst)
     t0 = time.perf_counter()
-    res = develop_file(src, dst, task["cfg"], quality=task["quality"], overwrite=task["overwrite"], quiet=True)
+    res = develop_to_file(src, dst, task["cfg"], quality=task["quality"], overwrite=task["overwrite"])
     h, w = res.image.shape[:2]
     return {"status": "developed", "seconds": time.perf_counter() - t0, "backend": res.backend,
             "width": int(w), "height": int(h), "notices": list(res.notices)}

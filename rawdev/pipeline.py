@@ -29,7 +29,7 @@ from .stages.white_balance import WhiteBalance, apply_gains_mosaic, choose_gains
 from .tiling import resolve_device
 from .types import RawImage
 
-__all__ = ["PipelineConfig", "DevelopResult", "develop_raw", "develop", "develop_libraw"]
+__all__ = ["PipelineConfig", "DevelopResult", "develop_raw", "develop", "develop_libraw", "develop_to_file"]
 
 _LIBRAW_HIGHLIGHT = {"clip": 0, "unclip": 1, "blend": 2}
 
@@ -335,3 +335,34 @@ def develop(path: str | Path, cfg: PipelineConfig | None = None, **options) -> D
     """Decode and develop the RAW file at ``path``. ``options`` override fields of ``cfg``."""
     cfg = replace(cfg or PipelineConfig(), **options)
     return develop_raw(read_raw(path), cfg)
+
+
+def develop_to_file(src: str | Path, dst: str | Path, cfg: PipelineConfig | None = None, *, quality: int = 92,
+                    overwrite: bool = False, on_notice=None) -> DevelopResult:
+    """Develop ``src`` and write it to ``dst`` (format from the suffix) atomically, EXIF and ICC included.
+
+    Refuses to write over the input, and over an existing output unless ``overwrite``. ``on_notice``
+    is called with each notice (a str) before the file is written.
+
+    Raises:
+        OutputError / OutputExistsError: the output path is the input, or exists.
+        UsageError: 16 bits asked of a JPEG. Any error of :func:`develop` or the writer.
+    """
+    from .errors import OutputError, OutputExistsError, UsageError
+    from .io.write import format_for, write_image
+
+    src, dst = Path(src), Path(dst)
+    cfg = cfg or PipelineConfig()
+    if src.exists() and dst.resolve() == src.resolve():
+        raise OutputError("output path is the input file; refusing to overwrite a RAW", dst)
+    fmt = format_for(dst)
+    if dst.exists() and not overwrite:
+        raise OutputExistsError("output exists (use --overwrite to replace it)", dst)
+    if fmt == "jpeg" and cfg.output_bits == 16:
+        raise UsageError("JPEG is 8-bit; use --bits 8 or a .png/.tif output", dst)
+    res = develop(src, cfg)
+    for n in res.notices:
+        if on_notice is not None:
+            on_notice(n)
+    write_image(dst, res.image, exif=res.raw.meta.exif, quality=quality, overwrite=overwrite)
+    return res

@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from ..errors import OutputError, UsageError
+from ..errors import UsageError
 from ._options import handle_errors, notice, parse_wb
 
 __all__ = ["develop_command", "develop_file", "output_path_for"]
@@ -47,25 +47,11 @@ def output_path_for(src: Path, out: Path | None, fmt: str) -> Path:
 
 
 def develop_file(src: Path, dst: Path, cfg, *, quality: int, overwrite: bool, quiet: bool = False):
-    """Develop ``src`` into ``dst`` (atomically). Returns the :class:`DevelopResult`."""
-    from ..io.write import format_for, write_image
-    from ..pipeline import develop
+    """:func:`rawdev.pipeline.develop_to_file` with the notices printed as the CLI prints them."""
+    from ..pipeline import develop_to_file
 
-    if src.exists() and dst.resolve() == src.resolve():
-        raise OutputError("output path is the input file; refusing to overwrite a RAW", dst)
-    fmt = format_for(dst)
-    if dst.exists() and not overwrite:
-        from ..errors import OutputExistsError
-
-        raise OutputExistsError("output exists (use --overwrite to replace it)", dst)
-    bits = cfg.output_bits
-    if fmt == "jpeg" and bits == 16:
-        raise UsageError("JPEG is 8-bit; use --bits 8 or a .png/.tif output", dst)
-    res = develop(src, cfg)
-    for n in res.notices:
-        notice(n, src, quiet)
-    write_image(dst, res.image, exif=res.raw.meta.exif, quality=quality, overwrite=overwrite)
-    return res
+    return develop_to_file(src, dst, cfg, quality=quality, overwrite=overwrite,
+                           on_notice=lambda n: notice(n, src, quiet))
 
 
 def develop_command(
