@@ -125,3 +125,19 @@ def test_shipped_isp_develops_a_dng_with_the_classical_colours(tmp_path, name):
         cast = np.abs((got - ref).reshape(-1, 3).mean(0)) * 255
         assert cast.max() < 2.0, cast
         assert np.mean((got - truth) ** 2) < np.mean((bil - truth) ** 2)
+
+
+def test_large_odd_image_uses_the_downscaled_context():
+    """Above STATS_MEGAPIXELS the context comes from a down-scaled copy; odd sizes must work there."""
+    from rawdev.backends import isp
+
+    net = LearnedISP("cameranet", width=8, padding_mode="zeros")
+    runner = ISPRunner(net, device=torch.device("cpu"), dtype=torch.float32, tile=256)
+    old = isp.STATS_MEGAPIXELS
+    isp.STATS_MEGAPIXELS = 0.01  # force the down-scaled path on a small image
+    try:
+        m = _mosaic(161, 203, "GBRG")
+        got = runner(m, "GBRG", noise=None, matrix=MATRIX.numpy())
+    finally:
+        isp.STATS_MEGAPIXELS = old
+    assert torch.allclose(got, _expected(m, "GBRG"), atol=2e-5)

@@ -49,9 +49,9 @@ DEFAULT_TILE = {"cpu": 512, "cuda": 1024}
 
 #: sha256 of each weight file (re-record after re-training; see the model cards).
 ISP_SHA256 = {
-    "pynet": "",
-    "pynet-ca": "",
-    "cameranet": "",
+    "pynet": "c2c8ee3d648c9bbda039ec488f11bc57c042c07c016ddbac361c2ea5fd261c28",
+    "pynet-ca": "6fe8753896f53fa41ca5fd9f04ef7195629eff5868e294b7eb3afe93b1bd95fb",
+    "cameranet": "30b750c5c197d29567149d673a8b222665188b890e47f19b75dff8f39bc9ac8a",
 }
 ISP_FILES = {"pynet": "pynet.safetensors", "pynet-ca": "pynet_ca.safetensors", "cameranet": "cameranet.safetensors"}
 ISP_WEIGHTS = {
@@ -66,6 +66,7 @@ def _downscale_mosaic(mosaic: torch.Tensor, factor: int) -> torch.Tensor:
     """An RGGB mosaic ``factor`` times smaller: each colour plane box-averaged, then re-mosaicked."""
     if factor <= 1:
         return mosaic
+    mosaic = mosaic[..., : mosaic.shape[-2] // 2 * 2, : mosaic.shape[-1] // 2 * 2]  # whole 2x2 cells
     packed = F.pixel_unshuffle(mosaic, 2)
     h, w = packed.shape[-2] // factor * factor, packed.shape[-1] // factor * factor
     packed = F.avg_pool2d(packed[..., :h, :w], factor)
