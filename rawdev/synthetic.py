@@ -40,6 +40,7 @@ def write_dng(
     noise_sigma: float = 0.0,
     shot: float = 0.0,
     read: float = 0.0,
+    noise_profile_floor: float | None = None,
     seed: int = 0,
     make: str = "rawdev",
     model: str = "Synthetic",
@@ -50,6 +51,8 @@ def write_dng(
     white level in the brightest camera channel. ``noise_sigma`` adds Gaussian read noise in raw counts.
     ``shot`` / ``read`` add heteroscedastic noise of variance ``shot * x + read`` on the normalised
     signal ``x`` in [0, 1] (Brooks2019's model) and record it as the DNG NoiseProfile tag.
+    ``noise_profile_floor``: if given, NoiseProfile is always written, its offset being ``read`` plus
+    this floor (e.g. the quantisation variance of a clean file).
     """
     from pidng.core import RAW2DNG, DNGTags, Tag
     from pidng.defs import CalibrationIlluminant, DNGVersion, PhotometricInterpretation
@@ -99,7 +102,9 @@ def write_dng(
     t.set(Tag.CalibrationIlluminant1, CalibrationIlluminant.D65)
     t.set(Tag.AsShotNeutral, _rationals(neutral, 1_000_000))
     t.set(Tag.BaselineExposure, [[0, 1]])
-    if shot > 0 or read > 0:
+    if noise_profile_floor is not None:
+        t.set(Tag.NoiseProfile, [float(shot), float(read) + float(noise_profile_floor)])
+    elif shot > 0 or read > 0:
         t.set(Tag.NoiseProfile, [float(shot), float(read)])
     t.set(Tag.Make, make)
     t.set(Tag.Model, model)

@@ -8,7 +8,8 @@ Protocol (what ``rawdev eval roundtrip`` runs; the learned-ISP table of docs/ben
    CFA phase ``PHASES[i % 4]`` with the real camera matrix ``cameras.XYZ_TO_CAMERA[i % 4]`` as
    ColorMatrix1 and the matching AsShotNeutral, so every phase and camera is used equally;
 3. ``clean``: no noise; ``noisy``: shot + read noise of variance ``shot * x + read`` on the
-   normalised signal, recorded in the DNG NoiseProfile tag (noise-aware back-ends read it from there);
+   normalised signal. Both record their noise in the DNG NoiseProfile tag, as cameras do (the clean
+   file's is the 14-bit quantisation floor, 1/12 LSB^2), and noise-aware back-ends read it there;
 4. the DNG is developed by each back-end with the default neutral settings (camera white balance,
    the file's matrix, sRGB curve), and LibRaw's AHD (``libraw``) the same way;
 5. PSNR (peak 1) and SSIM (Wang2004, Gaussian window) of the float output against the photo, without
@@ -36,6 +37,8 @@ PHASES = ("RGGB", "GRBG", "GBRG", "BGGR")
 #: log-linear fit, about ISO 3200 on a full-frame sensor).
 NOISE_LEVELS = {"clean": (0.0, 0.0), "noisy": (5e-3, 3.2e-5)}
 LIBRAW = "libraw"
+#: variance of 14-bit quantisation (white 16383, black 512) on the normalised signal: 1/12 LSB^2
+QUANTISATION_VARIANCE = 1.0 / (12 * (16383 - 512) ** 2)
 BORDER = 10
 
 
@@ -79,7 +82,7 @@ def make_roundtrip_dng(photo: np.ndarray, index: int, path: Path, noise: str) ->
     shot, read = NOISE_LEVELS[noise]
     cams = np.asarray(XYZ_TO_CAMERA)
     return write_dng(path, lin, pattern=PHASES[index % 4], xyz_to_camera=cams[index % len(cams)],
-                     shot=shot, read=read, seed=1000 + index)
+                     shot=shot, read=read, seed=1000 + index, noise_profile_floor=QUANTISATION_VARIANCE)
 
 
 def _score(out: np.ndarray, ref: np.ndarray) -> tuple[float, float]:
