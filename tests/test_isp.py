@@ -63,10 +63,10 @@ def test_pack_order_is_r_g1_g2_b():
     assert packed.flatten().tolist() == [1.0, 2.0, 2.0, 3.0]
 
 
-def _perturbed(kind: str) -> LearnedISP:
+def _perturbed(kind: str, instance_norm: bool = False) -> LearnedISP:
     """A frame whose output convolutions are no longer zero, so every part of the network acts."""
     torch.manual_seed(1)
-    net = LearnedISP(kind, width=8, kernels="dilated", padding_mode="zeros", instance_norm=False)
+    net = LearnedISP(kind, width=8, kernels="dilated", padding_mode="zeros", instance_norm=instance_norm)
     with torch.no_grad():
         for mod in net.core.modules():
             if isinstance(mod, torch.nn.Conv2d) and mod.out_channels in (3, 12):
@@ -76,9 +76,10 @@ def _perturbed(kind: str) -> LearnedISP:
     return net
 
 
-@pytest.mark.parametrize("kind", ["cameranet", "pynet-ca"])
-def test_tiled_equals_whole_to_45_db(kind):
-    net = _perturbed(kind)
+@pytest.mark.parametrize("kind,instance_norm", [("cameranet", False), ("pynet-ca", False), ("pynet-ca", True),
+                                                 ("pynet", True)])
+def test_tiled_equals_whole_to_45_db(kind, instance_norm):
+    net = _perturbed(kind, instance_norm)
     m = _mosaic(200, 264, "GRBG", seed=3)
     whole = ISPRunner(net, device=torch.device("cpu"), dtype=torch.float32, tile=4096)
     tiled = ISPRunner(net, device=torch.device("cpu"), dtype=torch.float32, tile=96)

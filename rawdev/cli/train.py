@@ -137,12 +137,13 @@ def jdd(
 
 
 def _train_isp(kind: str, data, out, stage_steps, width, kernels, patch, batch, p_noise, lr, device, resume,
-               run_dir, seed, checkpoint_every, log_every, time_limit, threads) -> None:
+               run_dir, seed, checkpoint_every, log_every, time_limit, threads, init=None,
+               instance_norm=False) -> None:
     from ..train.isp import DEFAULT_STAGE_STEPS, ISPRecipe, train_isp
     from ..train.loop import TrainConfig
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    steps = dict(DEFAULT_STAGE_STEPS[kind])
+    steps = dict(DEFAULT_STAGE_STEPS[kind]) if not stage_steps else {}
     for item in stage_steps or []:
         try:
             lv, n = item.split("=")
@@ -157,9 +158,9 @@ def _train_isp(kind: str, data, out, stage_steps, width, kernels, patch, batch, 
                       betas=(0.5, 0.999) if kind == "cameranet" else (0.9, 0.999),
                       eps=1e-4 if kind == "cameranet" else 1e-8)
     recipe = ISPRecipe(kind=kind, width=width, kernels=kernels, patch=patch, batch=batch, p_noise=p_noise,
-                       stage_steps=steps)
+                       stage_steps=steps, instance_norm=instance_norm)
     with TrainProgress(kind) as prog:
-        result = train_isp(data, out, cfg, recipe, **prog.callbacks())
+        result = train_isp(data, out, cfg, recipe, init=init, **prog.callbacks())
     state = "done" if result.completed else "stopped (time limit): continue with --resume"
     typer.echo(f"{state}: {kind} on {result.device}; weights -> {out if result.completed else '(not written)'}",
                err=True)
@@ -170,7 +171,7 @@ def _isp_command(kind: str, default_width: int, default_out: str):
         data: List[Path] = typer.Option(..., "--data", help="Photo folder, photo file or .npz patch pack; repeat for more."),
         out: Path = typer.Option(Path(default_out), "--out", help="Safetensors file to write."),
         stage_steps: Optional[List[str]] = typer.Option(None, "--stage-steps",
-                                                        help="LEVEL=STEPS, repeatable (PyNET levels 5..0; CameraNet 1 = Restore alone, 0 = joint)."),
+                                                        help="LEVEL=STEPS, repeatable; when given, only these stages run (PyNET levels 5..0; CameraNet 1 = Restore alone, 0 = joint)."),
         width: int = typer.Option(default_width, "--width", help="First-level width (papers: 32)."),
         kernels: str = typer.Option("dilated", "--kernels", help="PyNET: full (3/5/7/9), dilated (3x3 dilated) or cap5."),
         patch: int = typer.Option(128, "--patch", help="Patch side in pixels (multiple of 32)."),
@@ -185,9 +186,12 @@ def _isp_command(kind: str, default_width: int, default_out: str):
         log_every: int = typer.Option(50, "--log-every"),
         time_limit: Optional[float] = typer.Option(None, "--time-limit", help="Stop cleanly after this many seconds."),
         threads: Optional[int] = typer.Option(None, "--threads", help="torch CPU threads."),
+        init: Optional[Path] = typer.Option(None, "--init", help="Start from these weights (a file this command wrote)."),
+        instance_norm: bool = typer.Option(False, "--instance-norm/--no-instance-norm",
+                                           help="PyNET(-CA): the papers' instance normalisation (statistics shared across tiles at inference)."),
     ) -> None:
         _train_isp(kind, data, out, stage_steps, width, kernels, patch, batch, p_noise, lr, device, resume,
-                   run_dir, seed, checkpoint_every, log_every, time_limit, threads)
+                   run_dir, seed, checkpoint_every, log_every, time_limit, threads, init, instance_norm)
 
     command.__doc__ = f"Train the {kind} learned ISP on unprocessed photos (see rawdev.train.isp)."
     return handle_errors(command)

@@ -142,12 +142,15 @@ def train_isp(
     out: str | Path,
     cfg: TrainConfig,
     recipe: ISPRecipe,
+    *,
+    init: str | Path | None = None,
     **callbacks,
 ) -> TrainResult:
     """Train one learned ISP stage by stage (see the module docstring) and export its weights to ``out``.
 
     ``cfg.steps`` is ignored (the stages set it); ``cfg.time_limit_s`` bounds the whole call;
-    ``cfg.resume`` continues a stopped run from ``cfg.run_dir``.
+    ``cfg.resume`` continues a stopped run from ``cfg.run_dir``. ``init``: a weights file (as exported
+    here) to start from instead of the fresh initialisation.
     """
     recipe.validate()
     device = resolve_device(cfg.device)
@@ -158,6 +161,10 @@ def train_isp(
         raise UsageError(f"patch {recipe.patch} exceeds the smallest training photo side {pool.min_side()}")
     net = LearnedISP(recipe.kind, width=recipe.width, kernels=recipe.kernels, padding_mode=recipe.padding_mode,
                      instance_norm=recipe.instance_norm)
+    if init is not None:  # continue from exported weights (a new run of further stages)
+        from safetensors.torch import load_file
+
+        net.load_state_dict(load_file(str(init)))
     run_dir = Path(cfg.run_dir)
     t0 = time.time()
     history = []
