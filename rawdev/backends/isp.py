@@ -51,7 +51,7 @@ DEFAULT_TILE = {"cpu": 512, "cuda": 1024}
 ISP_SHA256 = {
     "pynet": "c2c8ee3d648c9bbda039ec488f11bc57c042c07c016ddbac361c2ea5fd261c28",
     "pynet-ca": "6fe8753896f53fa41ca5fd9f04ef7195629eff5868e294b7eb3afe93b1bd95fb",
-    "cameranet": "30b750c5c197d29567149d673a8b222665188b890e47f19b75dff8f39bc9ac8a",
+    "cameranet": "28cfcbfa8e73182a94120e94c3a9eb6162f6d62f1c498a1d263045fd61d78604",
 }
 ISP_FILES = {"pynet": "pynet.safetensors", "pynet-ca": "pynet_ca.safetensors", "cameranet": "cameranet.safetensors"}
 ISP_WEIGHTS = {
