@@ -218,10 +218,8 @@ def _develop_isp(raw: RawImage, cfg: PipelineConfig, spec, wb: WhiteBalance, not
             hwc = srgb_decode(hwc)
         if cfg.output_bits is None:
             out = hwc.contiguous().numpy()
-        else:
-            top = (1 << cfg.output_bits) - 1
-            dtype = torch.uint8 if cfg.output_bits == 8 else torch.uint16
-            out = hwc.mul(top).add_(0.5).clamp_(0, top).to(dtype).numpy()
+        else:  # already encoded: plain rounding to codes, which is quantise's "linear" mode
+            out = quantise(hwc * quantise_scale(cfg.output_bits, "linear"), cfg.output_bits, "linear").numpy()
     return out, float(np.sqrt(shot * 0.18 + read))
 
 

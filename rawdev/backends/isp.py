@@ -131,7 +131,7 @@ class ISPRunner:
             if cell.shape != (2, 2):
                 raise UsageError("the learned ISPs handle Bayer sensors only")
             pattern = pattern_from_cell(cell)
-        n, _, H, W = mosaic.shape
+        n = mosaic.shape[0]
         if n != 1:  # the shared per-image context makes images independent: run them one by one
             return torch.cat([self(mosaic[i:i + 1], pattern, None if noise is None else torch.as_tensor(noise).reshape(n, 2)[i], matrix)
                               for i in range(n)])

@@ -63,14 +63,6 @@ class RoundTripResult:
                 for k, v in self.rows.items()}
 
 
-def _photos(folder: Path) -> list[Path]:
-    exts = {".png", ".tif", ".tiff", ".bmp", ".jpg", ".jpeg"}
-    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in exts)
-    if not files:
-        raise UsageError(f"no photos in {folder}")
-    return files
-
-
 def make_roundtrip_dng(photo: np.ndarray, index: int, path: Path, noise: str) -> Path:
     """Write image ``index`` of a set as the protocol's DNG (see the module docstring)."""
     from ..cameras import XYZ_TO_CAMERA
@@ -106,6 +98,7 @@ def evaluate_roundtrip(
 
     from ..io.raw import read_raw
     from ..pipeline import PipelineConfig, develop_libraw, develop_raw
+    from .demosaic import list_images
 
     for n in noises:
         if n not in NOISE_LEVELS:
@@ -114,7 +107,8 @@ def evaluate_roundtrip(
     with tempfile.TemporaryDirectory(prefix="rawdev-rt-") as tmp:
         for folder in folders:
             folder = Path(folder)
-            files = _photos(folder)[:limit]
+            # lexicographic order (image i's phase and camera depend on it; the recorded figures used it)
+            files = sorted(list_images(folder))[:limit]
             for i, f in enumerate(files):
                 photo = np.asarray(Image.open(f).convert("RGB"))
                 h, w = photo.shape[0] // 2 * 2, photo.shape[1] // 2 * 2

@@ -37,8 +37,8 @@ References:
 
 from __future__ import annotations
 
-from contextlib import ExitStack, contextmanager
-from typing import Iterator, Literal
+from contextlib import contextmanager
+from typing import Iterator
 
 import torch
 import torch.nn.functional as F
@@ -185,8 +185,7 @@ class LearnedISP(nn.Module):
     @contextmanager
     def replay_stats(self, stats: list) -> Iterator[None]:
         """PyNET(-CA): use ``stats`` (from :meth:`record_stats`) instead of each tile's own."""
-        with ExitStack() as stack:
-            stack.enter_context(self.core.replay_stats(stats))
+        with self.core.replay_stats(stats):
             yield
 
 
@@ -195,6 +194,3 @@ def build_isp(config: dict) -> LearnedISP:
     return LearnedISP(config["kind"], width=int(config.get("width", 32)),
                       kernels=config.get("kernels", "full"), padding_mode=config.get("padding_mode", "reflect"),
                       instance_norm=bool(config.get("instance_norm", True)))
-
-
-Kind = Literal["pynet", "pynet-ca", "cameranet"]
