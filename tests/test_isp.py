@@ -1,7 +1,7 @@
 """The learned-ISP frame, runner and pipeline path (rawdev.models.isp_frame, rawdev.backends.isp).
 
-An untrained frame has zeroed output convolutions, so it must render exactly the bilinear demosaic
-through the colour matrix and the sRGB curve: that pins the packing, the phase alignment, the fixed
+An untrained frame has zeroed output convolutions, so it must render exactly its classical base
+(bilinear or Menon2007) through the colour matrix and the sRGB curve: that pins the packing, the phase alignment, the fixed
 colour layer, the tiling and the blending without any trained weights.
 """
 
@@ -15,6 +15,7 @@ from rawdev.backends.isp import ISPRunner
 from rawdev.cfa import mosaic as make_mosaic
 from rawdev.models.isp_frame import LearnedISP, noise_planes, pack_rggb
 from rawdev.stages.demosaic.bilinear import demosaic_bilinear
+from rawdev.stages.demosaic.menon2007 import demosaic_menon2007
 from rawdev.stages.tone import srgb_encode
 
 PHASES = ("RGGB", "GRBG", "GBRG", "BGGR")
@@ -29,21 +30,24 @@ def _mosaic(h: int, w: int, pattern: str, seed: int = 0) -> torch.Tensor:
     return make_mosaic(rgb, pattern)
 
 
-def _expected(m: torch.Tensor, pattern: str) -> torch.Tensor:
-    cam = demosaic_bilinear(m, pattern)
+def _expected(m: torch.Tensor, pattern: str, base: str = "bilinear") -> torch.Tensor:
+    cam = (demosaic_menon2007 if base == "menon" else demosaic_bilinear)(m, pattern)
     return srgb_encode(torch.einsum("ij,njhw->nihw", MATRIX, cam))
 
 
-@pytest.mark.parametrize("kind", ["cameranet", "pynet-ca"])
+@pytest.mark.parametrize("kind,base", [("cameranet", "bilinear"), ("pynet-ca", "bilinear"),
+                                       ("cameranet", "menon"), ("pynet", "menon")])
 @pytest.mark.parametrize("pattern", PHASES)
-def test_untrained_isp_renders_bilinear_every_phase_tiled(kind, pattern):
+def test_untrained_isp_renders_its_base_every_phase_tiled(kind, base, pattern):
     torch.manual_seed(0)
-    net = LearnedISP(kind, width=8, kernels="dilated", padding_mode="zeros", instance_norm=False)
+    net = LearnedISP(kind, width=8, kernels="dilated", padding_mode="zeros", instance_norm=False, base=base)
     runner = ISPRunner(net, device=torch.device("cpu"), dtype=torch.float32, tile=64)
     m = _mosaic(90, 133, pattern)  # odd width, not a multiple of 32: alignment and padding paths
     got = runner(m, pattern, noise=torch.tensor([1e-3, 1e-5]), matrix=MATRIX.numpy())
-    want = _expected(m, pattern)
+    want = _expected(m, pattern, base)
     assert got.shape == (1, 3, 90, 133)
+    # Exact to the last pixel for Menon too: the runner's phase alignment mirrors without edge
+    # repeat, as Menon's own border handling does, and the margin covers its decision windows.
     assert torch.allclose(got, want, atol=2e-5), (got - want).abs().max()
 
 

@@ -138,7 +138,7 @@ def jdd(
 
 def _train_isp(kind: str, data, out, stage_steps, width, kernels, patch, batch, p_noise, lr, device, resume,
                run_dir, seed, checkpoint_every, log_every, time_limit, threads, init=None,
-               instance_norm=False) -> None:
+               instance_norm=False, base="menon") -> None:
     from ..train.isp import DEFAULT_STAGE_STEPS, ISPRecipe, train_isp
     from ..train.loop import TrainConfig
 
@@ -158,7 +158,7 @@ def _train_isp(kind: str, data, out, stage_steps, width, kernels, patch, batch, 
                       betas=(0.5, 0.999) if kind == "cameranet" else (0.9, 0.999),
                       eps=1e-4 if kind == "cameranet" else 1e-8)
     recipe = ISPRecipe(kind=kind, width=width, kernels=kernels, patch=patch, batch=batch, p_noise=p_noise,
-                       stage_steps=steps, instance_norm=instance_norm)
+                       stage_steps=steps, instance_norm=instance_norm, base=base)
     with TrainProgress(kind) as prog:
         result = train_isp(data, out, cfg, recipe, init=init, **prog.callbacks())
     state = "done" if result.completed else "stopped (time limit): continue with --resume"
@@ -189,9 +189,10 @@ def _isp_command(kind: str, default_width: int, default_out: str):
         init: Optional[Path] = typer.Option(None, "--init", help="Start from these weights (a file this command wrote)."),
         instance_norm: bool = typer.Option(False, "--instance-norm/--no-instance-norm",
                                            help="PyNET(-CA): the papers' instance normalisation (statistics shared across tiles at inference)."),
+        base: str = typer.Option("menon", "--base", help="Classical demosaic the network refines: menon or bilinear (see rawdev.models.isp_frame)."),
     ) -> None:
         _train_isp(kind, data, out, stage_steps, width, kernels, patch, batch, p_noise, lr, device, resume,
-                   run_dir, seed, checkpoint_every, log_every, time_limit, threads, init, instance_norm)
+                   run_dir, seed, checkpoint_every, log_every, time_limit, threads, init, instance_norm, base)
 
     command.__doc__ = f"Train the {kind} learned ISP on unprocessed photos (see rawdev.train.isp)."
     return handle_errors(command)

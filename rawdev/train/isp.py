@@ -44,7 +44,7 @@ import torch
 
 from ..cfa import mosaic
 from ..errors import UsageError
-from ..models.isp_frame import ISP_KINDS, LearnedISP
+from ..models.isp_frame import ISP_BASES, ISP_KINDS, LearnedISP
 from .data import PhotoPool, load_sources
 from .loop import TrainConfig, TrainResult, resolve_device, train
 from .synthesis import add_shot_read_noise, decode_srgb, random_noise_levels, random_rgb_to_cam
@@ -70,6 +70,7 @@ class ISPRecipe:
     kernels: str = "dilated"  # PyNET(-CA): "full", "dilated" or "cap5"
     padding_mode: str = "zeros"  # CameraNet: zeros while training on small patches
     instance_norm: bool = False  # PyNET(-CA): see models.isp_frame.LearnedISP
+    base: str = "menon"  # the classical demosaic the network refines (models.isp_frame)
     patch: int = 128
     batch: int = 8
     p_noise: float = 0.7
@@ -78,6 +79,8 @@ class ISPRecipe:
     def validate(self) -> None:
         if self.kind not in ISP_KINDS:
             raise UsageError(f"unknown ISP {self.kind!r}; expected one of {', '.join(ISP_KINDS)}")
+        if self.base not in ISP_BASES:
+            raise UsageError(f"unknown base {self.base!r}; expected one of {', '.join(ISP_BASES)}")
         if self.patch < 32 or self.patch % 32:
             raise UsageError(f"patch must be a multiple of 32, got {self.patch}")
         if self.batch < 1:
@@ -160,11 +163,18 @@ def train_isp(
     if recipe.patch > pool.min_side():
         raise UsageError(f"patch {recipe.patch} exceeds the smallest training photo side {pool.min_side()}")
     net = LearnedISP(recipe.kind, width=recipe.width, kernels=recipe.kernels, padding_mode=recipe.padding_mode,
-                     instance_norm=recipe.instance_norm)
+                     instance_norm=recipe.instance_norm, base=recipe.base)
     if init is not None:  # continue from exported weights (a new run of further stages)
+        from safetensors import safe_open
         from safetensors.torch import load_file
 
-        net.load_state_dict(load_file(str(init)))
+        net.load_state_dict({k: v.float() for k, v in load_file(str(init)).items()})
+        with safe_open(str(init), "pt") as f:
+            init_base = json.loads((f.metadata() or {}).get("config", "{}")).get("base", "bilinear")
+        if init_base != recipe.base:
+            # The output layer learned a correction of the other base's errors: start from the new
+            # base's render exactly, keeping the trained features.
+            net.zero_outputs()
     run_dir = Path(cfg.run_dir)
     t0 = time.time()
     history = []
