@@ -1,8 +1,11 @@
 """Write the model card of a trained learned ISP from its run folder and an evaluation JSON.
 
-    python scripts/isp_model_card.py cameranet --run-dir runs/cameranet \
-        --eval runs/roundtrip.json --machine "2-core CPU (this project's CI machine class)" \
+    python scripts/isp_model_card.py cameranet --run-dir runs/v3/cameranet --history runs/cameranet \
+        --eval runs/v3/roundtrip_all.json --machine "2-core CPU (this project's CI machine class)" \
         > weights/cameranet.md
+
+``--history`` names the runs the weights were continued from (``rawdev train ... --init``), oldest
+first: their stages are listed and counted too.
 
 The figures come from the files; the prose around them is the same for the three ISPs (the recipe
 is :mod:`rawdev.train.isp`).
@@ -32,21 +35,27 @@ def main() -> None:
     ap.add_argument("--eval", type=Path, required=True, help="JSON written by `rawdev eval roundtrip --json`")
     ap.add_argument("--machine", required=True)
     ap.add_argument("--command", default="")
+    ap.add_argument("--history", type=Path, action="append", default=[],
+                    help="run folder the weights were continued from (--init), oldest first; repeatable")
     args = ap.parse_args()
     weights = Path(__file__).resolve().parents[1] / "weights" / FILES[args.kind]
     summary = json.loads((args.run_dir / "summary.json").read_text())
     ev = json.loads(args.eval.read_text())
     sha = hashlib.sha256(weights.read_bytes()).hexdigest()
     r = summary["recipe"]
-    stages = summary["stages"]
+    runs = [json.loads((d / "summary.json").read_text()) for d in args.history] + [summary]
+    names = [str(d) for d in args.history] + [str(args.run_dir)]
+    stages = [dict(st, run=name, base=run["recipe"].get("base", "bilinear"), batch=run["recipe"]["batch"])
+              for name, run in zip(names, runs) for st in run["stages"]]
     wall = sum(s["wall_s"] for s in stages)
     steps = sum(s["steps"] for s in stages)
+    samples = sum(s["steps"] * s["batch"] for s in stages)
     out = []
     out.append(f"# `{args.kind}` weights: `weights/{FILES[args.kind]}`\n")
     out.append("| | |\n|---|---|")
     out.append(f"| architecture | {REFS[args.kind]} Reduced configuration, in rawdev's camera-independent frame "
                "(`rawdev/models/isp_frame.py`, docs/learned_isp.md) |")
-    cfg = f"width {r['width']}"
+    cfg = f"width {r['width']}, residual over the `{r.get('base', 'bilinear')}` demosaic"
     if args.kind != "cameranet":
         cfg += f", kernels `{r['kernels']}` (k x k branches as dilated 3x3), instance norm {'on' if r.get('instance_norm') else 'off'}"
         cfg += ", channel attention on, sub-pixel head" if args.kind == "pynet-ca" else ", no channel attention, up-sampling head"
@@ -59,8 +68,8 @@ def main() -> None:
     out.append("| output | display sRGB (neutral look: sRGB curve, no tone curve) |")
     out.append(f"| trained by | `{args.command or 'rawdev train ' + args.kind}` |")
     out.append(f"| machine | {args.machine} |")
-    out.append(f"| steps | {steps:,} at batch {r['batch']} of {r['patch']} x {r['patch']} px "
-               f"({steps * r['batch']:,} samples); wall time {wall / 60:.0f} min |")
+    out.append(f"| steps | {steps:,} of {r['patch']} x {r['patch']} px patches ({samples:,} samples) in "
+               f"{len(runs)} run(s); wall time {wall / 60:.0f} min |")
     out.append("| licence | MIT (this project) |\n")
     out.append("## Data and synthesis\n")
     out.append(f"{summary['train_photos']} training tiles from `../shared/train` (cbsd432, wikipedia_photos, "
@@ -72,11 +81,13 @@ def main() -> None:
                f"noise on {round(100 * r['p_noise'])} % of samples, gains multiplied back and clipped at 1. Target: "
                "the photo. Loss: L1 on the display image.\n")
     out.append("## Stages\n")
-    out.append("| stage | steps | last logged loss (L1) | wall time (min) |\n|---|---|---|---|")
+    out.append("| run | base | stage | steps | batch | last logged loss (L1) | wall time (min) |\n"
+               "|---|---|---|---|---|---|---|")
     for s in stages:
         name = {1: "Restore-Net alone", 0: "joint"}[s["level"]] if args.kind == "cameranet" else f"level {s['level']}"
         loss = "" if s["last_loss"] is None else f"{s['last_loss']:.4f}"
-        out.append(f"| {name} | {s['steps']} | {loss} | {s['wall_s'] / 60:.1f} |")
+        out.append(f"| `{s['run']}` | {s['base']} | {name} | {s['steps']} | {s['batch']} | {loss} | "
+                   f"{s['wall_s'] / 60:.1f} |")
     out.append("")
     out.append("## Measured quality (`rawdev eval roundtrip`, docs/benchmarks.md)\n")
     keys = sorted({tuple(k.split("|")[:2]) for k in ev})

@@ -372,6 +372,35 @@ class TestISPTraining:
         err = (out - b["target"])[..., 4:-4, 4:-4].abs().mean()
         assert float(err) < 0.02, float(err)
 
+    def test_init_over_another_base_starts_at_that_base(self, pack, tmp_path):
+        """--init with weights trained over bilinear, now over Menon: the output layer restarts at zero
+        (the frame renders Menon exactly), the other trained layers are kept."""
+        import torch
+        from safetensors.torch import load_file
+
+        from rawdev.train.isp import ISPRecipe, train_isp
+        from rawdev.train.loop import TrainConfig
+
+        first = tmp_path / "bilinear.safetensors"
+        recipe = ISPRecipe(kind="cameranet", width=8, patch=64, batch=2, stage_steps={1: 3}, base="bilinear")
+        assert train_isp([pack], first, TrainConfig(steps=1, run_dir=tmp_path / "r1", device="cpu", lr=1e-3),
+                         recipe).completed
+        second = tmp_path / "menon.safetensors"
+        recipe2 = ISPRecipe(kind="cameranet", width=8, patch=64, batch=2, stage_steps={1: 1}, base="menon")
+        # A vanishing learning rate: one Adam step moves every weight by about lr, i.e. not at all.
+        cfg = TrainConfig(steps=1, run_dir=tmp_path / "r2", device="cpu", lr=1e-12)
+        assert train_isp([pack], second, cfg, recipe2, init=first).completed
+        a, b = load_file(first), load_file(second)
+        heads = {k.rsplit(".", 1)[0] for k, v in a.items() if k.endswith("weight") and v.dim() == 4
+                 and v.shape[0] in (3, 12)}
+        assert heads
+        for k in a:
+            if k.rsplit(".", 1)[0] in heads:
+                assert float(b[k].abs().max()) < 1e-9, k  # restarted at zero
+            else:
+                assert torch.allclose(a[k], b[k], atol=1e-9), k  # kept
+        assert any(float(a[k + ".weight"].abs().max()) > 0 for k in heads)  # the first run had trained them
+
     @pytest.mark.parametrize("kind", ["pynet-ca", "cameranet"])
     def test_stages_export_and_resume(self, pack, tmp_path, kind):
         import torch

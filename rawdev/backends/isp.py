@@ -49,9 +49,9 @@ DEFAULT_TILE = {"cpu": 512, "cuda": 1024}
 
 #: sha256 of each weight file (re-record after re-training; see the model cards).
 ISP_SHA256 = {
-    "pynet": "c2c8ee3d648c9bbda039ec488f11bc57c042c07c016ddbac361c2ea5fd261c28",
-    "pynet-ca": "6fe8753896f53fa41ca5fd9f04ef7195629eff5868e294b7eb3afe93b1bd95fb",
-    "cameranet": "28cfcbfa8e73182a94120e94c3a9eb6162f6d62f1c498a1d263045fd61d78604",
+    "pynet": "67addfec5f29cfee97e5b9b33ebce2aca72084c91f91b249a062a448ebbdde9b",
+    "pynet-ca": "68bd88876d15559765f0c2061ad75e27106a49b9ec996d3bcbfc31e1f14cb94e",
+    "cameranet": "75633580870d076238d172aef0ef4e16dc2ab5c08a0c04881e2d428e0f8f1eb4",
 }
 ISP_FILES = {"pynet": "pynet.safetensors", "pynet-ca": "pynet_ca.safetensors", "cameranet": "cameranet.safetensors"}
 ISP_WEIGHTS = {

@@ -17,7 +17,7 @@ that feeds them what the RAW file says and leaves them only the camera-independe
    usable image, which matters when a 2-core CPU gives us 0.01-1 % of the papers' training compute.
    The first weights used bilinear; a bilinear start leaves the network the whole demosaicking to
    learn (CameraNet c16 got from bilinear's 26.6 dB to 32.3 dB on the Kodak round trip, AHD: 32.7),
-   while Menon's start is already at AHD's level (32.8 dB), so the training budget goes to what is
+   while Menon's start is already above AHD's level (33.5 dB), so the training budget goes to what is
    left: denoising and the remaining demosaicking error.
 3. **Fixed colour layer**: the result (linear, white-balanced camera RGB) goes through the file's own
    camera -> sRGB matrix (a 3x3 per image, exposure folded in), then the sRGB OETF (IEC 61966-2-1).
