@@ -24,7 +24,8 @@ from .stages.colour import apply_matrix
 from .stages.highlights import blend_highlights, check_mode
 from .stages.normalise import normalise
 from .stages.orientation import apply_orientation
-from .stages.tone import auto_bright_gain, quantise, quantise_scale, srgb_decode, srgb_encode
+from .stages.tone import (auto_bright_gain, quantise, quantise_scale, srgb_decode, srgb_decode_unclipped,
+                          srgb_encode, srgb_encode_unclipped)
 from .stages.white_balance import WhiteBalance, apply_gains_mosaic, choose_gains, grey_world_gains
 from .tiling import resolve_device
 from .types import RawImage
@@ -151,6 +152,10 @@ def _develop_cfa(raw: RawImage, cfg: PipelineConfig, spec, wb: WhiteBalance, not
     margin = spec.margin + (spec.margin % 2)
     band = max(cfg.band_rows, 8 * margin) if spec.tile_exact else H
     srgb_in = spec.input_domain == "mosaic_srgb_wb"
+    # Classical methods take any real value: the unclipped curve keeps negative noise and (with
+    # --highlights unclip/blend) values above the clip point. demosaicnet was trained on [0, 1].
+    unclipped = spec.kind == "classical"
+    encode, decode = (srgb_encode_unclipped, srgb_decode_unclipped) if unclipped else (srgb_encode, srgb_decode)
     # Exposure is folded into the colour matrix: one pass instead of two.
     m_out = (np.eye(3) if matrix is None else np.asarray(matrix)) * 2.0**ev
     with torch.inference_mode():
@@ -158,14 +163,14 @@ def _develop_cfa(raw: RawImage, cfg: PipelineConfig, spec, wb: WhiteBalance, not
             y1 = min(H, y0 + band)
             a, b = max(0, y0 - margin), min(H, y1 + margin)
             m = _linear_wb_band(raw, a, b, gains)
-            if cfg.highlights == "clip" or srgb_in:
+            if cfg.highlights == "clip" or (srgb_in and not unclipped):
                 m.clamp_(max=1.0)
             if srgb_in:
-                m = srgb_encode(m)
+                m = encode(m)
             rgb = runner(m[None, None].to(device), _cfa_for_band(raw, a), noise=noise)[0]
             rgb = rgb[:, y0 - a : y1 - a].float().cpu()
             if srgb_in:
-                rgb = srgb_decode(rgb)
+                rgb = decode(rgb)
             if cfg.highlights == "clip":
                 rgb.clamp_(max=1.0)
             elif cfg.highlights == "blend":

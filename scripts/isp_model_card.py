@@ -37,6 +37,9 @@ def main() -> None:
     ap.add_argument("--command", default="")
     ap.add_argument("--history", type=Path, action="append", default=[],
                     help="run folder the weights were continued from (--init), oldest first; repeatable")
+    ap.add_argument("--previous-card", type=Path,
+                    help="the card of the weights this run continued from (--init), when their run folders are "
+                         "gone: its stage rows are carried over and counted")
     args = ap.parse_args()
     weights = Path(__file__).resolve().parents[1] / "weights" / FILES[args.kind]
     summary = json.loads((args.run_dir / "summary.json").read_text())
@@ -47,6 +50,9 @@ def main() -> None:
     names = [str(d) for d in args.history] + [str(args.run_dir)]
     stages = [dict(st, run=name, base=run["recipe"].get("base", "bilinear"), batch=run["recipe"]["batch"])
               for name, run in zip(names, runs) for st in run["stages"]]
+    if args.previous_card:
+        stages = _card_stages(args.previous_card) + stages
+        runs = [None] * len({s["run"] for s in stages if s.get("carried")}) + runs
     wall = sum(s["wall_s"] for s in stages)
     steps = sum(s["steps"] for s in stages)
     samples = sum(s["steps"] * s["batch"] for s in stages)
@@ -79,13 +85,18 @@ def main() -> None:
                "four real cameras' XYZ -> camera matrices, Brooks et al. 2019), division by random white-balance "
                "gains (red U(1.9, 2.4), blue U(1.5, 1.9)), clip at 1, RGGB mosaic, Brooks et al.'s shot + read "
                f"noise on {round(100 * r['p_noise'])} % of samples, gains multiplied back and clipped at 1. Target: "
-               "the photo. Loss: L1 on the display image.\n")
+               "the photo. Loss: L1 on the display image"
+               + (" (the joint stages since `runs/v4` add the Restore-Net's own L1, `rawdev.train.isp.isp_loss`)"
+                  if args.kind == "cameranet" else "") + ".\n")
     out.append("## Stages\n")
     out.append("| run | base | stage | steps | batch | last logged loss (L1) | wall time (min) |\n"
                "|---|---|---|---|---|---|---|")
     for s in stages:
-        name = {1: "Restore-Net alone", 0: "joint"}[s["level"]] if args.kind == "cameranet" else f"level {s['level']}"
-        loss = "" if s["last_loss"] is None else f"{s['last_loss']:.4f}"
+        if s.get("carried"):
+            name, loss = s["name"], s["loss"]
+        else:
+            name = {1: "Restore-Net alone", 0: "joint"}[s["level"]] if args.kind == "cameranet" else f"level {s['level']}"
+            loss = "" if s["last_loss"] is None else f"{s['last_loss']:.4f}"
         out.append(f"| `{s['run']}` | {s['base']} | {name} | {s['steps']} | {s['batch']} | {loss} | "
                    f"{s['wall_s'] / 60:.1f} |")
     out.append("")
@@ -107,6 +118,21 @@ def main() -> None:
             cells.append("" if e is None else f"{e['mean_psnr']:.2f} / {e['mean_ssim']:.4f}")
         out.append(f"| {d} | {n} | " + " | ".join(cells) + " |")
     print("\n".join(out))
+
+
+def _card_stages(card: Path) -> list[dict]:
+    """The rows of an earlier card's "Stages" table (run, base, stage, steps, batch, loss, minutes)."""
+    rows, inside = [], False
+    for line in card.read_text().splitlines():
+        if line.startswith("## "):
+            inside = line.strip() == "## Stages"
+            continue
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if inside and len(cells) == 7 and cells[0].startswith("`"):
+            rows.append({"carried": True, "run": cells[0].strip("`"), "base": cells[1], "name": cells[2],
+                         "steps": int(cells[3]), "batch": int(cells[4]), "loss": cells[5],
+                         "wall_s": float(cells[6]) * 60})
+    return rows
 
 
 if __name__ == "__main__":

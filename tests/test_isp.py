@@ -16,7 +16,7 @@ from rawdev.cfa import mosaic as make_mosaic
 from rawdev.models.isp_frame import LearnedISP, noise_planes, pack_rggb
 from rawdev.stages.demosaic.bilinear import demosaic_bilinear
 from rawdev.stages.demosaic.menon2007 import demosaic_menon2007
-from rawdev.stages.tone import srgb_encode
+from rawdev.stages.tone import srgb_decode_unclipped, srgb_encode, srgb_encode_unclipped
 
 PHASES = ("RGGB", "GRBG", "GBRG", "BGGR")
 MATRIX = torch.tensor([[1.6, -0.4, -0.2], [-0.2, 1.5, -0.3], [0.0, -0.5, 1.5]])
@@ -31,12 +31,16 @@ def _mosaic(h: int, w: int, pattern: str, seed: int = 0) -> torch.Tensor:
 
 
 def _expected(m: torch.Tensor, pattern: str, base: str = "bilinear") -> torch.Tensor:
-    cam = (demosaic_menon2007 if base == "menon" else demosaic_bilinear)(m, pattern)
+    if base == "menon-srgb":
+        cam = srgb_decode_unclipped(demosaic_menon2007(srgb_encode_unclipped(m), pattern))
+    else:
+        cam = (demosaic_menon2007 if base == "menon" else demosaic_bilinear)(m, pattern)
     return srgb_encode(torch.einsum("ij,njhw->nihw", MATRIX, cam))
 
 
 @pytest.mark.parametrize("kind,base", [("cameranet", "bilinear"), ("pynet-ca", "bilinear"),
-                                       ("cameranet", "menon"), ("pynet", "menon")])
+                                       ("cameranet", "menon"), ("pynet", "menon"),
+                                       ("cameranet", "menon-srgb"), ("pynet-ca", "menon-srgb")])
 @pytest.mark.parametrize("pattern", PHASES)
 def test_untrained_isp_renders_its_base_every_phase_tiled(kind, base, pattern):
     torch.manual_seed(0)

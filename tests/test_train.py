@@ -372,6 +372,28 @@ class TestISPTraining:
         err = (out - b["target"])[..., 4:-4, 4:-4].abs().mean()
         assert float(err) < 0.02, float(err)
 
+    def test_cameranet_joint_loss_keeps_the_restore_net_honest(self, pack):
+        """The joint stage's loss is L1(final) + L1(Restore-Net output): each term is the one the
+        separate stages see, so a Restore output that drifts from the image costs even when the
+        Enhance-Net undoes the drift."""
+        import torch
+
+        from rawdev.models.isp_frame import LearnedISP
+        from rawdev.train.isp import ISPRecipe, isp_loss, make_isp_batch
+
+        pool = tdata.load_sources([pack])
+        b = make_isp_batch(pool, ISPRecipe(kind="cameranet", patch=64, batch=2), torch.Generator().manual_seed(1))
+        torch.manual_seed(0)
+        net = LearnedISP("cameranet", width=8, padding_mode="zeros", base="menon-srgb")
+        for m in net.modules():  # random output layers: the two terms differ
+            if isinstance(m, torch.nn.Conv2d) and m.out_channels in (3, 12):
+                torch.nn.init.normal_(m.weight, std=1e-3)
+        with torch.no_grad():
+            joint = float(isp_loss(0)(net, b))
+            final = float((net(b["mosaic"], b["matrix"], b["noise"], level=0) - b["target"]).abs().mean())
+            restore = float(isp_loss(1)(net, b))
+        assert abs(joint - (final + restore)) < 1e-6 and abs(final - restore) > 1e-5
+
     def test_init_over_another_base_starts_at_that_base(self, pack, tmp_path):
         """--init with weights trained over bilinear, now over Menon: the output layer restarts at zero
         (the frame renders Menon exactly), the other trained layers are kept."""

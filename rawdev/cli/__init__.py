@@ -79,11 +79,13 @@ def backends_command(
     """List the back-ends: name, kind, sensors, what they consume and produce, weights."""
     from ..backends.registry import list_backends
 
-    for s in list_backends(pattern):
+    specs = list_backends(pattern)
+    w = max((len(s.name) for s in specs), default=10)
+    for s in specs:
         io = f"{_DOMAIN_LABELS.get(s.input_domain, s.input_domain)} -> {_DOMAIN_LABELS.get(s.output_domain, s.output_domain)}"
         weights = f"; weights: {', '.join(s.weights)}" if s.weights else ""
-        print(f"{s.name:<10} {s.kind:<9} {'/'.join(sorted(s.cfa_types)):<12} {io}{weights}")
-        print(f"{'':<10} {s.description}")
+        print(f"{s.name:<{w}} {s.kind:<9} {'/'.join(sorted(s.cfa_types)):<12} {io}{weights}")
+        print(f"{'':<{w}} {s.description}")
 
 
 def _mount_optional(module: str, name: str) -> None:

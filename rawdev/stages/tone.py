@@ -32,6 +32,23 @@ def srgb_decode(encoded: torch.Tensor) -> torch.Tensor:
     return torch.where(x <= 0.04045, x / 12.92, hi)
 
 
+def srgb_encode_unclipped(linear: torch.Tensor) -> torch.Tensor:
+    """The sRGB OETF extended to every real number: linear below 0, the power law above 1.
+
+    Invertible (:func:`srgb_decode_unclipped`) and differentiable everywhere, for values that are
+    not display values yet: a noisy mosaic (negative samples), unclipped highlights, a training
+    output that overshoots (clipping there would stall the gradient on the pixels most wrong).
+    """
+    hi = 1.055 * linear.clamp_min(0.0031308).pow(1.0 / 2.4) - 0.055
+    return torch.where(linear <= 0.0031308, linear * 12.92, hi)
+
+
+def srgb_decode_unclipped(encoded: torch.Tensor) -> torch.Tensor:
+    """The exact inverse of :func:`srgb_encode_unclipped`."""
+    hi = ((encoded.clamp_min(0.04045) + 0.055) / 1.055).pow(2.4)
+    return torch.where(encoded <= 0.04045, encoded / 12.92, hi)
+
+
 def auto_bright_gain(linear_rgb: torch.Tensor, percentile: float = 0.99) -> float:
     """dcraw-style auto brightening: the gain that puts the ``percentile`` of max(R,G,B) at 1.0.
 

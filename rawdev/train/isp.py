@@ -20,7 +20,8 @@ stage trains all parameters, from the previous stage's weights, with a fresh opt
 trains its Restore-Net alone, then both stages jointly (Liang2019 Sec. III-D; the Enhance-alone phase
 is left out because with the neutral default look its target on ground-truth linear input is the
 identity, which the frame's global residual already gives). Loss: L1 on the display image (all
-three papers use L1/MSE-type fidelity terms; their VGG terms need weights we do not have offline).
+three papers use L1/MSE-type fidelity terms; their VGG terms need weights we do not have offline);
+CameraNet's joint stage adds the Restore-Net's L1 (see :func:`isp_loss`).
 
 Each stage is a :func:`~.loop.train` run in ``RUN_DIR/stage-<level>/`` with its own checkpoint;
 a finished stage leaves ``done.pt``; ``--resume`` continues exactly where a run stopped.
@@ -120,11 +121,21 @@ def make_isp_batch(pool: PhotoPool, recipe: ISPRecipe, generator: torch.Generato
 
 
 def isp_loss(level: int):
-    """``(model, batch) -> L1`` between the level's output and the average-pooled target."""
+    """``(model, batch) -> L1`` between the level's output and the average-pooled target.
+
+    CameraNet's joint stage (level 0) adds the Restore-Net's own loss, as the official SID recipe
+    does (learned_backends.md 4.4): without it the Restore output drifts away from the image (the
+    2026-11-25 weights: +18 to +31 levels too bright, Enhance-Net pulling it back) and the final
+    colour then rests on the Enhance-Net's global path, which casts on unfamiliar content. Both
+    terms are L1 on the display encoding (the sRGB curve stands in for the paper's log-L1).
+    """
 
     def compute(model: torch.nn.Module, batch: dict) -> torch.Tensor:
-        out = model(batch["mosaic"], batch["matrix"], batch["noise"], level=level).float()
         target = batch["target"]
+        if model.kind == "cameranet" and level == 0:
+            out, restored = model(batch["mosaic"], batch["matrix"], batch["noise"], level=0, return_restored=True)
+            return (out.float() - target).abs().mean() + (restored.float() - target).abs().mean()
+        out = model(batch["mosaic"], batch["matrix"], batch["noise"], level=level).float()
         if model.kind != "cameranet" and level > 0:
             target = torch.nn.functional.avg_pool2d(target, 2 ** level)
         return (out - target).abs().mean()
