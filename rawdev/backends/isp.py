@@ -49,9 +49,9 @@ DEFAULT_TILE = {"cpu": 512, "cuda": 1024}
 
 #: sha256 of each weight file (re-record after re-training; see the model cards).
 ISP_SHA256 = {
-    "pynet": "67addfec5f29cfee97e5b9b33ebce2aca72084c91f91b249a062a448ebbdde9b",
-    "pynet-ca": "68bd88876d15559765f0c2061ad75e27106a49b9ec996d3bcbfc31e1f14cb94e",
-    "cameranet": "75633580870d076238d172aef0ef4e16dc2ab5c08a0c04881e2d428e0f8f1eb4",
+    "pynet": "2dadfd1f9697a943dc152c3e5cbc03350d6ab1b219d3339f9cf5d7bb1cc59c7a",
+    "pynet-ca": "792c6adfea07a9f819468e51b10ac250df53d25849eef3745a91d881d119660d",
+    "cameranet": "91bb8eacd1c69662b1e1f83b946b67b9c95fa61f5375a124021ad1ceeab6059f",
 }
 ISP_FILES = {"pynet": "pynet.safetensors", "pynet-ca": "pynet_ca.safetensors", "cameranet": "cameranet.safetensors"}
 ISP_WEIGHTS = {
