@@ -48,7 +48,8 @@ register(BackendSpec(
 # The same demosaickers run on the sRGB-encoded mosaic (the pipeline encodes before, decodes after).
 # Colour-difference interpolation assumes R - G and B - G vary slowly; under shading a surface keeps
 # its channel *ratios*, which a log-like encoding turns into differences. Measured on the round-trip
-# DNGs (docs/benchmarks.md): Menon +4.9 dB and Malvar +3.1 dB clean on Kodak24 over linear light.
+# DNGs (docs/benchmarks.md), clean: Menon +4.1 / +3.0 dB and Malvar +2.7 / +2.9 dB (Kodak24 / McMaster)
+# over linear light.
 for _name, _margin, _ref in (("malvar", 4, "Malvar2004"), ("menon", 16, "Menon2007")):
     register(BackendSpec(
         name=f"{_name}-srgb",

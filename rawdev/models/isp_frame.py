@@ -90,7 +90,7 @@ def classical_base(mosaic: Tensor, base: str) -> Tensor:
     ``menon-srgb`` runs Menon2007 on the sRGB-encoded mosaic and decodes the result. Colour-difference
     interpolation assumes R - G and B - G vary slowly; under shading a surface's channel *ratios* are
     constant, so its differences are constant after a log-like encoding and not in linear light.
-    Measured on the round trip (docs/learned_isp.md): +4.9 dB clean on Kodak24 over linear Menon.
+    Measured on the round trip (docs/benchmarks.md): +4.1 dB clean on Kodak24 over linear Menon.
     """
     from ..stages.demosaic.bilinear import demosaic_bilinear
     from ..stages.demosaic.menon2007 import demosaic_menon2007
