@@ -18,6 +18,8 @@ import hashlib
 import json
 from pathlib import Path
 
+from roundtrip_table import psnr_ssim_table
+
 FILES = {"pynet": "pynet.safetensors", "pynet-ca": "pynet_ca.safetensors", "cameranet": "cameranet.safetensors"}
 REFS = {
     "pynet": "A. Ignatov, L. Van Gool, R. Timofte. Replacing Mobile Camera ISP with a Single Deep Learning Model. CVPR-W 2020.",
@@ -52,7 +54,6 @@ def main() -> None:
               for name, run in zip(names, runs) for st in run["stages"]]
     if args.previous_card:
         stages = _card_stages(args.previous_card) + stages
-        runs = [None] * len({s["run"] for s in stages if s.get("carried")}) + runs
     wall = sum(s["wall_s"] for s in stages)
     steps = sum(s["steps"] for s in stages)
     samples = sum(s["steps"] * s["batch"] for s in stages)
@@ -75,7 +76,7 @@ def main() -> None:
     out.append(f"| trained by | `{args.command or 'rawdev train ' + args.kind}` |")
     out.append(f"| machine | {args.machine} |")
     out.append(f"| steps | {steps:,} of {r['patch']} x {r['patch']} px patches ({samples:,} samples) in "
-               f"{len(runs)} run(s); wall time {wall / 60:.0f} min |")
+               f"{len({s['run'] for s in stages})} run(s); wall time {wall / 60:.0f} min |")
     out.append("| licence | MIT (this project) |\n")
     out.append("## Data and synthesis\n")
     out.append(f"{summary['train_photos']} training tiles from `../shared/train` (cbsd432, wikipedia_photos, "
@@ -101,22 +102,9 @@ def main() -> None:
                    f"{s['wall_s'] / 60:.1f} |")
     out.append("")
     out.append("## Measured quality (`rawdev eval roundtrip`, docs/benchmarks.md)\n")
-    keys = sorted({tuple(k.split("|")[:2]) for k in ev})
-    methods = []
-    for k in ev:
-        m = k.split("|")[2]
-        if m not in methods:
-            methods.append(m)
     out.append("PSNR (dB) / SSIM against the photo, mean over images, all four CFA phases and four camera "
                "matrices in turn:\n")
-    out.append("| data | noise | " + " | ".join(methods) + " |")
-    out.append("|---|---|" + "---|" * len(methods))
-    for d, n in keys:
-        cells = []
-        for m in methods:
-            e = ev.get(f"{d}|{n}|{m}")
-            cells.append("" if e is None else f"{e['mean_psnr']:.2f} / {e['mean_ssim']:.4f}")
-        out.append(f"| {d} | {n} | " + " | ".join(cells) + " |")
+    out.extend(psnr_ssim_table(ev))
     print("\n".join(out))
 
 

@@ -15,6 +15,30 @@ import json
 from pathlib import Path
 
 
+def _axes(ev: dict) -> tuple[list[str], list[tuple[str, str]]]:
+    """Back-ends and (dataset, noise) rows of merged results, in first-seen order."""
+    methods: list[str] = []
+    rows: list[tuple[str, str]] = []
+    for k in ev:
+        d, n, m = k.split("|")
+        if m not in methods:
+            methods.append(m)
+        if (d, n) not in rows:
+            rows.append((d, n))
+    return methods, rows
+
+
+def psnr_ssim_table(ev: dict) -> list[str]:
+    """The markdown lines of the PSNR / SSIM table (a row per dataset and noise, a column per back-end)."""
+    methods, rows = _axes(ev)
+    lines = ["| data | noise | " + " | ".join(methods) + " |", "|---|---|" + "---|" * len(methods)]
+    for d, n in rows:
+        cells = [f"{e['mean_psnr']:.2f} / {e['mean_ssim']:.4f}" if (e := ev.get(f"{d}|{n}|{m}")) else ""
+                 for m in methods]
+        lines.append(f"| {d} | {n} | " + " | ".join(cells) + " |")
+    return lines
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("json", nargs="+", type=Path)
@@ -24,20 +48,8 @@ def main() -> None:
     ev: dict = {}
     for p in args.json:
         ev.update(json.loads(p.read_text()))
-    methods: list[str] = []
-    rows: list[tuple[str, str]] = []
-    for k in ev:
-        d, n, m = k.split("|")
-        if m not in methods:
-            methods.append(m)
-        if (d, n) not in rows:
-            rows.append((d, n))
-    print("| data | noise | " + " | ".join(methods) + " |")
-    print("|---|---|" + "---|" * len(methods))
-    for d, n in rows:
-        cells = [f"{ev[f'{d}|{n}|{m}']['mean_psnr']:.2f} / {ev[f'{d}|{n}|{m}']['mean_ssim']:.4f}"
-                 if f"{d}|{n}|{m}" in ev else "" for m in methods]
-        print(f"| {d} | {n} | " + " | ".join(cells) + " |")
+    print("\n".join(psnr_ssim_table(ev)))
+    methods, rows = _axes(ev)
     for ref in [args.reference] + ([args.base] if args.base else []):
         print(f"\nPSNR margin over `{ref}` (dB):\n")
         print("| back-end | " + " | ".join(f"{d} {n}" for d, n in rows) + " |")

@@ -52,7 +52,7 @@ from torch import Tensor, nn
 
 from ..stages.tone import srgb_decode_unclipped, srgb_encode_unclipped
 
-__all__ = ["ISP_KINDS", "ISP_BASES", "classical_base", "LearnedISP", "pack_rggb", "noise_planes", "encode_srgb_train", "build_isp"]
+__all__ = ["ISP_KINDS", "ISP_BASES", "classical_base", "LearnedISP", "pack_rggb", "noise_planes", "build_isp"]
 
 ISP_KINDS = ("pynet", "pynet-ca", "cameranet")
 IN_CHANNELS = 8  # 4 packed colour planes + 4 noise planes
@@ -76,11 +76,6 @@ def noise_planes(packed: Tensor, noise: Tensor | None) -> Tensor:
     return var.clamp_min(0.0).sqrt()
 
 
-#: The unclipped sRGB OETF (gradients survive overshoot; see ``stages.tone``) and its inverse.
-encode_srgb_train = srgb_encode_unclipped
-decode_srgb_train = srgb_decode_unclipped
-
-
 ISP_BASES = ("bilinear", "menon", "menon-srgb")
 
 
@@ -97,7 +92,7 @@ def classical_base(mosaic: Tensor, base: str) -> Tensor:
 
     with torch.no_grad():
         if base == "menon-srgb":
-            return decode_srgb_train(demosaic_menon2007(encode_srgb_train(mosaic), "RGGB"))
+            return srgb_decode_unclipped(demosaic_menon2007(srgb_encode_unclipped(mosaic), "RGGB"))
         if base == "menon":
             return demosaic_menon2007(mosaic, "RGGB")
         return demosaic_bilinear(mosaic, "RGGB")
@@ -188,7 +183,7 @@ class LearnedISP(nn.Module):
             m = m.expand(n, 3, 3)
         if self.kind == "cameranet":
             cam = self.core.restore(x) + base
-            enc = encode_srgb_train(torch.einsum("nij,njhw->nihw", m, cam))
+            enc = srgb_encode_unclipped(torch.einsum("nij,njhw->nihw", m, cam))
             if level >= 1:
                 return enc
             # Enhance-Net sees the clipped encoding, as it would a finished image.
@@ -201,7 +196,7 @@ class LearnedISP(nn.Module):
         if level > 0:
             base = F.avg_pool2d(base, 2 ** level)
         cam = out + base
-        return encode_srgb_train(torch.einsum("nij,njhw->nihw", m, cam))
+        return srgb_encode_unclipped(torch.einsum("nij,njhw->nihw", m, cam))
 
     def film_vector(self, mosaic: Tensor, matrix: Tensor, noise: Tensor | None = None) -> Tensor:
         """CameraNet: the Enhance-Net's global FiLM vector of a (whole, or down-scaled) image."""
