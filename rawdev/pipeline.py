@@ -116,18 +116,15 @@ def _noise_sigma(raw: RawImage, cfg: PipelineConfig, spec, gains) -> float | Non
         return None
     if cfg.noise is not None:
         return float(cfg.noise)
-    x = 0.18
+    from .stages.noise import SIGMA_GREY as x, estimate_sigma_linear, srgb_slope
+
     if raw.meta.noise_profile is not None:
         s, o = raw.meta.noise_profile
         sigma_lin = float(np.sqrt(max(s * x + o, 0.0))) * gains[1]
     else:
-        from .stages.noise import estimate_sigma_linear
-
         sigma_lin = estimate_sigma_linear(raw)
     if spec.input_domain == "mosaic_srgb_wb":
-        # d/dx of the sRGB OETF at x: 1.055/2.4 x^(1/2.4 - 1)
-        slope = 1.055 / 2.4 * x ** (1 / 2.4 - 1)
-        return sigma_lin * slope
+        return sigma_lin * srgb_slope(x)
     return sigma_lin
 
 

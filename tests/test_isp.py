@@ -55,6 +55,34 @@ def test_untrained_isp_renders_its_base_every_phase_tiled(kind, base, pattern):
     assert torch.allclose(got, want, atol=2e-5), (got - want).abs().max()
 
 
+@pytest.mark.parametrize("kind", ["cameranet", "pynet"])
+@pytest.mark.parametrize("pattern", PHASES)
+def test_untrained_isp_over_jdd_noise_renders_the_jdd_noise_back_end(kind, pattern):
+    """The ``jdd-noise`` start is the registered back-end run as the pipeline runs it (clipped sRGB
+    encoding, one sigma at 18 % grey); inside every tile it is exact, tiles and phases included."""
+    from rawdev.backends.registry import get
+    from rawdev.models.isp_frame import jdd_noise_sigma
+    from rawdev.stages.tone import srgb_decode
+
+    torch.manual_seed(0)
+    net = LearnedISP(kind, width=8, kernels="dilated", padding_mode="zeros", instance_norm=False, base="jdd-noise")
+    runner = ISPRunner(net, device=torch.device("cpu"), dtype=torch.float32, tile=64)
+    m = _mosaic(90, 133, pattern)
+    noise = torch.tensor([2e-3, 2e-5])
+    got = runner(m, pattern, noise=noise, matrix=MATRIX.numpy())
+    # one sigma at 18 % grey, carried through the sRGB curve's slope there (as the pipeline's jdd-noise)
+    sigma = torch.tensor([(2e-3 * 0.18 + 2e-5) ** 0.5 * 1.055 / 2.4 * 0.18 ** (1 / 2.4 - 1)])
+    assert torch.allclose(jdd_noise_sigma(noise.reshape(1, 2), 1), sigma)
+    assert float(sigma) > 2 / 255  # a real noise level: the noise-aware network, not the fade
+    cam = srgb_decode(get("jdd-noise").build(device="cpu")(srgb_encode(m), pattern, noise=sigma))
+    want = srgb_encode(torch.einsum("ij,njhw->nihw", MATRIX, cam))
+    # The aligning reflection (non-RGGB phases) gives the first rows/columns a different mirror
+    # than jdd's own; past its 31-pixel receptive field every pixel is jdd-noise's exactly.
+    inner = (slice(None), slice(None), slice(32, -32), slice(32, -32))
+    assert torch.allclose(got[inner], want[inner], atol=2e-5), (got - want)[inner].abs().max()
+    assert (got - want).abs().mean() < 2e-3
+
+
 def test_noise_planes_follow_the_profile():
     packed = torch.full((1, 4, 2, 2), 0.25)
     planes = noise_planes(packed, torch.tensor([[0.01, 1e-4]]))

@@ -423,6 +423,24 @@ class TestISPTraining:
                 assert torch.allclose(a[k], b[k], atol=1e-9), k  # kept
         assert any(float(a[k + ".weight"].abs().max()) > 0 for k in heads)  # the first run had trained them
 
+    @pytest.mark.parametrize("kind,steps", [("pynet", {1: 1, 0: 1}), ("cameranet", {1: 1, 0: 1})])
+    def test_trains_over_the_jdd_noise_start(self, pack, tmp_path, kind, steps):
+        """The jdd-noise start runs in inference mode inside a training step (a coarse PyNET level
+        pools it, CameraNet's joint loss sees it twice); the step must still reach the network."""
+        import torch
+        from safetensors.torch import load_file
+
+        from rawdev.train.isp import ISPRecipe, train_isp
+        from rawdev.train.loop import TrainConfig
+
+        recipe = ISPRecipe(kind=kind, width=8, patch=64, batch=2, stage_steps=steps, base="jdd-noise", p_noise=0.5)
+        out = tmp_path / "w.safetensors"
+        res = train_isp([pack], out, TrainConfig(steps=1, run_dir=tmp_path / "run", device="cpu", lr=1e-3), recipe)
+        assert res.completed and res.last_loss is not None and 0 < res.last_loss < 1
+        heads = [v for k, v in load_file(out).items() if k.endswith("weight") and v.dim() == 4 and v.shape[0] in (3, 12)]
+        # zero at the start (untrained frame = its start); one Adam step of lr 1e-3 moves them
+        assert heads and any(float(v.abs().max()) > 1e-4 for v in heads)
+
     @pytest.mark.parametrize("kind", ["pynet-ca", "cameranet"])
     def test_stages_export_and_resume(self, pack, tmp_path, kind):
         import torch

@@ -184,8 +184,8 @@ def _build_isp(name: str, *, device: str | torch.device = "auto", dtype=None, ti
 
 
 _DESCRIPTIONS = {
-    "pynet": "PyNET (Ignatov et al. 2020) learned ISP, reduced width, trained here on unprocessed photos; "
-    "mosaic + noise level -> display sRGB through the file's own colour matrix.",
+    "pynet": "PyNET (Ignatov et al. 2020) learned ISP, reduced width, trained here on unprocessed photos as a "
+    "residual over jdd-noise; mosaic + noise level -> display sRGB through the file's own colour matrix.",
     "pynet-ca": "PyNET-CA (Kim et al. 2020): PyNET with channel attention and a sub-pixel head; trained here.",
     "cameranet": "CameraNet (Liang et al. 2019) two-stage learned ISP (Restore-Net + Enhance-Net), trained here.",
 }

@@ -189,7 +189,7 @@ def _isp_command(kind: str, default_width: int, default_out: str):
         init: Optional[Path] = typer.Option(None, "--init", help="Start from these weights (a file this command wrote)."),
         instance_norm: bool = typer.Option(False, "--instance-norm/--no-instance-norm",
                                            help="PyNET(-CA): the papers' instance normalisation (statistics shared across tiles at inference)."),
-        base: str = typer.Option("menon", "--base", help="Classical demosaic the network refines: menon-srgb, menon or bilinear (see rawdev.models.isp_frame)."),
+        base: str = typer.Option("menon", "--base", help="Fixed demosaic the network refines: jdd-noise, menon-srgb, menon or bilinear (see rawdev.models.isp_frame)."),
     ) -> None:
         _train_isp(kind, data, out, stage_steps, width, kernels, patch, batch, p_noise, lr, device, resume,
                    run_dir, seed, checkpoint_every, log_every, time_limit, threads, init, instance_norm, base)

@@ -11,7 +11,7 @@ that feeds them what the RAW file says and leaves them only the camera-independe
    four planes with the per-sample noise standard deviation ``sqrt(shot * x + read)`` (the DNG
    NoiseProfile model, Brooks2019 Eq. 4; zeros for a clean input). White balance and black/white
    level thus come from the file, never from the weights.
-2. **Residual over a fixed classical demosaic** (``base``: ``"bilinear"``, ``"menon"`` (Menon2007
+2. **Residual over a fixed demosaic** (``base``: ``"bilinear"``, ``"menon"`` (Menon2007
    DDFAPD) or ``"menon-srgb"``, Menon2007 on the sRGB-encoded mosaic, decoded after): the network
    output is added to that demosaic of the input mosaic (for PyNET's coarser levels, to its
    average-pooled copy). Not in the papers: it makes the untrained network start at a
@@ -19,8 +19,11 @@ that feeds them what the RAW file says and leaves them only the camera-independe
    The first weights used bilinear; a bilinear start leaves the network the whole demosaicking to
    learn (CameraNet c16 got from bilinear's 26.6 dB to 32.3 dB on the Kodak round trip, AHD: 32.7),
    while Menon's start is already above AHD's level (33.5 dB), so the training budget goes to what is
-   left: denoising and the remaining demosaicking error. ``menon-srgb`` (the weights since
-   2026-12-02) starts higher still (docs/learned_isp.md).
+   left: denoising and the remaining demosaicking error. ``menon-srgb`` starts higher still
+   (docs/learned_isp.md). ``jdd-noise`` is not
+   classical: it is our fine-tuned Gharbi2016 joint demosaicking-denoising network, the best
+   start we have, 3.8-4.3 dB (clean) and 4.3-4.8 dB (noisy) above ``menon-srgb`` on the round trip; the frame's networks then
+   learn only what it leaves (docs/learned_isp.md says what each part contributes).
 3. **Fixed colour layer**: the result (linear, white-balanced camera RGB) goes through the file's own
    camera -> sRGB matrix (a 3x3 per image, exposure folded in), then the sRGB OETF (IEC 61966-2-1).
    The matrix is applied, not learned, so one set of weights renders any camera's colours.
@@ -76,21 +79,46 @@ def noise_planes(packed: Tensor, noise: Tensor | None) -> Tensor:
     return var.clamp_min(0.0).sqrt()
 
 
-ISP_BASES = ("bilinear", "menon", "menon-srgb")
+ISP_BASES = ("bilinear", "menon", "menon-srgb", "jdd-noise")
 
 
-def classical_base(mosaic: Tensor, base: str) -> Tensor:
-    """The fixed demosaic (linear camera RGB) the network's output is added to (no gradient).
+def jdd_noise_sigma(noise: Tensor | None, n: int) -> Tensor:
+    """``(N,)`` noise std in the sRGB-encoded domain jdd-noise works in, from ``(N, 2)`` (shot, read).
+
+    The signal-dependent model reduced to one sigma at 18 % grey and carried through the curve's
+    slope there, as the pipeline does for ``--backend jdd-noise`` (``rawdev.pipeline._noise_sigma``).
+    """
+    from ..stages.noise import SIGMA_GREY, srgb_slope
+
+    if noise is None:
+        return torch.zeros(n)
+    nz = noise.detach().float().reshape(-1, 2)
+    return (nz[:, 0] * SIGMA_GREY + nz[:, 1]).clamp_min(0.0).sqrt().cpu() * srgb_slope(SIGMA_GREY)
+
+
+def classical_base(mosaic: Tensor, base: str, noise: Tensor | None = None, jdd=None) -> Tensor:
+    """The fixed start (linear camera RGB) the network's output is added to (no gradient).
 
     ``menon-srgb`` runs Menon2007 on the sRGB-encoded mosaic and decodes the result. Colour-difference
     interpolation assumes R - G and B - G vary slowly; under shading a surface's channel *ratios* are
     constant, so its differences are constant after a log-like encoding and not in linear light.
     Measured on the round trip (docs/benchmarks.md): +4.1 dB clean on Kodak24 over linear Menon.
+
+    ``jdd-noise`` is not classical: it is the registered ``jdd-noise`` back-end (Gharbi2016 with a
+    noise-level input, fine-tuned by ``rawdev train jdd``; faded into the released noise-free network
+    at sigma 0), run as the pipeline runs it, on the clipped sRGB-encoded mosaic, with the sigma of
+    :func:`jdd_noise_sigma`. ``jdd`` is that runner (:meth:`LearnedISP.jdd_runner`).
     """
     from ..stages.demosaic.bilinear import demosaic_bilinear
     from ..stages.demosaic.menon2007 import demosaic_menon2007
+    from ..stages.tone import srgb_decode, srgb_encode
 
     with torch.no_grad():
+        if base == "jdd-noise":
+            sigma = jdd_noise_sigma(noise, mosaic.shape[0])
+            out = srgb_decode(jdd(srgb_encode(mosaic), "RGGB", noise=sigma))
+            # jdd runs in inference mode; a plain copy can take part in the training graph
+            return out.clone()
         if base == "menon-srgb":
             return srgb_decode_unclipped(demosaic_menon2007(srgb_encode_unclipped(mosaic), "RGGB"))
         if base == "menon":
@@ -121,6 +149,7 @@ class LearnedISP(nn.Module):
             raise ValueError(f"unknown ISP base {base!r}; expected one of {ISP_BASES}")
         self.kind = kind
         self.base = base
+        self._jdd: tuple | None = None  # (device, dtype), runner: see jdd_runner
         self.config = {"kind": kind, "width": int(width), "kernels": kernels, "padding_mode": padding_mode,
                        "instance_norm": bool(instance_norm), "base": base}
         if kind == "cameranet":
@@ -133,6 +162,22 @@ class LearnedISP(nn.Module):
             make = pynet_ca if kind == "pynet-ca" else pynet
             self.core = make(width=width, in_channels=IN_CHANNELS, kernels=kernels, instance_norm=instance_norm)
         self.zero_outputs()
+
+    def jdd_runner(self, like: Tensor):
+        """The ``jdd-noise`` start's runner on ``like``'s device and dtype, built on first use.
+
+        Held outside the module's parameters and state dict: its weights are the registered
+        back-end's files, sha256-checked there, not part of this network's weights.
+        """
+        key = (like.device, like.dtype)
+        cached = self._jdd
+        if cached is None or cached[0] != key:
+            from ..backends.registry import get
+
+            # workers=1: one tile at a time, so a training step's threads stay as set
+            runner = get("jdd-noise").build(device=str(like.device), dtype=like.dtype, workers=1)
+            self._jdd = cached = (key, runner)
+        return cached[1]
 
     def zero_outputs(self) -> None:
         """Zero the output convolutions (the only ones with 3 or 12 = 3 x 2^2 output channels).
@@ -177,7 +222,7 @@ class LearnedISP(nn.Module):
             raise ValueError(f"learned ISP input sides must be multiples of {self.multiple}, got {h}x{w}")
         packed = pack_rggb(mosaic)
         x = torch.cat([packed, noise_planes(packed, noise)], dim=1)
-        base = classical_base(mosaic, self.base)
+        base = classical_base(mosaic, self.base, noise, self.jdd_runner(mosaic) if self.base == "jdd-noise" else None)
         m = matrix.to(mosaic.dtype)
         if m.dim() == 2:
             m = m.expand(n, 3, 3)

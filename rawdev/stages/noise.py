@@ -8,7 +8,16 @@ import torch
 from ..types import RawImage
 from .normalise import normalise
 
-__all__ = ["estimate_sigma_linear", "immerkaer_sigma"]
+__all__ = ["estimate_sigma_linear", "immerkaer_sigma", "SIGMA_GREY", "srgb_slope"]
+
+#: Where a signal-dependent noise model is reduced to one sigma: 18 % grey, the level exposure aims at.
+SIGMA_GREY = 0.18
+
+
+def srgb_slope(x: float = SIGMA_GREY) -> float:
+    """Derivative of the sRGB OETF (IEC 61966-2-1, power segment) at linear ``x``: how a small noise
+    std in linear light scales once encoded, ``1.055 / 2.4 * x ** (1 / 2.4 - 1)``."""
+    return 1.055 / 2.4 * x ** (1 / 2.4 - 1)
 
 # Immerkaer 1996, "Fast noise variance estimation", CVIU 64(2): the Laplacian-difference mask that
 # cancels locally linear structure; sigma = sqrt(pi/2) / (6 (W-2)(H-2)) * sum |I * N|.
