@@ -20,10 +20,10 @@ that feeds them what the RAW file says and leaves them only the camera-independe
    learn (CameraNet c16 got from bilinear's 26.6 dB to 32.3 dB on the Kodak round trip, AHD: 32.7),
    while Menon's start is already above AHD's level (33.5 dB), so the training budget goes to what is
    left: denoising and the remaining demosaicking error. ``menon-srgb`` starts higher still
-   (docs/learned_isp.md). ``jdd-noise`` is not
-   classical: it is our fine-tuned Gharbi2016 joint demosaicking-denoising network, the best
-   start we have, 3.8-4.3 dB (clean) and 4.3-4.8 dB (noisy) above ``menon-srgb`` on the round trip; the frame's networks then
-   learn only what it leaves (docs/learned_isp.md says what each part contributes).
+   (docs/learned_isp.md). ``jdd-noise`` is not classical: it is our fine-tuned Gharbi2016 joint
+   demosaicking-denoising network, the best start we have, 3.8-4.3 dB (clean) and 4.3-4.8 dB
+   (noisy) above ``menon-srgb`` on the round trip; the frame's networks then learn only what it
+   leaves (docs/learned_isp.md says what each part contributes).
 3. **Fixed colour layer**: the result (linear, white-balanced camera RGB) goes through the file's own
    camera -> sRGB matrix (a 3x3 per image, exposure folded in), then the sRGB OETF (IEC 61966-2-1).
    The matrix is applied, not learned, so one set of weights renders any camera's colours.
