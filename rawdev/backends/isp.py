@@ -49,9 +49,9 @@ DEFAULT_TILE = {"cpu": 512, "cuda": 1024}
 
 #: sha256 of each weight file (re-record after re-training; see the model cards).
 ISP_SHA256 = {
-    "pynet": "2dadfd1f9697a943dc152c3e5cbc03350d6ab1b219d3339f9cf5d7bb1cc59c7a",
+    "pynet": "04b5cc9a6bd7364d965579b0765c06dbdb0891e69f20b230c2a2078b5d1a25a0",
     "pynet-ca": "792c6adfea07a9f819468e51b10ac250df53d25849eef3745a91d881d119660d",
-    "cameranet": "91bb8eacd1c69662b1e1f83b946b67b9c95fa61f5375a124021ad1ceeab6059f",
+    "cameranet": "66bc1646c1d873193bd909cad0daf84ff8ffa8e4a42da6244717a423c7d9f816",
 }
 ISP_FILES = {"pynet": "pynet.safetensors", "pynet-ca": "pynet_ca.safetensors", "cameranet": "cameranet.safetensors"}
 ISP_WEIGHTS = {
