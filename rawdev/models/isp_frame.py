@@ -96,29 +96,19 @@ def jdd_noise_sigma(noise: Tensor | None, n: int) -> Tensor:
     return (nz[:, 0] * SIGMA_GREY + nz[:, 1]).clamp_min(0.0).sqrt().cpu() * srgb_slope(SIGMA_GREY)
 
 
-def classical_base(mosaic: Tensor, base: str, noise: Tensor | None = None, jdd=None) -> Tensor:
-    """The fixed start (linear camera RGB) the network's output is added to (no gradient).
+def classical_base(mosaic: Tensor, base: str) -> Tensor:
+    """The fixed classical demosaic (linear camera RGB) the network's output is added to (no gradient).
 
     ``menon-srgb`` runs Menon2007 on the sRGB-encoded mosaic and decodes the result. Colour-difference
     interpolation assumes R - G and B - G vary slowly; under shading a surface's channel *ratios* are
     constant, so its differences are constant after a log-like encoding and not in linear light.
     Measured on the round trip (docs/benchmarks.md): +4.1 dB clean on Kodak24 over linear Menon.
-
-    ``jdd-noise`` is not classical: it is the registered ``jdd-noise`` back-end (Gharbi2016 with a
-    noise-level input, fine-tuned by ``rawdev train jdd``; faded into the released noise-free network
-    at sigma 0), run as the pipeline runs it, on the clipped sRGB-encoded mosaic, with the sigma of
-    :func:`jdd_noise_sigma`. ``jdd`` is that runner (:meth:`LearnedISP.jdd_runner`).
+    The learned ``jdd-noise`` start is :meth:`LearnedISP.start`.
     """
     from ..stages.demosaic.bilinear import demosaic_bilinear
     from ..stages.demosaic.menon2007 import demosaic_menon2007
-    from ..stages.tone import srgb_decode, srgb_encode
 
     with torch.no_grad():
-        if base == "jdd-noise":
-            sigma = jdd_noise_sigma(noise, mosaic.shape[0])
-            out = srgb_decode(jdd(srgb_encode(mosaic), "RGGB", noise=sigma))
-            # jdd runs in inference mode; a plain copy can take part in the training graph
-            return out.clone()
         if base == "menon-srgb":
             return srgb_decode_unclipped(demosaic_menon2007(srgb_encode_unclipped(mosaic), "RGGB"))
         if base == "menon":
@@ -149,7 +139,7 @@ class LearnedISP(nn.Module):
             raise ValueError(f"unknown ISP base {base!r}; expected one of {ISP_BASES}")
         self.kind = kind
         self.base = base
-        self._jdd: tuple | None = None  # (device, dtype), runner: see jdd_runner
+        self._jdd: tuple | None = None  # ((device, dtype), runner) of the jdd-noise start: see start
         self.config = {"kind": kind, "width": int(width), "kernels": kernels, "padding_mode": padding_mode,
                        "instance_norm": bool(instance_norm), "base": base}
         if kind == "cameranet":
@@ -163,21 +153,30 @@ class LearnedISP(nn.Module):
             self.core = make(width=width, in_channels=IN_CHANNELS, kernels=kernels, instance_norm=instance_norm)
         self.zero_outputs()
 
-    def jdd_runner(self, like: Tensor):
-        """The ``jdd-noise`` start's runner on ``like``'s device and dtype, built on first use.
+    def start(self, mosaic: Tensor, noise: Tensor | None) -> Tensor:
+        """The fixed start (linear camera RGB, no gradient) the network's output is added to.
 
-        Held outside the module's parameters and state dict: its weights are the registered
-        back-end's files, sha256-checked there, not part of this network's weights.
+        A classical base is :func:`classical_base`. ``jdd-noise`` is the registered ``jdd-noise``
+        back-end (Gharbi2016 with a noise-level input, fine-tuned by ``rawdev train jdd``; faded into
+        the released noise-free network at sigma 0), run as the pipeline runs it: on the clipped
+        sRGB-encoded mosaic, with the sigma of :func:`jdd_noise_sigma`. Its runner is built on first
+        use for the input's device and dtype and held outside the parameters and state dict: its
+        weights are the back-end's own files, sha256-checked there.
         """
-        key = (like.device, like.dtype)
-        cached = self._jdd
-        if cached is None or cached[0] != key:
+        if self.base != "jdd-noise":
+            return classical_base(mosaic, self.base)
+        from ..stages.tone import srgb_decode, srgb_encode
+
+        key = (mosaic.device, mosaic.dtype)
+        if self._jdd is None or self._jdd[0] != key:
             from ..backends.registry import get
 
             # workers=1: one tile at a time, so a training step's threads stay as set
-            runner = get("jdd-noise").build(device=str(like.device), dtype=like.dtype, workers=1)
-            self._jdd = cached = (key, runner)
-        return cached[1]
+            self._jdd = (key, get("jdd-noise").build(device=str(mosaic.device), dtype=mosaic.dtype, workers=1))
+        with torch.no_grad():
+            out = srgb_decode(self._jdd[1](srgb_encode(mosaic), "RGGB", noise=jdd_noise_sigma(noise, mosaic.shape[0])))
+        # the runner works in inference mode; a plain copy can take part in the training graph
+        return out.clone()
 
     def zero_outputs(self) -> None:
         """Zero the output convolutions (the only ones with 3 or 12 = 3 x 2^2 output channels).
@@ -222,7 +221,7 @@ class LearnedISP(nn.Module):
             raise ValueError(f"learned ISP input sides must be multiples of {self.multiple}, got {h}x{w}")
         packed = pack_rggb(mosaic)
         x = torch.cat([packed, noise_planes(packed, noise)], dim=1)
-        base = classical_base(mosaic, self.base, noise, self.jdd_runner(mosaic) if self.base == "jdd-noise" else None)
+        base = self.start(mosaic, noise)
         m = matrix.to(mosaic.dtype)
         if m.dim() == 2:
             m = m.expand(n, 3, 3)
