@@ -166,17 +166,64 @@ def test_shipped_isp_develops_a_dng_with_the_classical_colours(tmp_path, name):
         assert np.mean((got - truth) ** 2) < np.mean((bil - truth) ** 2)
 
 
-def test_large_odd_image_uses_the_downscaled_context():
-    """Above STATS_MEGAPIXELS the context comes from a down-scaled copy; odd sizes must work there."""
+@pytest.mark.parametrize("kind", ["cameranet", "pynet-ca"])
+def test_large_odd_image_uses_the_reduced_context(kind):
+    """Above STATS_MEGAPIXELS the context comes from a down-scaled copy (CameraNet) or from
+    full-resolution crops (PyNET-CA); odd sizes and an odd phase must work on both paths."""
     from rawdev.backends import isp
 
-    net = LearnedISP("cameranet", width=8, padding_mode="zeros")
+    net = LearnedISP(kind, width=8, kernels="dilated", padding_mode="zeros", instance_norm=kind != "cameranet")
     runner = ISPRunner(net, device=torch.device("cpu"), dtype=torch.float32, tile=256)
-    old = isp.STATS_MEGAPIXELS
-    isp.STATS_MEGAPIXELS = 0.01  # force the down-scaled path on a small image
+    old = isp.STATS_MEGAPIXELS, isp.STATS_CROP
+    isp.STATS_MEGAPIXELS, isp.STATS_CROP = 0.01, 64  # force the reduced path on a small image
     try:
         m = _mosaic(161, 203, "GBRG")
         got = runner(m, "GBRG", noise=None, matrix=MATRIX.numpy())
     finally:
-        isp.STATS_MEGAPIXELS = old
+        isp.STATS_MEGAPIXELS, isp.STATS_CROP = old
     assert torch.allclose(got, _expected(m, "GBRG"), atol=2e-5)
+
+
+def test_stat_crops_are_full_resolution_rggb_crops_on_a_grid():
+    from rawdev.backends.isp import _stat_crops
+
+    h, w = 301, 517
+    ys, xs = torch.meshgrid(torch.arange(h), torch.arange(w), indexing="ij")
+    coded = (ys * 1000 + xs).float().reshape(1, 1, h, w)  # each value names its pixel
+    crops = _stat_crops(coded, 64, 0.02)
+    assert crops.shape == (4, 1, 64, 64)  # 0.02 MP / 64^2 = 4 crops, 2 x 2 for this aspect ratio
+    tops = crops[:, 0, 0, 0]
+    y0, x0 = (tops // 1000).long(), (tops % 1000).long()
+    assert (y0 % 2 == 0).all() and (x0 % 2 == 0).all()  # an RGGB mosaic stays RGGB
+    # pixels are the image's own, unscaled and contiguous
+    assert torch.equal(crops[:, 0, 1:, :] - crops[:, 0, :-1, :], torch.full((4, 63, 64), 1000.0))
+    assert torch.equal(crops[:, 0, :, 1:] - crops[:, 0, :, :-1], torch.ones(4, 64, 63))
+    # spread over the image: one per quadrant
+    assert sorted(zip((y0 > h // 2).tolist(), (x0 > w // 2).tolist())) == [(0, 0), (0, 1), (1, 0), (1, 1)]
+    # a strip narrower than a crop gives crops as tall as the strip
+    assert _stat_crops(coded[..., :40, :], 64, 0.01).shape[-2:] == (40, 64)
+
+
+def test_pynet_context_of_a_large_image_is_pooled_from_full_resolution_crops(monkeypatch):
+    """Instance-norm statistics and attention gates of a large image come from crops at the
+    training scale, pooled as one image, not from a down-scaled copy (docs/learned_isp.md)."""
+    from rawdev.backends import isp
+
+    net = _perturbed("pynet-ca", instance_norm=True)
+    runner = ISPRunner(net, device=torch.device("cpu"), dtype=torch.float32, tile=256)
+    monkeypatch.setattr(isp, "STATS_MEGAPIXELS", 0.02)
+    monkeypatch.setattr(isp, "STATS_CROP", 64)
+    seen = []
+    orig = net.forward
+    monkeypatch.setattr(net, "forward", lambda x, *a, **k: (seen.append(tuple(x.shape)), orig(x, *a, **k))[1])
+    m = _mosaic(300, 420, "RGGB")
+    aligned, _, _ = runner._align_rggb(m, "RGGB")
+    ctx = runner.global_context(aligned, None, MATRIX)
+    assert seen == [(4, 1, 64, 64)]
+    assert all((s[0] if isinstance(s, tuple) else s).shape[0] == 1 for s in ctx["stats"])
+    # the same statistics as recording the crops directly, pooled
+    with torch.inference_mode(), net.record_stats(pooled=True) as want:
+        orig(isp._stat_crops(aligned, 64, 0.02), MATRIX.expand(4, 3, 3), None)
+    for a, b in zip(ctx["stats"], want):
+        for ta, tb in zip(a if isinstance(a, tuple) else (a,), b if isinstance(b, tuple) else (b,)):
+            assert torch.equal(ta, tb)

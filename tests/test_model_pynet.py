@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from rawdev.models.ignatov2020 import PyNET, pynet, pynet_ca
+from rawdev.models.ignatov2020 import PyNET, _GlobalStatModule, pynet, pynet_ca
 
 torch.set_num_threads(1)
 
@@ -148,6 +148,47 @@ def test_replay_equals_normal_forward(idx):
     torch.testing.assert_close(rec, ref, rtol=1e-4, atol=1e-5)
     torch.testing.assert_close(rep, ref, rtol=1e-4, atol=1e-5)
     assert torch.equal(rep, rep2) and torch.equal(again, ref)
+
+
+@pytest.mark.parametrize("idx", [0, 1, 2])
+def test_pooled_record_treats_the_batch_as_one_image(idx):
+    """``record_stats(pooled=True)``: one (1, C, 1, 1) statistic over the batch and the pixels
+    together (the runner's full-resolution crops of a large image)."""
+    # the third has channel attention without instance norm, so its first global layer is a gate
+    net = (small_nets() + [pynet_ca(width=8, kernels="dilated", instance_norm=False)])[idx]
+    torch.manual_seed(4)
+    a = torch.rand(1, 4, 64, 64)
+    b = 0.2 * torch.rand(1, 4, 64, 64)  # statistics clearly unlike a's
+    first = next(m for m in net.modules() if isinstance(m, _GlobalStatModule))
+    seen = []
+    hook = first.register_forward_pre_hook(lambda _m, inp: seen.append(inp[0]))
+    with torch.no_grad():
+        with net.record_stats() as own:
+            net(a)
+        with net.record_stats(pooled=True) as twice:
+            out2 = net(torch.cat([a, a]))
+        with net.record_stats(pooled=True) as pooled:
+            net(torch.cat([a, b]))
+        hook.remove()
+    # identical crops pool to the image's own statistics, and the output is the image's
+    assert len(twice) == len(own)
+    for s2, s1 in zip(twice, own):
+        for t2, t1 in zip(s2 if isinstance(s2, tuple) else (s2,), s1 if isinstance(s1, tuple) else (s1,)):
+            assert t2.shape == t1.shape
+            torch.testing.assert_close(t2, t1, rtol=1e-4, atol=1e-5)  # float32 sums in another order
+    torch.testing.assert_close(out2[1:], out2[:1])
+    # the first global layer's input does not depend on earlier statistics: its pooled entry is the
+    # statistic of that input over both samples
+    x = seen[-1]
+    if isinstance(pooled[0], tuple):
+        var, mean = torch.var_mean(x, dim=(0, 2, 3), keepdim=True, correction=0)
+        torch.testing.assert_close(pooled[0][0], mean)
+        torch.testing.assert_close(pooled[0][1], var)
+        assert not torch.allclose(pooled[0][0], own[0][0], atol=1e-3)
+    else:
+        assert pooled[0].shape == (1, x.shape[1], 1, 1)
+        want = torch.sigmoid(first.excite(torch.relu(first.squeeze(x.mean(dim=(0, 2, 3), keepdim=True)))))
+        torch.testing.assert_close(pooled[0], want)
 
 
 def test_level0_stats_serve_coarser_levels():

@@ -15,9 +15,11 @@ Runner contract (end-to-end back-ends: they replace demosaic, colour and tone)::
 The networks and their frame are in :mod:`rawdev.models.isp_frame`. Tiling: windows are aligned on
 RGGB by reflection (as for ``jdd``) and padded by reflection to a multiple of 32; tiles overlap and are
 cross-faded with a raised-cosine ramp (:func:`rawdev.tiling.run_tiled` with ``exact=False``). The
-whole-image parts of the networks (PyNET-CA's channel-attention gates, CameraNet's Enhance-Net FiLM
-vector) are computed once per image, on a copy down-scaled to at most :data:`STATS_MEGAPIXELS`, and
-shared by every tile, so tiles do not each get their own tone (learned_backends.md 4.3, 7.2 B).
+whole-image parts of the networks (PyNET(-CA)'s instance-norm statistics and channel-attention gates,
+CameraNet's Enhance-Net FiLM vector) are computed once per image and shared by every tile, so tiles
+do not each get their own tone (learned_backends.md 4.3, 7.2 B). Above :data:`STATS_MEGAPIXELS`
+they come from a reduced image: full-resolution crops for PyNET(-CA), a down-scaled copy for
+CameraNet (see :meth:`ISPRunner.global_context`).
 
 Weights: ``weights/<name>.safetensors``, written by ``rawdev train <name>``, with a model card
 ``weights/<name>.md``; the sha256 recorded below is checked on load.
@@ -45,12 +47,13 @@ __all__ = ["ISPRunner", "ISP_WEIGHTS", "ISP_MARGIN", "STATS_MEGAPIXELS"]
 ISP_MARGIN = 64  # raw pixels of context per tile side; a multiple of 16 keeps windows 32-aligned
 ISP_OVERLAP = 48  # cross-fade half-width
 STATS_MEGAPIXELS = 0.5
+STATS_CROP = 256  # raw pixels per side of the full-resolution crops PyNET(-CA) statistics come from
 DEFAULT_TILE = {"cpu": 512, "cuda": 1024}
 
 #: sha256 of each weight file (re-record after re-training; see the model cards).
 ISP_SHA256 = {
     "pynet": "04b5cc9a6bd7364d965579b0765c06dbdb0891e69f20b230c2a2078b5d1a25a0",
-    "pynet-ca": "792c6adfea07a9f819468e51b10ac250df53d25849eef3745a91d881d119660d",
+    "pynet-ca": "b853aadfffe12472459d5728a399db18322dc66cfe7b67441b882dc8a7f4c759",
     "cameranet": "66bc1646c1d873193bd909cad0daf84ff8ffa8e4a42da6244717a423c7d9f816",
 }
 ISP_FILES = {"pynet": "pynet.safetensors", "pynet-ca": "pynet_ca.safetensors", "cameranet": "cameranet.safetensors"}
@@ -71,6 +74,27 @@ def _downscale_mosaic(mosaic: torch.Tensor, factor: int) -> torch.Tensor:
     h, w = packed.shape[-2] // factor * factor, packed.shape[-1] // factor * factor
     packed = F.avg_pool2d(packed[..., :h, :w], factor)
     return F.pixel_shuffle(packed, 2)
+
+
+def _stat_crops(mosaic: torch.Tensor, side: int, megapixels: float) -> torch.Tensor:
+    """Full-resolution crops of an RGGB mosaic, on a regular grid, about ``megapixels`` in all.
+
+    Returns ``(n, 1, s, t)`` with ``s, t <= side`` even; every crop starts on an even row and
+    column, so each is an RGGB mosaic too.
+    """
+    h, w = mosaic.shape[-2] // 2 * 2, mosaic.shape[-1] // 2 * 2
+    ch, cw = min(side, h), min(side, w)
+    n = max(1, int(megapixels * 1e6 // (ch * cw)))
+    rows = max(1, min(n, round(math.sqrt(n * h / w))))  # rows of cells about as tall as wide
+    crops = []
+    for i in range(rows):
+        cols = n // rows + (i < n % rows)  # the n crops shared out over the rows
+        for j in range(cols):
+            # centred in its cell, clamped inside the image, on an even offset
+            y = min(max(0, int((i + 0.5) * h / rows - ch / 2)), h - ch) // 2 * 2
+            x = min(max(0, int((j + 0.5) * w / cols - cw / 2)), w - cw) // 2 * 2
+            crops.append(mosaic[..., y:y + ch, x:x + cw])
+    return torch.cat(crops)
 
 
 def _pad_to(x: torch.Tensor, multiple: int) -> tuple[torch.Tensor, int, int]:
@@ -104,21 +128,32 @@ class ISPRunner:
         raise UsageError(f"not a Bayer pattern: {pattern!r}")
 
     def global_context(self, mosaic: torch.Tensor, noise, matrix) -> dict:
-        """The whole-image quantities every tile shares, from a down-scaled copy (RGGB mosaic)."""
+        """The whole-image quantities every tile shares (RGGB mosaic).
+
+        An image of at most :data:`STATS_MEGAPIXELS` gives them itself. A larger one: CameraNet's
+        FiLM vector comes from a down-scaled copy (its global path pools the image to a vector
+        anyway); PyNET(-CA)'s instance-norm statistics and attention gates come from
+        full-resolution crops on a grid, pooled as one image. Down-scaling changes the features
+        these layers average (edges are sharper, noise lower than the network was trained on), and
+        channel-attention gates taken from a 3x smaller copy left a pink halo round highlights on a
+        2.2 MP file (docs/learned_isp.md).
+        """
         h, w = mosaic.shape[-2:]
         factor = max(1, math.ceil(math.sqrt(h * w / (STATS_MEGAPIXELS * 1e6))))
-        small = _downscale_mosaic(mosaic, factor)
-        small, _, _ = _pad_to(small, self.net.multiple)
-        nz = None if noise is None else noise / factor**2  # averaging factor^2 samples
         ctx: dict = {}
         with torch.inference_mode():
-            small = small.to(self.device, self.dtype)
             if self.net.kind == "cameranet":
-                ctx["film"] = self.net.film_vector(small, matrix, nz)
-            else:
-                with self.net.record_stats() as stats:
-                    self.net(small, matrix, nz, level=0)
-                ctx["stats"] = stats
+                small, _, _ = _pad_to(_downscale_mosaic(mosaic, factor), self.net.multiple)
+                nz = None if noise is None else noise / factor**2  # averaging factor^2 samples
+                ctx["film"] = self.net.film_vector(small.to(self.device, self.dtype), matrix, nz)
+                return ctx
+            sample = mosaic if factor == 1 else _stat_crops(mosaic, STATS_CROP, STATS_MEGAPIXELS)
+            sample, _, _ = _pad_to(sample, self.net.multiple)
+            n = sample.shape[0]
+            with self.net.record_stats(pooled=True) as stats:
+                self.net(sample.to(self.device, self.dtype), matrix.expand(n, 3, 3),
+                         None if noise is None else noise.expand(n, 2), level=0)
+            ctx["stats"] = stats
         return ctx
 
     def __call__(self, mosaic: torch.Tensor, pattern, noise=None, matrix=None) -> torch.Tensor:

@@ -97,10 +97,12 @@ _IN_EPS = 1e-5  # nn.InstanceNorm2d's default, used by both references
 class _Tape:
     """The shared state of one record_stats / replay_stats context."""
 
-    def __init__(self, mode: Literal["record", "replay"], items: list) -> None:
+    def __init__(self, mode: Literal["record", "replay"], items: list, pooled: bool = False) -> None:
         self.mode = mode
         self.items = items
         self.cursor = 0
+        # record over the whole batch at once, as if its samples were parts of one image
+        self.dims = (0, 2, 3) if pooled else (2, 3)
 
     def take(self, what: str) -> object:
         if self.cursor >= len(self.items):
@@ -151,7 +153,7 @@ class _InstanceNorm(_GlobalStatModule):
             # the fused kernel: fewer autograd intermediates than the explicit formula below
             return F.instance_norm(x, weight=self.weight, bias=self.bias, eps=self.eps)
         if tape.mode == "record":
-            var, mean = torch.var_mean(x, dim=(2, 3), keepdim=True, correction=0)
+            var, mean = torch.var_mean(x, dim=tape.dims, keepdim=True, correction=0)
             tape.items.append((mean.detach(), var.detach()))
         else:
             index = tape.cursor
@@ -181,7 +183,7 @@ class _ChannelAttention(_GlobalStatModule):
             index = tape.cursor
             gate = _check_replayed(tape.take("channel-attention gate"), x, "channel-attention gate", index)
         else:
-            pooled = x.mean(dim=(2, 3), keepdim=True)
+            pooled = x.mean(dim=(2, 3) if tape is None else tape.dims, keepdim=True)
             gate = torch.sigmoid(self.excite(F.relu(self.squeeze(pooled))))
             if tape is not None:
                 tape.items.append(gate.detach())
@@ -369,18 +371,23 @@ class PyNET(nn.Module):
                 m._tape = tape
 
     @contextmanager
-    def record_stats(self) -> Iterator[list]:
+    def record_stats(self, pooled: bool = False) -> Iterator[list]:
         """Record the global statistics of the forward passes run inside the context.
 
         Yields the list that receives, in call order, ``(mean, var)`` (each (N, C, 1, 1), biased
         variance, detached) from every instance-norm layer and the gate (N, C, 1, 1, detached) from
         every channel-attention module. Record one forward pass per list: ``replay_stats`` reads
         the list from its start at each pass.
+
+        ``pooled=True``: the statistics are taken over the batch and the pixels together, and the
+        forward uses them for every sample, as if the samples were crops of one image; entries are
+        then (1, C, 1, 1). Tiled inference records the statistics of a large image this way from
+        full-resolution crops, so that they are measured at the scale the network was trained at.
         """
         if self._tape is not None:
             raise RuntimeError("record_stats/replay_stats contexts of one PyNET cannot be nested")
         stats: list = []
-        self._set_tape(_Tape("record", stats))
+        self._set_tape(_Tape("record", stats, pooled=pooled))
         try:
             yield stats
         finally:

@@ -250,9 +250,10 @@ class LearnedISP(nn.Module):
         return self.core.enhance.film_vector(enc.clamp(0.0, 1.0))
 
     @contextmanager
-    def record_stats(self) -> Iterator[list]:
-        """PyNET(-CA): record instance-norm statistics and attention gates of the forwards inside."""
-        with self.core.record_stats() as stats:
+    def record_stats(self, pooled: bool = False) -> Iterator[list]:
+        """PyNET(-CA): record instance-norm statistics and attention gates of the forwards inside
+        (``pooled``: over the batch as one image; see ``PyNET.record_stats``)."""
+        with self.core.record_stats(pooled=pooled) as stats:
             yield stats
 
     @contextmanager
