@@ -73,8 +73,8 @@ def _wb_for(raw: RawImage, mode) -> WhiteBalance:
     def grey():
         if raw.colors is None or raw.data.size == 0:
             return (1.0, 1.0, 1.0)
-        m = normalise(raw.data[::1], raw.black_map, meta.white_level)  # type: ignore[attr-defined]
-        return grey_world_gains(m, torch.from_numpy(raw.colors))
+        m = normalise(raw.data[::1], np.asarray(raw.black_map), meta.white_level)
+        return grey_world_gains(m, torch.from_numpy(np.asarray(raw.colors)))
 
     wb = choose_gains(mode, camera=meta.camera_wb, daylight=meta.daylight_wb, grey_world=grey)
     # LibRaw's convention: the smallest multiplier is 1, so every channel's clip point is >= 1.0
@@ -99,7 +99,7 @@ def _preview_linear(raw: RawImage, gains, matrix) -> torch.Tensor:
     for dy in (0, 1):
         for dx in (0, 1):
             c = int(raw.colors[dy % raw.colors.shape[0], dx % raw.colors.shape[1]])
-            plane = normalise(raw.data[dy:h:2, dx:w:2], raw.black_map[dy:h:2, dx:w:2], meta.white_level)  # type: ignore[attr-defined]
+            plane = normalise(raw.data[dy:h:2, dx:w:2], raw.black_map[dy:h:2, dx:w:2], meta.white_level)
             acc[c] += plane * gains[c]
             cnt[c] += 1
     rgb = (acc / cnt.clamp(min=1)).clamp_(max=1.0)
@@ -237,12 +237,12 @@ def _linear_wb_band(raw: RawImage, a: int, b: int, gains) -> torch.Tensor:
         for dy in range(min(2, b - a)):
             # Row-parity views keep the inner dimension contiguous; the per-column pattern of
             # scale and offset alternates with the column parity.
-            black = torch.from_numpy(raw.black_map[a + dy].astype(np.float32))  # type: ignore[attr-defined]
+            black = torch.from_numpy(raw.black_map[a + dy].astype(np.float32))
             gain = torch.tensor(gains, dtype=torch.float32)[torch.from_numpy(raw.colors[a + dy].astype(np.int64))]
             scale = gain / torch.clamp(meta.white_level - black, min=1.0)
             counts[dy::2].mul_(scale).sub_(black * scale)
         return counts
-    m = normalise(counts, raw.black_map[a:b], meta.white_level)  # type: ignore[attr-defined]
+    m = normalise(counts, raw.black_map[a:b], meta.white_level)
     return apply_gains_mosaic(m, torch.from_numpy(raw.colors[a:b]), gains)
 
 

@@ -21,6 +21,7 @@ import numpy as np
 __all__ = [
     "BayerPattern",
     "BAYER_PATTERNS",
+    "CellMap",
     "CFALayout",
     "ExifInfo",
     "RawMetadata",
@@ -95,15 +96,55 @@ class RawMetadata:
     num_colors: int = 3
 
 
+class CellMap:
+    """A per-pixel map that repeats one small cell: ``map[y, x] = cell[y % p, x % q]``.
+
+    Indexes like an ``(H, W)`` array (slices, integers, steps), building only the part asked for,
+    so a CFA colour map or black-level map costs its cell, not a byte or four per pixel (about
+    240 MB of a 48 MP file's developer, before this). ``np.asarray(map)`` builds all of it.
+    """
+
+    def __init__(self, cell: np.ndarray, shape: tuple[int, int]) -> None:
+        self.cell = np.asarray(cell)
+        if self.cell.ndim != 2 or 0 in self.cell.shape:
+            raise ValueError(f"a CellMap's cell must be a non-empty 2-D array, got shape {self.cell.shape}")
+        self.shape = (int(shape[0]), int(shape[1]))
+        self.dtype = self.cell.dtype
+        self.ndim = 2
+
+    def __getitem__(self, key) -> np.ndarray:
+        if not isinstance(key, tuple):
+            key = (key,)
+        if len(key) > 2 or any(k is Ellipsis or k is None for k in key):
+            raise IndexError("a CellMap takes at most a row and a column index (integers or slices)")
+        ky, kx = key if len(key) == 2 else (key[0], slice(None))
+        ys = np.arange(self.shape[0])[ky] % self.cell.shape[0]
+        xs = np.arange(self.shape[1])[kx] % self.cell.shape[1]
+        return self.cell[np.ix_(np.atleast_1d(ys), np.atleast_1d(xs))].reshape(np.shape(ys) + np.shape(xs))
+
+    def __array__(self, dtype=None, copy=None) -> np.ndarray:
+        out = self[:, :]
+        return out if dtype is None else out.astype(dtype)
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __repr__(self) -> str:
+        return f"CellMap(cell={self.cell.tolist()}, shape={self.shape})"
+
+
 @dataclass
 class RawImage:
     """A decoded RAW: the visible sensor data and its metadata.
 
     ``data`` is ``(H, W)`` raw counts for CFA sensors, or ``(H, W, C)`` for linear DNGs.
-    ``colors`` is the ``(H, W)`` per-pixel colour index map for CFA sensors (LibRaw's
-    ``raw_colors_visible``) or ``None``.
+    ``colors`` is the ``(H, W)`` per-pixel colour index (R, G, B = 0, 1, 2) of CFA sensors, or
+    ``None``; ``black_map`` the black level of each pixel, or ``None``. Both index like arrays and
+    are usually a :class:`CellMap` of the CFA's period (LibRaw's colour map and per-channel black
+    levels repeat with it).
     """
 
     data: np.ndarray
-    colors: np.ndarray | None
+    colors: np.ndarray | CellMap | None
     meta: RawMetadata
+    black_map: np.ndarray | CellMap | None = None

@@ -94,19 +94,23 @@ def test_ctrl_c_stops_cleanly_with_exit_130(tmp_path):
     rng = np.random.default_rng(8)
     src = tmp_path / "in"
     src.mkdir()
-    for i in range(8):
+    # enough work that the batch cannot finish between the first output and the signal (0.4 s a
+    # file on 2 cores: 8 files once finished inside that window in a loaded full-suite run)
+    for i in range(24):
         write_dng(src / f"g{i}.dng", rng.random((600, 800, 3)) * 0.6)
     out = tmp_path / "out"
     cmd = [sys.executable, "-m", "rawdev", "batch", str(src), "-o", str(out), "-f", "png", "-j", "2"]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env=dict(os.environ, PYTHONPATH=str(REPO)), start_new_session=True)
+                            env=dict(os.environ, PYTHONPATH=str(REPO)), start_new_session=True,
+                            # a terminal's Ctrl-C reaches a program whose SIGINT is not ignored
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline and proc.poll() is None and not (out.exists() and list(out.glob("*.png"))):
         time.sleep(0.05)
     assert proc.poll() is None
     os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C does: the whole foreground group gets SIGINT
     stdout, stderr = proc.communicate(timeout=60)
-    assert proc.returncode == 130, stderr
+    assert proc.returncode == 130, (stdout, stderr)
     assert "(interrupted)" in stdout and "Traceback" not in stderr
     assert not list(out.glob(".*rawdev-tmp"))
     assert all(_complete(f) for f in out.glob("*.png"))

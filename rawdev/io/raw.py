@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import CorruptFileError, InputError, UnsupportedFileError
-from ..types import CFALayout, ExifInfo, RawImage, RawMetadata
+from ..types import CellMap, CFALayout, ExifInfo, RawImage, RawMetadata
 
 __all__ = ["read_raw", "open_rawpy", "render_libraw", "RAW_EXTENSIONS", "LIBRAW_FLIP_TO_EXIF", "MAX_PIXELS"]
 
@@ -288,6 +288,27 @@ def _read_exif(path: Path, raw) -> tuple[ExifInfo, tuple[float, float] | None]:
     return info, noise
 
 
+def _colour_and_black_maps(colors: np.ndarray, lut: np.ndarray, black: np.ndarray):
+    """The per-pixel colour (R, G, B = 0, 1, 2) and black-level maps from LibRaw's colour indices.
+
+    LibRaw's map repeats the CFA cell (2 x 2 Bayer, 6 x 6 X-Trans, up to 8 x 2 or 16 x 16 for some
+    old sensors' ``filters``) and the blacks are per channel, so both are kept as one cell
+    (:class:`~rawdev.types.CellMap`) when the whole map is that cell repeated. A map that is not
+    (none is known) is kept per pixel, as before.
+    """
+    h, w = colors.shape
+    for p in (1, 2, 4, 6, 8, 16):
+        for q in (1, 2, 4, 6, 8, 16):
+            if p > h or q > w:
+                continue
+            cell = colors[:p, :q]
+            # compare band by band: no second full-size array
+            if all(np.array_equal(colors[y:y + p * 64], np.tile(cell, (64, -(-w // q)))[: min(p * 64, h - y), :w])
+                   for y in range(0, h, p * 64)):
+                return CellMap(lut[cell], (h, w)), CellMap(black[cell], (h, w))
+    return lut[colors], black[colors]
+
+
 def read_raw(path: str | Path) -> RawImage:
     """Decode ``path``: visible sensor data, colour map and metadata. Raises rawdev errors only."""
     path = Path(path)
@@ -300,15 +321,13 @@ def read_raw(path: str | Path) -> RawImage:
         rgb_cam = _rgb_cam(raw)
         if cfa.kind in ("bayer", "xtrans"):
             data = np.array(raw.raw_image_visible, dtype=np.uint16, copy=True)
-            colors = np.array(raw.raw_colors_visible, dtype=np.uint8, copy=True)
+            if data.ndim != 2 or data.shape[0] < 2 or data.shape[1] < 2:
+                raise CorruptFileError(f"visible area too small ({data.shape})", path)
             # LibRaw indexes colours by color_desc ("RGBG": G2 = 3); map to R, G, B = 0, 1, 2.
             desc = cfa.color_desc
             lut = np.array(["RGB".index(ch) for ch in desc], dtype=np.uint8)
-            rgb_colors = lut[colors]
-            if data.ndim != 2 or data.shape[0] < 2 or data.shape[1] < 2:
-                raise CorruptFileError(f"visible area too small ({data.shape})", path)
-            # Black per pixel by LibRaw colour index (before G2 is merged into G).
-            black_map = np.asarray(black, dtype=np.float32)[colors]
+            rgb_colors, black_map = _colour_and_black_maps(np.asarray(raw.raw_colors_visible), lut,
+                                                           np.asarray(black, dtype=np.float32))
         else:
             data, rgb_colors, black_map = np.zeros((0, 0), np.uint16), None, None
         meta = RawMetadata(
@@ -326,8 +345,7 @@ def read_raw(path: str | Path) -> RawImage:
             noise_profile=noise,
             num_colors=int(raw.num_colors),
         )
-        img = RawImage(data=data, colors=rgb_colors, meta=meta)
-        img.black_map = black_map  # type: ignore[attr-defined]
+        img = RawImage(data=data, colors=rgb_colors, meta=meta, black_map=black_map)
     finally:
         raw.close()
     if img.meta.rgb_cam is None and cfa.kind in ("bayer", "xtrans"):

@@ -44,7 +44,7 @@ def estimate_sigma_linear(raw: RawImage) -> float:
     ys, xs = np.nonzero(colors[: colors.shape[0] if colors.shape[0] < 6 else 6, :6] == 1)
     dy, dx = int(ys[0]), int(xs[0])
     period = raw.meta.cfa.period
-    plane = normalise(raw.data[dy::period, dx::period], raw.black_map[dy::period, dx::period], raw.meta.white_level)  # type: ignore[attr-defined]
+    plane = normalise(raw.data[dy::period, dx::period], raw.black_map[dy::period, dx::period], raw.meta.white_level)
     if plane.numel() > 4_000_000:
         plane = plane[: 2000, : 2000]
     return immerkaer_sigma(plane)
