@@ -302,9 +302,9 @@ def _colour_and_black_maps(colors: np.ndarray, lut: np.ndarray, black: np.ndarra
             if p > h or q > w:
                 continue
             cell = colors[:p, :q]
-            # compare band by band: no second full-size array
-            if all(np.array_equal(colors[y:y + p * 64], np.tile(cell, (64, -(-w // q)))[: min(p * 64, h - y), :w])
-                   for y in range(0, h, p * 64)):
+            # compare band by band against one tiled band: no second full-size array
+            band = np.tile(cell, (64, -(-w // q)))[:, :w]
+            if all(np.array_equal(colors[y:y + p * 64], band[: min(p * 64, h - y)]) for y in range(0, h, p * 64)):
                 return CellMap(lut[cell], (h, w)), CellMap(black[cell], (h, w))
     return lut[colors], black[colors]
 
