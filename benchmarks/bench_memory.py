@@ -3,7 +3,8 @@
 For each size a synthetic DNG is written (in a child process), then each contender develops it in
 a fresh process to a file, and the process's peak resident set size is read
 (``ru_maxrss``). Contenders: rawpy's ``postprocess`` (LibRaw AHD, 16-bit) written by tifffile, and
-``rawdev.develop_to_file`` with each back-end given, writing the same format.
+the ``rawdev develop`` command (run in-process through its entry point, so with the CLI's process
+settings) with each back-end given, writing the same format and bit depth (16-bit TIFF, or JPEG).
 
     python benchmarks/bench_memory.py [--mps 12 24 48] [--backends malvar,jdd] [--format tif]
 
@@ -39,9 +40,15 @@ if which == "libraw-ahd":
     else:
         from PIL import Image
         Image.fromarray((rgb >> 8).astype("uint8")).save(dst, quality=92)
-else:
-    from rawdev.pipeline import PipelineConfig, develop_to_file
-    develop_to_file(src, dst, PipelineConfig(backend=which, device="cpu"), quality=92, overwrite=True)
+else:  # the command a user runs, in this process (so that ru_maxrss is its own)
+    from rawdev.cli import main
+    sys.argv = ["rawdev", "develop", src, "-o", dst, "--backend", which, "--device", "cpu", "--overwrite",
+                "--quiet", "--bits", "16" if dst.endswith(".tif") else "8"]
+    try:
+        main()
+    except SystemExit as e:
+        if e.code:
+            raise
 print(json.dumps({"seconds": time.perf_counter() - t0,
                   "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 """

@@ -359,6 +359,9 @@ def _worker_main(conn, fn_ref: str, threads: int, max_memory: int | None, log_pa
     """A worker process: set limits, import, report ready, then run tasks until told to stop."""
     _set_thread_env(threads)
     _die_with_parent(parent_pid)
+    from .memory import return_freed_memory
+
+    return_freed_memory()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the supervisor's to handle
     log = None
     if log_path:
@@ -709,7 +712,7 @@ def develop_task(task: dict) -> dict:
     remove_stale_temporaries(dst)
     t0 = time.perf_counter()
     res = develop_to_file(src, dst, task["cfg"], quality=task["quality"], overwrite=task["overwrite"])
-    h, w = res.image.shape[:2]
+    h, w = res.shape[:2]
     return {"status": "developed", "seconds": time.perf_counter() - t0, "backend": res.backend,
             "width": int(w), "height": int(h), "notices": list(res.notices)}
 

@@ -1,15 +1,19 @@
 """The developer: decode -> normalise -> white balance -> highlights -> demosaic (back-end) -> colour
 -> exposure -> tone -> quantise -> orientation.
 
-Work is streamed in bands of rows: each band is normalised, white-balanced and demosaicked with a
-margin of real neighbouring rows (the back-end's declared receptive field), so that peak memory is
-set by the band, not the image, and the result equals a whole-image run for back-ends that declare
-``tile_exact``. Back-ends that are not exact under tiling get the whole mosaic and blend their own
-tiles (see :mod:`rawdev.tiling`).
+Work is streamed in bands of the *output's* rows: each band is cut from the mosaic (rows, or
+columns when the orientation turns the picture by 90 degrees), normalised, white-balanced and
+demosaicked with a margin of real neighbouring samples (the back-end's declared receptive field),
+turned to the output orientation and handed on, so that the developer's peak memory is set by the
+band, not the image, and a writer can take the bands one by one (:func:`develop_to_file`). The
+result equals a whole-image run for back-ends that declare ``tile_exact``. Back-ends that are not
+exact under tiling get the whole mosaic and blend their own tiles (see :mod:`rawdev.tiling`).
 """
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal
@@ -23,16 +27,23 @@ from .io.raw import read_raw, render_libraw
 from .stages.colour import apply_matrix
 from .stages.highlights import blend_highlights, check_mode
 from .stages.normalise import normalise
-from .stages.orientation import apply_orientation
+from .stages.orientation import apply_orientation, oriented_size
 from .stages.tone import (auto_bright_gain, quantise, quantise_scale, srgb_decode, srgb_decode_unclipped,
                           srgb_encode, srgb_encode_unclipped)
 from .stages.white_balance import WhiteBalance, apply_gains_mosaic, choose_gains, grey_world_gains
 from .tiling import resolve_device
 from .types import RawImage
 
-__all__ = ["PipelineConfig", "DevelopResult", "develop_raw", "develop", "develop_libraw", "develop_to_file"]
+__all__ = ["PipelineConfig", "DevelopResult", "DevelopStream", "develop_raw", "develop_stream", "develop",
+           "develop_libraw", "develop_to_file"]
 
 _LIBRAW_HIGHLIGHT = {"clip": 0, "unclip": 1, "blend": 2}
+#: Length of the regions a band is made of, along the band: learned back-ends in tiles, classical
+#: ones in samples (with the band's rows: about 1 MP or 0.5 MP, whatever the image's size).
+_LEARNED_CHUNK_TILES = 4
+_CLASSICAL_CHUNK = 2048
+#: Output samples per band of a learned back-end (a band's codes are held while it is written).
+_LEARNED_BAND_PIXELS = 2 << 20
 
 
 @dataclass(frozen=True)
@@ -56,15 +67,117 @@ class PipelineConfig:
 
 @dataclass
 class DevelopResult:
-    """The developed image ``(H, W, 3)`` and what was decided on the way."""
+    """The developed image ``(H, W, 3)`` and what was decided on the way.
 
-    image: np.ndarray
+    ``image`` is ``None`` in :func:`develop_to_file`'s result: the pixels went to the file band by
+    band and were not kept; ``shape`` still tells the output's size.
+    """
+
+    image: np.ndarray | None
     raw: RawImage
     wb: WhiteBalance
     backend: str
     orientation: int  # the EXIF orientation that was applied to the pixels (1 = none)
     notices: list[str] = field(default_factory=list)
     noise_sigma: float | None = None
+    written_shape: tuple[int, int, int] | None = None  # set by develop_to_file
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        """The output's shape ``(H, W, 3)``, orientation applied."""
+        return self.written_shape or tuple(self.image.shape)
+
+
+@dataclass
+class DevelopStream:
+    """A develop under way: every decision is made (and every notice known), the pixels are not.
+
+    ``bands`` yields the output's rows top to bottom, orientation applied, as ``(h, W, 3)`` arrays
+    of ``dtype``; it can be consumed once. :meth:`collect` gathers them into a
+    :class:`DevelopResult`; :func:`develop_to_file` hands them to the writer one by one.
+    """
+
+    raw: RawImage
+    wb: WhiteBalance
+    backend: str
+    orientation: int
+    notices: list[str]
+    noise_sigma: float | None
+    shape: tuple[int, int, int]
+    dtype: np.dtype
+    bands: Iterator[np.ndarray]
+
+    def collect(self) -> DevelopResult:
+        out: np.ndarray | None = None
+        y = 0
+        for b in self.bands:
+            if out is None and b.shape == self.shape:
+                out = b  # the whole image in one band: no second copy
+                y = b.shape[0]
+                continue
+            if out is None:
+                out = np.empty(self.shape, dtype=self.dtype)
+            out[y : y + b.shape[0]] = b
+            y += b.shape[0]
+        if out is None:
+            out = np.empty(self.shape, dtype=self.dtype)
+        assert y == self.shape[0], f"bands gave {y} rows of {self.shape[0]}"
+        return DevelopResult(out, self.raw, self.wb, self.backend, self.orientation, self.notices, self.noise_sigma)
+
+
+def _round_up(n: int, step: int) -> int:
+    return -(-int(n) // step) * step
+
+
+def _dtype(bits: int | None) -> np.dtype:
+    return np.dtype({8: np.uint8, 16: np.uint16, None: np.float32}[bits])
+
+
+def _oriented_bands(height: int, width: int, orientation: int, band: int,
+                    region: Callable[[slice, slice], np.ndarray], chunk: int | None = None) -> Iterator[np.ndarray]:
+    """The output's rows, top to bottom, ``band`` at a time, from ``region(rows, cols)``, which
+    develops that part of the (unoriented) image; each band is made ``chunk`` samples at a time
+    along its length (default: at once).
+
+    An output band of rows is a band of the image's rows for orientations 1-4, of its columns for
+    5-8 (a quarter turn or a transpose), taken from the far end for 3, 4, 7 and 8; turning the
+    developed band with :func:`apply_orientation` gives those output rows exactly.
+    """
+    transposed = orientation in (5, 6, 7, 8)
+    n, length = (width, height) if transposed else (height, width)
+    chunk = length if chunk is None else chunk
+    starts = list(range(0, n, band))
+    if orientation in (3, 4, 7, 8):
+        starts.reverse()
+    for s0 in starts:
+        part = slice(s0, min(n, s0 + band))
+        img = None
+        for c0 in range(0, length, chunk):
+            along = slice(c0, min(length, c0 + chunk))
+            piece = region(along, part) if transposed else region(part, along)
+            if chunk >= length:
+                img = piece
+                break
+            if img is None:  # the band is filled in place: no list of pieces and no concatenation
+                shape = (length, part.stop - s0) if transposed else (part.stop - s0, length)
+                img = np.empty(shape + piece.shape[2:], piece.dtype)
+            if transposed:
+                img[along] = piece
+            else:
+                img[:, along] = piece
+        if orientation != 1:
+            img = apply_orientation(img, orientation)
+        yield img
+        del img, piece  # handed on: do not hold them while the next band is made
+
+
+def _bands_of(img: np.ndarray, orientation: int, band: int) -> Iterator[np.ndarray]:
+    """A whole developed image as output bands (orientation applied a band at a time)."""
+    if orientation == 1:
+        yield img
+        return
+    H, W = img.shape[:2]
+    yield from _oriented_bands(H, W, orientation, band, lambda rows, cols: img[rows, cols])
 
 
 def _wb_for(raw: RawImage, mode) -> WhiteBalance:
@@ -83,11 +196,12 @@ def _wb_for(raw: RawImage, mode) -> WhiteBalance:
     return replace(wb, gains=tuple(g / lo for g in wb.gains))
 
 
-def _cfa_for_band(raw: RawImage, top: int):
+def _cfa_for_band(raw: RawImage, top: int, left: int = 0):
+    """The CFA of ``raw.data[top:, left:]``."""
     cfa = raw.meta.cfa
     if cfa.kind == "bayer":
-        return pattern_after_crop(cfa.bayer_pattern, top, 0)
-    return np.roll(cfa.cell, -top, axis=0)
+        return pattern_after_crop(cfa.bayer_pattern, top, left)
+    return np.roll(cfa.cell, (-top, -left), axis=(0, 1))
 
 
 def _preview_linear(raw: RawImage, gains, matrix) -> torch.Tensor:
@@ -128,7 +242,10 @@ def _noise_sigma(raw: RawImage, cfg: PipelineConfig, spec, gains) -> float | Non
     return sigma_lin
 
 
-def _develop_cfa(raw: RawImage, cfg: PipelineConfig, spec, wb: WhiteBalance, notices: list[str]) -> tuple[np.ndarray, float | None]:
+def _develop_cfa(raw: RawImage, cfg: PipelineConfig, spec, wb: WhiteBalance, notices: list[str],
+                 orientation: int = 1) -> tuple[Iterator[np.ndarray], float | None]:
+    """Demosaicking back-ends (mosaic -> camera RGB), then rawdev's colour, exposure and tone: the
+    output bands (:func:`_oriented_bands`) and the noise sigma handed to the back-end."""
     meta = raw.meta
     device = resolve_device(cfg.device) if spec.kind == "learned" else torch.device("cpu")
     runner = spec.build(device=str(device), tile=cfg.tile)
@@ -145,9 +262,24 @@ def _develop_cfa(raw: RawImage, cfg: PipelineConfig, spec, wb: WhiteBalance, not
 
     H, W = raw.data.shape
     bits = cfg.output_bits
-    out = np.empty((H, W, 3), dtype={8: np.uint8, 16: np.uint16, None: np.float32}[bits])
-    margin = spec.margin + (spec.margin % 2)
-    band = max(cfg.band_rows, 8 * margin) if spec.tile_exact else H
+    # Crops start on whole CFA cells, so every crop has the image's pattern; the margin covers the
+    # receptive field plus the runner's own window alignment (up to a cell).
+    step = math.lcm(2, meta.cfa.period)
+    margin = _round_up(spec.margin + step, step)
+    if not spec.tile_exact:
+        band = chunk = max(H, W)
+    elif spec.kind == "learned":
+        # Bands at most one tile high (the runner's tile, 512 on a CPU) and of about
+        # _LEARNED_BAND_PIXELS, made four tiles at a time: the runner reads a region's margins as
+        # real context, so the only extra work is the network's own margin, and neither a band
+        # nor a region grows with the image (wider images get lower bands).
+        tile = _round_up(int(getattr(runner, "tile", None) or 512), step)
+        length = H if orientation in (5, 6, 7, 8) else W
+        band = min(tile, max(4 * step, _LEARNED_BAND_PIXELS // length // step * step))
+        chunk = _LEARNED_CHUNK_TILES * tile
+    else:
+        band = _round_up(max(cfg.band_rows, 8 * margin), step)
+        chunk = _round_up(max(_CLASSICAL_CHUNK, margin), step)
     srgb_in = spec.input_domain == "mosaic_srgb_wb"
     # Classical methods take any real value: the unclipped curve keeps negative noise and (with
     # --highlights unclip/blend) values above the clip point. demosaicnet was trained on [0, 1].
@@ -155,25 +287,34 @@ def _develop_cfa(raw: RawImage, cfg: PipelineConfig, spec, wb: WhiteBalance, not
     encode, decode = (srgb_encode_unclipped, srgb_decode_unclipped) if unclipped else (srgb_encode, srgb_decode)
     # Exposure is folded into the colour matrix: one pass instead of two.
     m_out = (np.eye(3) if matrix is None else np.asarray(matrix)) * 2.0**ev
-    with torch.inference_mode():
-        for y0 in range(0, H, band):
-            y1 = min(H, y0 + band)
-            a, b = max(0, y0 - margin), min(H, y1 + margin)
-            m = _linear_wb_band(raw, a, b, gains)
+
+    def grown(part: slice, n: int) -> tuple[int, int, int, int]:
+        """``part`` of an axis of length ``n`` and the same with the margin (clipped to the image)."""
+        p0, p1, _ = part.indices(n)
+        return p0, p1, max(0, p0 - margin), min(n, p1 + margin)
+
+    def region(rows: slice, cols: slice) -> np.ndarray:
+        y0, y1, a, b = grown(rows, H)
+        x0, x1, c, d = grown(cols, W)
+        with torch.inference_mode():
+            m = _linear_wb_band(raw, a, b, gains, c, d)
             if cfg.highlights == "clip" or (srgb_in and not unclipped):
                 m.clamp_(max=1.0)
             if srgb_in:
                 m = encode(m)
-            rgb = runner(m[None, None].to(device), _cfa_for_band(raw, a), noise=noise)[0]
-            rgb = rgb[:, y0 - a : y1 - a].float().cpu()
+            rgb = runner(m[None, None].to(device), _cfa_for_band(raw, a, c), noise=noise,
+                         region=(y0 - a, y1 - a, x0 - c, x1 - c))[0]
+            del m
+            rgb = rgb.float().cpu()
             if srgb_in:
                 rgb = decode(rgb)
             if cfg.highlights == "clip":
                 rgb.clamp_(max=1.0)
             elif cfg.highlights == "blend":
                 rgb = blend_highlights(rgb, 1.0)
-            out[y0:y1] = _encode(rgb, m_out, bits, cfg.curve)
-    return out, sigma
+            return _encode(rgb, m_out, bits, cfg.curve)
+
+    return _oriented_bands(H, W, orientation, band, region, chunk), sigma
 
 
 def _noise_coefficients(raw: RawImage, cfg: PipelineConfig, gains) -> tuple[float, float]:
@@ -225,25 +366,27 @@ def _develop_isp(raw: RawImage, cfg: PipelineConfig, spec, wb: WhiteBalance, not
     return out, float(np.sqrt(shot * 0.18 + read))
 
 
-def _linear_wb_band(raw: RawImage, a: int, b: int, gains) -> torch.Tensor:
-    """Rows ``a:b`` of the mosaic, black-subtracted, scaled to the clip point and white-balanced.
+def _linear_wb_band(raw: RawImage, a: int, b: int, gains, c: int = 0, d: int | None = None) -> torch.Tensor:
+    """Rows ``a:b`` and columns ``c:d`` of the mosaic, black-subtracted, scaled to the clip point and
+    white-balanced.
 
     ``(counts - black_c) * gain_c / (white - black_c)`` in one multiply-add per sample: per CFA cell
     position for Bayer sensors, per pixel through the colour map otherwise.
     """
     meta = raw.meta
-    counts = torch.from_numpy(raw.data[a:b].astype(np.float32))
+    cols = slice(c, d)
+    counts = torch.from_numpy(raw.data[a:b, cols].astype(np.float32))
     if meta.cfa.kind == "bayer":
         for dy in range(min(2, b - a)):
             # Row-parity views keep the inner dimension contiguous; the per-column pattern of
             # scale and offset alternates with the column parity.
-            black = torch.from_numpy(raw.black_map[a + dy].astype(np.float32))
-            gain = torch.tensor(gains, dtype=torch.float32)[torch.from_numpy(raw.colors[a + dy].astype(np.int64))]
+            black = torch.from_numpy(raw.black_map[a + dy, cols].astype(np.float32))
+            gain = torch.tensor(gains, dtype=torch.float32)[torch.from_numpy(raw.colors[a + dy, cols].astype(np.int64))]
             scale = gain / torch.clamp(meta.white_level - black, min=1.0)
             counts[dy::2].mul_(scale).sub_(black * scale)
         return counts
-    m = normalise(counts, raw.black_map[a:b], meta.white_level)
-    return apply_gains_mosaic(m, torch.from_numpy(raw.colors[a:b]), gains)
+    m = normalise(counts, raw.black_map[a:b, cols], meta.white_level)
+    return apply_gains_mosaic(m, torch.from_numpy(raw.colors[a:b, cols]), gains)
 
 
 def _encode(rgb: torch.Tensor, matrix: np.ndarray, bits: int | None, curve: str) -> np.ndarray:
@@ -275,8 +418,9 @@ def _develop_libraw(raw: RawImage, cfg: PipelineConfig, wb: WhiteBalance, notice
     return out
 
 
-def develop_raw(raw: RawImage, cfg: PipelineConfig = PipelineConfig()) -> DevelopResult:
-    """Develop a decoded :class:`RawImage` with ``cfg``."""
+def develop_stream(raw: RawImage, cfg: PipelineConfig = PipelineConfig()) -> DevelopStream:
+    """Decide how to develop a decoded :class:`RawImage` with ``cfg``; the pixels come as the
+    stream's bands are taken."""
     meta = raw.meta
     notices: list[str] = []
     if meta.num_colors < 3:
@@ -284,6 +428,9 @@ def develop_raw(raw: RawImage, cfg: PipelineConfig = PipelineConfig()) -> Develo
 
         raise UnsupportedFileError(f"{meta.num_colors}-colour sensor data (monochrome or damaged header); rawdev develops colour RAWs only", meta.path)
     spec = registry.get(cfg.backend)
+    orientation = meta.orientation if cfg.apply_orientation else 1
+    H, W = raw.data.shape[:2]  # LibRaw's renders below have their own size (a linear DNG has no mosaic)
+    sigma = None
     if meta.cfa.kind == "linear" or raw.colors is None:
         wb = choose_gains(cfg.wb if cfg.wb != "auto" else "camera", camera=meta.camera_wb, daylight=meta.daylight_wb)
         lo = min(wb.gains)
@@ -295,7 +442,9 @@ def develop_raw(raw: RawImage, cfg: PipelineConfig = PipelineConfig()) -> Develo
         if wb.notice:
             notices.append(wb.notice)
         img = _develop_libraw(raw, cfg, wb, notices)
-        backend, sigma = "libraw-ahd", None
+        H, W = img.shape[:2]
+        bands = _bands_of(img, orientation, cfg.band_rows)
+        backend = "libraw-ahd"
     else:
         wb = _wb_for(raw, cfg.wb)
         if wb.notice:
@@ -303,17 +452,24 @@ def develop_raw(raw: RawImage, cfg: PipelineConfig = PipelineConfig()) -> Develo
         if meta.cfa.kind not in spec.cfa_types:
             notices.append(f"{meta.cfa.kind} sensor: back-end {spec.name!r} handles {', '.join(sorted(spec.cfa_types))} only; demosaicked by LibRaw (AHD)")
             img = _develop_libraw(raw, cfg, wb, notices)
-            backend, sigma = "libraw-ahd", None
+            H, W = img.shape[:2]
+            bands = _bands_of(img, orientation, cfg.band_rows)
+            backend = "libraw-ahd"
         elif spec.output_domain == "srgb_display":
             img, sigma = _develop_isp(raw, cfg, spec, wb, notices)
+            H, W = img.shape[:2]
+            bands = _bands_of(img, orientation, cfg.band_rows)
             backend = spec.name
         else:
-            img, sigma = _develop_cfa(raw, cfg, spec, wb, notices)
+            bands, sigma = _develop_cfa(raw, cfg, spec, wb, notices, orientation)
             backend = spec.name
-    orientation = meta.orientation if cfg.apply_orientation else 1
-    if orientation != 1:
-        img = apply_orientation(img, orientation)
-    return DevelopResult(img, raw, wb, backend, orientation, notices, sigma)
+    ow, oh = oriented_size(W, H, orientation)
+    return DevelopStream(raw, wb, backend, orientation, notices, sigma, (oh, ow, 3), _dtype(cfg.output_bits), bands)
+
+
+def develop_raw(raw: RawImage, cfg: PipelineConfig = PipelineConfig()) -> DevelopResult:
+    """Develop a decoded :class:`RawImage` with ``cfg``."""
+    return develop_stream(raw, cfg).collect()
 
 
 def develop_libraw(raw: RawImage, cfg: PipelineConfig = PipelineConfig()) -> DevelopResult:
@@ -342,14 +498,15 @@ def develop_to_file(src: str | Path, dst: str | Path, cfg: PipelineConfig | None
     """Develop ``src`` and write it to ``dst`` (format from the suffix) atomically, EXIF and ICC included.
 
     Refuses to write over the input, and over an existing output unless ``overwrite``. ``on_notice``
-    is called with each notice (a str) before the file is written.
+    is called with each notice (a str) before the file is written. The result's ``image`` is
+    ``None`` (the pixels are streamed to the file); its ``shape`` is the output's.
 
     Raises:
         OutputError / OutputExistsError: the output path is the input, or exists.
         UsageError: 16 bits asked of a JPEG. Any error of :func:`develop` or the writer.
     """
     from .errors import OutputError, OutputExistsError, UsageError
-    from .io.write import format_for, write_image
+    from .io.write import format_for, write_bands
 
     src, dst = Path(src), Path(dst)
     cfg = cfg or PipelineConfig()
@@ -360,9 +517,14 @@ def develop_to_file(src: str | Path, dst: str | Path, cfg: PipelineConfig | None
         raise OutputExistsError("output exists (use --overwrite to replace it)", dst)
     if fmt == "jpeg" and cfg.output_bits == 16:
         raise UsageError("JPEG is 8-bit; use --bits 8 or a .png/.tif output", dst)
-    res = develop(src, cfg)
-    for n in res.notices:
+    if cfg.output_bits is None:
+        raise UsageError("files are written with 8 or 16 bits per sample", dst)
+    st = develop_stream(read_raw(src), cfg)
+    for n in st.notices:
         if on_notice is not None:
             on_notice(n)
-    write_image(dst, res.image, exif=res.raw.meta.exif, quality=quality, overwrite=overwrite)
-    return res
+    # The writer takes the bands as they are developed, so the finished picture is never held
+    # whole (TIFF and PNG; JPEG's encoder needs the whole image).
+    write_bands(dst, st.shape, st.dtype, st.bands, exif=st.raw.meta.exif, quality=quality, overwrite=overwrite)
+    return DevelopResult(None, st.raw, st.wb, st.backend, st.orientation, st.notices,
+                         st.noise_sigma, written_shape=st.shape)

@@ -242,6 +242,7 @@ def run_tiled(
     workers: int = 1,
     threads: int | None = None,
     balance: bool = True,
+    region: tuple[int, int, int, int] | None = None,
 ) -> torch.Tensor:
     """Run ``runner`` tile by tile over ``mosaic``; see the module docstring for the geometry.
 
@@ -291,9 +292,14 @@ def run_tiled(
     if th < 1 or tw < 1:
         raise UsageError(f"tile must be positive, got {tile}")
     th, tw = -(-th // step) * step, -(-tw // step) * step
+    Y0, Y1, X0, X1 = (0, H, 0, W) if region is None else (int(v) for v in region)
+    if not (0 <= Y0 < Y1 <= H and 0 <= X0 < X1 <= W) or Y0 % step or X0 % step:
+        raise UsageError(f"region {region} must lie in the {H}x{W} mosaic and start on multiples of {step}")
+    if region is not None and not exact:
+        raise UsageError("a region is computed by exact runners only (blend weights need the whole image)")
     if balance:  # same number of tiles per axis, sizes evened out (no thin last tile)
-        th = _balanced(H, th, step)
-        tw = _balanced(W, tw, step)
+        th = _balanced(Y1 - Y0, th, step)
+        tw = _balanced(X1 - X0, tw, step)
     margin = int(margin)
     if margin < 0:
         raise UsageError("margin must be >= 0")
@@ -320,8 +326,8 @@ def run_tiled(
                     dy, dx = cy, cx
     win_pattern = window_pattern(pattern, -margin - dy, -margin - dx)
 
-    rows = tile_origins(H, th)
-    cols = tile_origins(W, tw)
+    rows = [(Y0 + o, n) for o, n in tile_origins(Y1 - Y0, th)]
+    cols = [(X0 + o, n) for o, n in tile_origins(X1 - X0, tw)]
 
     def win_extent(o: int, length: int, shift: int) -> tuple[int, int]:
         a = o - margin - shift
@@ -387,11 +393,12 @@ def run_tiled(
             out = state["out"]
             if out is None:  # every pixel is written once (exact) or accumulated (blend)
                 alloc = torch.empty if exact else torch.zeros
-                out = state["out"] = alloc((n_img, res.shape[1], H, W), dtype=mosaic.dtype, device=mosaic.device)
+                out = state["out"] = alloc((n_img, res.shape[1], Y1 - Y0, X1 - X0), dtype=mosaic.dtype,
+                                           device=mosaic.device)
             for i, (n, y0, hl, x0, wl) in enumerate(chunk):
                 if exact:
                     part = res[i, :, off_y : off_y + hl, off_x : off_x + wl]
-                    out[n, :, y0 : y0 + hl, x0 : x0 + wl] = part.to(out.dtype)
+                    out[n, :, y0 - Y0 : y0 - Y0 + hl, x0 - X0 : x0 - X0 + wl] = part.to(out.dtype)
                 else:
                     ya0, yb0 = max(0, y0 - ov), min(H, y0 + hl + ov)
                     xa0, xb0 = max(0, x0 - ov), min(W, x0 + wl + ov)

@@ -111,6 +111,33 @@ class TestGeometry:
         out = run_tiled(valid_runner, x, pattern, tile=10, margin=margin, native_pattern="GRBG", valid=True)
         torch.testing.assert_close(out, x.expand(-1, 3, -1, -1), atol=0, rtol=0)
 
+    @pytest.mark.parametrize("pattern", BAYER_PATTERNS)
+    def test_region_reads_real_context(self, pattern):
+        """A region of a crop, with the crop's margins as context, equals the whole image's pixels
+        (a local filter: reflections at the crop's edges would differ)."""
+        x = torch.rand(1, 1, 41, 53)
+        k = torch.rand(1, 1, 5, 5)
+
+        def blur(windows, pat, noise=None):  # valid 5x5 filter: needs a margin of 2
+            return torch.nn.functional.conv2d(windows, k).expand(-1, 3, -1, -1)
+
+        whole = run_tiled(blur, x, pattern, tile=8, margin=2, valid=True)
+        crop = x[..., 6:35, 10:49]  # starts on even rows and columns: same pattern
+        part = run_tiled(blur, crop, pattern, tile=8, margin=2, valid=True, region=(4, 25, 2, 36))
+        assert part.shape == (1, 3, 21, 34)
+        torch.testing.assert_close(part, whole[..., 10:31, 12:46], atol=1e-6, rtol=0)
+        reflected = run_tiled(blur, crop[..., 4:25, 2:36], pattern, tile=8, margin=2, valid=True)
+        assert (reflected - part).abs().max() > 1e-3  # the test can tell context from reflection
+
+    def test_region_checks(self):
+        x = torch.rand(1, 1, 20, 20)
+        with pytest.raises(UsageError, match="region"):
+            run_tiled(identity3, x, "RGGB", tile=8, margin=2, region=(1, 10, 0, 10))  # odd start
+        with pytest.raises(UsageError, match="region"):
+            run_tiled(identity3, x, "RGGB", tile=8, margin=2, region=(0, 21, 0, 10))
+        with pytest.raises(UsageError, match="exact"):
+            run_tiled(identity3, x, "RGGB", tile=8, margin=2, exact=False, region=(0, 10, 0, 10))
+
     def test_batched_equals_unbatched_and_noise_is_routed(self):
         x = torch.rand(3, 1, 50, 46)
         noise = torch.tensor([0.1, 0.2, 0.3])

@@ -11,10 +11,15 @@ __all__: list[str] = []
 
 
 def _build_classical(method: str, **_: object):
-    """A runner ``fn(mosaic (N,1,H,W), pattern, noise=None) -> (N,3,H,W)``; noise is ignored."""
+    """A runner ``fn(mosaic (N,1,H,W), pattern, noise=None, region=None) -> (N,3,H,W)``; noise is
+    ignored; ``region`` ``(top, bottom, left, right)`` crops the result (the rest is context)."""
 
-    def run(mosaic, pattern, noise=None):
-        return demosaic(mosaic, pattern, method)
+    def run(mosaic, pattern, noise=None, region=None):
+        rgb = demosaic(mosaic, pattern, method)
+        if region is None:
+            return rgb
+        y0, y1, x0, x1 = region
+        return rgb[..., y0:y1, x0:x1]
 
     return run
 

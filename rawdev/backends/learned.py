@@ -201,8 +201,10 @@ class JDDRunner:
             return 1
         return torch.get_num_threads() if self.workers is None else max(1, int(self.workers))
 
-    def __call__(self, mosaic: torch.Tensor, pattern, noise=None) -> torch.Tensor:
+    def __call__(self, mosaic: torch.Tensor, pattern, noise=None, region=None) -> torch.Tensor:
         """Demosaic ``mosaic`` (N, 1, H, W) with CFA ``pattern``; see the module docstring.
+        ``region``: compute only ``(top, bottom, left, right)`` of it, the rest being context
+        (:func:`rawdev.tiling.run_tiled`).
 
         Raises:
             UsageError: bad shape, dtype, pattern or noise.
@@ -226,7 +228,7 @@ class JDDRunner:
             return run_tiled(
                 self._bayer_core, mosaic, cfa, tile=self.tile, margin=JDD_MARGIN, multiple=2, exact=True,
                 noise=noise, batch=self.batch, device=self.device, dtype=self.dtype,
-                native_pattern="GRBG", valid=True, workers=self._workers(),
+                native_pattern="GRBG", valid=True, workers=self._workers(), region=region,
             )
         if self.uses_noise:
             raise BackendError("jdd-noise has no X-Trans model; use --backend jdd for X-Trans sensors")
@@ -234,7 +236,7 @@ class JDDRunner:
         return run_tiled(
             self._xtrans_core, mosaic, cfa, tile=self.tile, margin=XTRANS_BORDER, multiple=6, exact=True,
             noise=None, batch=self.batch, device=self.device, dtype=self.dtype, valid=True,
-            workers=self._workers(),
+            workers=self._workers(), region=region,
         )
 
 

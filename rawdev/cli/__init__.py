@@ -60,7 +60,7 @@ def _demo(out_dir: Path, backend: str) -> None:
     dng = write_demo_dng(out_dir / "rawdev-demo.dng")
     jpg = out_dir / "rawdev-demo.jpg"
     res = develop_file(dng, jpg, PipelineConfig(backend=backend), quality=92, overwrite=True)
-    h, w = res.image.shape[:2]
+    h, w = res.shape[:2]
     print(f"wrote {dng} (synthetic 14-bit RGGB DNG) and developed it with {res.backend} -> {jpg} ({w}x{h})")
 
 
@@ -110,6 +110,9 @@ for _module, _name in (("evaluate", "eval"), ("train", "train"), ("batch", "batc
 
 def main() -> None:
     """Console-script entry point."""
+    from ..memory import return_freed_memory
+
+    return_freed_memory()
     try:
         app()
     except BrokenPipeError:  # `rawdev backends | head`

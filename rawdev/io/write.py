@@ -1,6 +1,9 @@
 """Writing developed images: JPEG, PNG (8/16 bit) and 16-bit TIFF, with EXIF and an sRGB ICC profile,
 atomically.
 
+TIFF and PNG are written band by band as the developer makes the rows (:func:`write_bands`), so the
+finished picture is never held whole; JPEG's encoder (Pillow's libjpeg) takes the whole image.
+
 Every writer encodes into a temporary file in the destination folder and then moves it into place,
 so the final path holds either nothing or a complete file, whatever happens (a crash, kill -9, a full
 disk). Without ``overwrite`` the move is a hard link, which fails if the destination appeared in the
@@ -13,6 +16,7 @@ import os
 import struct
 import tempfile
 import zlib
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +26,7 @@ from ..types import ExifInfo
 from .exif import exif_bytes, software, tiff_tags
 from .icc import srgb_profile
 
-__all__ = ["FORMATS", "format_for", "write_image", "atomic_output"]
+__all__ = ["FORMATS", "format_for", "write_image", "write_bands", "atomic_output"]
 
 FORMATS = {".jpg": "jpeg", ".jpeg": "jpeg", ".png": "png", ".tif": "tiff", ".tiff": "tiff"}
 
@@ -105,18 +109,15 @@ def _png_chunk(kind: bytes, data: bytes) -> bytes:
     return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
 
 
-def _write_png(path: Path, img: np.ndarray, exif: bytes | None, icc: bytes, level: int = 6) -> None:
-    """PNG (ISO/IEC 15948) for 8- or 16-bit RGB, with iCCP and eXIf chunks.
+def _write_png(path: Path, shape: tuple[int, int, int], dtype: np.dtype, bands: Iterable[np.ndarray],
+               exif: bytes | None, icc: bytes, level: int = 6) -> None:
+    """PNG (ISO/IEC 15948) for 8- or 16-bit RGB, with iCCP and eXIf chunks, from bands of rows.
 
     Written here because Pillow cannot write 16-bit RGB PNG; the format is a few chunks around a
     zlib stream of filtered rows (filter type 0 here: fastest, and photos compress little anyway).
     """
-    h, w, c = img.shape
-    depth = 16 if img.dtype == np.uint16 else 8
-    rows = img.astype(">u2") if depth == 16 else img
-    raw = np.empty((h, 1 + w * c * (depth // 8)), dtype=np.uint8)
-    raw[:, 0] = 0
-    raw[:, 1:] = np.ascontiguousarray(rows).view(np.uint8).reshape(h, -1)
+    h, w, c = shape
+    depth = 16 if dtype == np.uint16 else 8
     with open(path, "wb") as f:
         f.write(b"\x89PNG\r\n\x1a\n")
         f.write(_png_chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, depth, 2, 0, 0, 0)))
@@ -124,12 +125,40 @@ def _write_png(path: Path, img: np.ndarray, exif: bytes | None, icc: bytes, leve
         if exif:
             f.write(_png_chunk(b"eXIf", exif[6:] if exif.startswith(b"Exif\x00\x00") else exif))
         comp = zlib.compressobj(level)
-        buf = memoryview(raw.reshape(-1))
-        step = 1 << 24
-        for i in range(0, len(buf), step):
-            f.write(_png_chunk(b"IDAT", comp.compress(buf[i : i + step])))
-        f.write(_png_chunk(b"IDAT", comp.flush()))
+        pending: list[bytes] = []
+        size = 0
+        for band in bands:
+            rows = band.astype(">u2") if depth == 16 else band
+            raw = np.empty((band.shape[0], 1 + w * c * (depth // 8)), dtype=np.uint8)
+            raw[:, 0] = 0
+            raw[:, 1:] = np.ascontiguousarray(rows).view(np.uint8).reshape(band.shape[0], -1)
+            del rows
+            out = comp.compress(memoryview(raw.reshape(-1)))
+            if out:
+                pending.append(out)
+                size += len(out)
+            if size >= 1 << 24:  # IDAT chunks of about 16 MB
+                f.write(_png_chunk(b"IDAT", b"".join(pending)))
+                pending, size = [], 0
+        pending.append(comp.flush())
+        f.write(_png_chunk(b"IDAT", b"".join(pending)))
         f.write(_png_chunk(b"IEND", b""))
+
+
+def _counted(bands: Iterable[np.ndarray], shape: tuple[int, int, int], dtype: np.dtype) -> Iterator[np.ndarray]:
+    """``bands``, checked against the promised shape and dtype (a short or long stream would
+    otherwise make a corrupt file)."""
+    rows = 0
+    for b in bands:
+        if b.ndim != 3 or b.shape[1:] != tuple(shape[1:]) or b.dtype != dtype:
+            raise UsageError(f"band of shape {b.shape} {b.dtype} does not fit an image of {shape} {dtype}")
+        rows += b.shape[0]
+        if rows > shape[0]:
+            raise UsageError(f"bands give more than the image's {shape[0]} rows")
+        yield b
+        del b  # written: do not hold it while the next band is made
+    if rows != shape[0]:
+        raise UsageError(f"bands gave {rows} rows of the image's {shape[0]}")
 
 
 def write_image(
@@ -144,31 +173,66 @@ def write_image(
 
     JPEG is 8-bit only (16-bit input is rounded down to 8 bits); TIFF and PNG keep 16 bits.
     """
-    path = Path(path)
-    fmt = format_for(path)
     if img.ndim != 3 or img.shape[2] != 3 or img.dtype not in (np.uint8, np.uint16):
         raise UsageError(f"write_image expects (H, W, 3) uint8/uint16, got {img.shape} {img.dtype}")
+    return write_bands(path, img.shape, img.dtype, [img], exif=exif, quality=quality, overwrite=overwrite)
+
+
+def write_bands(
+    path: str | Path,
+    shape: tuple[int, int, int],
+    dtype,
+    bands: Iterable[np.ndarray],
+    *,
+    exif: ExifInfo | None = None,
+    quality: int = 92,
+    overwrite: bool = False,
+) -> Path:
+    """Write an image of ``shape`` ``(H, W, 3)`` and ``dtype`` (uint8/uint16) given as ``bands``,
+    ``(h, W, 3)`` arrays top to bottom, to ``path`` (format from the extension), atomically.
+
+    TIFF and PNG take one band at a time (the bands may be made lazily, by a generator); JPEG
+    gathers them first. An exception while the bands are made leaves nothing at ``path``.
+    """
+    path = Path(path)
+    fmt = format_for(path)
+    dtype = np.dtype(dtype)
+    shape = tuple(int(x) for x in shape)
+    if len(shape) != 3 or shape[2] != 3 or dtype not in (np.uint8, np.uint16):
+        raise UsageError(f"an image is written from (H, W, 3) uint8/uint16, got {shape} {dtype}")
     if not 1 <= quality <= 100:
         raise UsageError(f"JPEG quality must be 1..100, got {quality}")
     icc = srgb_profile()
     info = exif or ExifInfo()
+    bands = _counted(bands, shape, dtype)
     with atomic_output(path, overwrite) as tmp:
         if fmt == "jpeg":
             from PIL import Image
 
-            if img.dtype == np.uint16:
-                img = ((img.astype(np.uint32) * 255 + 32767) // 65535).astype(np.uint8)
+            img = None
+            y = 0
+            for b in bands:
+                if b.dtype == np.uint16:
+                    b = ((b.astype(np.uint32) * 255 + 32767) // 65535).astype(np.uint8)
+                if img is None and b.shape[0] == shape[0]:
+                    img = b  # given whole: no copy
+                    continue
+                if img is None:
+                    img = np.empty(shape, np.uint8)
+                img[y : y + b.shape[0]] = b
+                y += b.shape[0]
             Image.fromarray(img, "RGB").save(
                 tmp, "JPEG", quality=quality, subsampling=0 if quality >= 90 else 2,
                 icc_profile=icc, exif=exif_bytes(info), optimize=False,
             )
         elif fmt == "png":
-            _write_png(tmp, img, exif_bytes(info), icc)
+            _write_png(tmp, shape, dtype, bands, exif_bytes(info), icc)
         else:
             import tifffile
 
+            # Uncompressed, one strip: tifffile writes the iterator's arrays as they come.
             tifffile.imwrite(
-                tmp, img, photometric="rgb", compression=None, iccprofile=icc,
-                extratags=tiff_tags(info), metadata=None, software=software(),
+                tmp, data=bands, shape=shape, dtype=dtype, photometric="rgb", compression=None,
+                iccprofile=icc, extratags=tiff_tags(info), metadata=None, software=software(),
             )
     return path

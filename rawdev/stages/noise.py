@@ -44,7 +44,9 @@ def estimate_sigma_linear(raw: RawImage) -> float:
     ys, xs = np.nonzero(colors[: colors.shape[0] if colors.shape[0] < 6 else 6, :6] == 1)
     dy, dx = int(ys[0]), int(xs[0])
     period = raw.meta.cfa.period
-    plane = normalise(raw.data[dy::period, dx::period], raw.black_map[dy::period, dx::period], raw.meta.white_level)
-    if plane.numel() > 4_000_000:
-        plane = plane[: 2000, : 2000]
+    hp, wp = len(range(dy, raw.data.shape[0], period)), len(range(dx, raw.data.shape[1], period))
+    if hp * wp > 4_000_000:  # a 2000 x 2000 corner of the plane is plenty, and bounds the memory
+        hp, wp = min(hp, 2000), min(wp, 2000)
+    rows, cols = slice(dy, dy + period * hp, period), slice(dx, dx + period * wp, period)
+    plane = normalise(raw.data[rows, cols], raw.black_map[rows, cols], raw.meta.white_level)
     return immerkaer_sigma(plane)
