@@ -11,6 +11,17 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
 
 
+# demosaicnet's X-Trans cell (learned_backends.md 1.6), as colour indices 0=R 1=G 2=B
+XTRANS = np.array([
+    [1, 2, 1, 1, 0, 1],
+    [0, 1, 0, 2, 1, 2],
+    [1, 2, 1, 1, 0, 1],
+    [1, 0, 1, 1, 2, 1],
+    [2, 1, 2, 0, 1, 0],
+    [1, 0, 1, 1, 2, 1],
+])
+
+
 def shared_path(*parts: str) -> Path:
     """A path under ../shared, or skip the test when it is absent."""
     p = SHARED.joinpath(*parts)

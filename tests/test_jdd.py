@@ -20,17 +20,11 @@ from rawdev.errors import BackendError, UsageError, WeightsError
 from rawdev.models.gharbi2016 import BayerDemosaicNet, XTransDemosaicNet
 from rawdev.tiling import run_tiled
 
+from conftest import XTRANS
+
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 KODAK = SHARED / "data" / "kodak24"
 
-XTRANS = np.array([
-    [1, 2, 1, 1, 0, 1],
-    [0, 1, 0, 2, 1, 2],
-    [1, 2, 1, 1, 0, 1],
-    [1, 0, 1, 1, 2, 1],
-    [2, 1, 2, 0, 1, 0],
-    [1, 0, 1, 1, 2, 1],
-])
 
 
 @pytest.fixture(scope="module")

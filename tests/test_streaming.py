@@ -21,14 +21,8 @@ from rawdev.stages.orientation import apply_orientation
 from rawdev.synthetic import demo_scene, write_dng
 from rawdev.types import CellMap
 
-XTRANS = np.array([
-    [1, 2, 1, 1, 0, 1],
-    [0, 1, 0, 2, 1, 2],
-    [1, 2, 1, 1, 0, 1],
-    [1, 0, 1, 1, 2, 1],
-    [2, 1, 2, 0, 1, 0],
-    [1, 0, 1, 1, 2, 1],
-])
+from conftest import XTRANS
+
 
 
 def _raw(tmp_path, h, w, pattern, orientation, name="s.dng"):

@@ -18,15 +18,8 @@ from rawdev.tiling import (
     window_pattern,
 )
 
-# demosaicnet's X-Trans cell (learned_backends.md 1.6), as colour indices 0=R 1=G 2=B
-XTRANS = np.array([
-    [1, 2, 1, 1, 0, 1],
-    [0, 1, 0, 2, 1, 2],
-    [1, 2, 1, 1, 0, 1],
-    [1, 0, 1, 1, 2, 1],
-    [2, 1, 2, 0, 1, 0],
-    [1, 0, 1, 1, 2, 1],
-])
+from conftest import XTRANS
+
 
 
 def colour_map(pattern, h: int, w: int) -> torch.Tensor:
