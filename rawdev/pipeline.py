@@ -108,20 +108,9 @@ class DevelopStream:
     bands: Iterator[np.ndarray]
 
     def collect(self) -> DevelopResult:
-        out: np.ndarray | None = None
-        y = 0
-        for b in self.bands:
-            if out is None and b.shape == self.shape:
-                out = b  # the whole image in one band: no second copy
-                y = b.shape[0]
-                continue
-            if out is None:
-                out = np.empty(self.shape, dtype=self.dtype)
-            out[y : y + b.shape[0]] = b
-            y += b.shape[0]
-        if out is None:
-            out = np.empty(self.shape, dtype=self.dtype)
-        assert y == self.shape[0], f"bands gave {y} rows of {self.shape[0]}"
+        from .io.write import gather_bands
+
+        out = gather_bands(self.bands, self.shape, self.dtype)
         return DevelopResult(out, self.raw, self.wb, self.backend, self.orientation, self.notices, self.noise_sigma)
 
 

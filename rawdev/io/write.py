@@ -26,7 +26,7 @@ from ..types import ExifInfo
 from .exif import exif_bytes, software, tiff_tags
 from .icc import srgb_profile
 
-__all__ = ["FORMATS", "format_for", "write_image", "write_bands", "atomic_output"]
+__all__ = ["FORMATS", "format_for", "write_image", "write_bands", "gather_bands", "atomic_output"]
 
 FORMATS = {".jpg": "jpeg", ".jpeg": "jpeg", ".png": "png", ".tif": "tiff", ".tiff": "tiff"}
 
@@ -161,6 +161,28 @@ def _counted(bands: Iterable[np.ndarray], shape: tuple[int, int, int], dtype: np
         raise UsageError(f"bands gave {rows} rows of the image's {shape[0]}")
 
 
+def gather_bands(bands: Iterable[np.ndarray], shape: tuple[int, ...], dtype) -> np.ndarray:
+    """The whole image from its ``bands`` (top to bottom); a band that is the whole image is
+    returned as it is, not copied."""
+    img: np.ndarray | None = None
+    y = 0
+    for b in bands:
+        if img is None and b.shape[0] == shape[0]:
+            img, y = b, b.shape[0]
+            continue
+        if img is None:
+            img = np.empty(shape, dtype)
+        img[y : y + b.shape[0]] = b
+        y += b.shape[0]
+    if y != shape[0]:
+        raise UsageError(f"bands gave {y} rows of the image's {shape[0]}")
+    return np.empty(shape, dtype) if img is None else img
+
+
+def _to_8_bits(b: np.ndarray) -> np.ndarray:
+    return ((b.astype(np.uint32) * 255 + 32767) // 65535).astype(np.uint8) if b.dtype == np.uint16 else b
+
+
 def write_image(
     path: str | Path,
     img: np.ndarray,
@@ -209,18 +231,7 @@ def write_bands(
         if fmt == "jpeg":
             from PIL import Image
 
-            img = None
-            y = 0
-            for b in bands:
-                if b.dtype == np.uint16:
-                    b = ((b.astype(np.uint32) * 255 + 32767) // 65535).astype(np.uint8)
-                if img is None and b.shape[0] == shape[0]:
-                    img = b  # given whole: no copy
-                    continue
-                if img is None:
-                    img = np.empty(shape, np.uint8)
-                img[y : y + b.shape[0]] = b
-                y += b.shape[0]
+            img = gather_bands((_to_8_bits(b) for b in bands), shape, np.uint8)
             Image.fromarray(img, "RGB").save(
                 tmp, "JPEG", quality=quality, subsampling=0 if quality >= 90 else 2,
                 icc_profile=icc, exif=exif_bytes(info), optimize=False,
