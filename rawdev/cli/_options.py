@@ -55,14 +55,14 @@ def handle_errors(fn: Callable) -> Callable:
 
 
 def parse_wb(value: str) -> str | tuple[float, ...]:
-    """``camera|daylight|auto`` or ``R,G,B[,G]`` multipliers."""
+    """``camera|preview|auto|daylight`` or ``R,G,B[,G]`` multipliers."""
     v = value.strip().lower()
-    if v in ("camera", "daylight", "auto"):
+    if v in ("camera", "preview", "daylight", "auto"):
         return v
     try:
         nums = tuple(float(x) for x in v.split(","))
     except ValueError:
-        raise typer.BadParameter(f"{value!r}: use camera, daylight, auto or R,G,B[,G] numbers") from None
+        raise typer.BadParameter(f"{value!r}: use camera, preview, auto, daylight or R,G,B[,G] numbers") from None
     if len(nums) not in (3, 4) or min(nums) <= 0:
         raise typer.BadParameter(f"{value!r}: give 3 or 4 positive multipliers")
     return nums

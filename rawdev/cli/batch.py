@@ -26,7 +26,7 @@ def batch_command(
     bits: Annotated[Optional[int], typer.Option("--bits", help="8 or 16 bits per channel (PNG/TIFF). Default: 8 for JPEG/PNG, 16 for TIFF.")] = None,
     quality: Annotated[int, typer.Option("--quality", "-q", min=1, max=100, help="JPEG quality.")] = 92,
     backend: Annotated[str, typer.Option("--backend", "-b", "--demosaic", help="Demosaicker or learned back-end (see `rawdev backends`).")] = "malvar",
-    wb: Annotated[str, typer.Option("--wb", help="White balance: camera | daylight | auto | R,G,B[,G] multipliers.")] = "camera",
+    wb: Annotated[str, typer.Option("--wb", help="White balance: camera (as shot; else fitted to the embedded preview, else auto, else daylight) | preview | auto (grey-edge) | daylight | R,G,B[,G] multipliers. dcraw -w/-a/-r.")] = "camera",
     highlights: Annotated[Highlights, typer.Option("--highlights", "-H", help="clip | unclip | blend.")] = Highlights.clip,
     exposure: Annotated[float, typer.Option("--exposure", "-e", help="Exposure compensation in EV (stops).")] = 0.0,
     auto_bright: Annotated[bool, typer.Option("--auto-bright", help="Brighten so the 99th percentile reaches white.")] = False,
