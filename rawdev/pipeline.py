@@ -189,7 +189,8 @@ def _fit_preview(raw: RawImage):
         return None
     H, W = raw.data.shape[:2]
     ow, oh = oriented_size(W, H, raw.meta.orientation)
-    grid, (gh, gw) = preview_grid(pv, ow / oh)
+    # every cell of the grid must hold samples of every colour of the CFA
+    grid, (gh, gw) = preview_grid(pv, ow / oh, max(H, W) // (2 * raw.meta.cfa.period))
     size = (gw, gh) if raw.meta.orientation in (5, 6, 7, 8) else (gh, gw)
     m = normalise(raw.data, np.asarray(raw.black_map), raw.meta.white_level)
     thumb = camera_thumbnail(m, raw.colors, size, raw.meta.orientation)
@@ -219,7 +220,7 @@ def _wb_for(raw: RawImage, mode) -> WhiteBalance:
         if raw.colors is None or raw.data.size == 0:
             return None
         H, W = raw.data.shape[:2]
-        k = max(1, int(np.ceil(max(H, W) / 512)))
+        k = max(2 * meta.cfa.period, int(np.ceil(max(H, W) / 512)))
         m = normalise(raw.data, np.asarray(raw.black_map), meta.white_level)
         return grey_edge_gains(camera_thumbnail(m, raw.colors, (max(1, H // k), max(1, W // k))))
 

@@ -87,7 +87,7 @@ class NoiseModel:
     def describe(self) -> str:
         """One line for notices and ``rawdev info``: the green channel's model and its 18 % figure."""
         return (f"var = {self.shot[min(1, len(self.shot) - 1)]:.3g} x + {self.read[min(1, len(self.read) - 1)]:.3g} "
-                f"(sigma {self.sigma():.3g} at 18 % grey; {self.source})")
+                f"(sigma {self.sigma():.3g} at 18 % grey)")
 
     def to_json(self) -> dict:
         return {"shot": [float(v) for v in self.shot], "read": [float(v) for v in self.read],
@@ -268,8 +268,15 @@ def estimate_noise_model(raw: RawImage, *, max_patches: int = MAX_PATCHES, seed:
         ab = _estimate_channel(np.concatenate(per_colour.get(c, [np.empty((0, PATCH, PATCH))])))
         shot.append(np.nan if ab is None else ab[0])
         read.append(np.nan if ab is None else ab[1])
-    # A colour with too few usable patches (a tiny or saturated image) borrows the others' mean.
+    # A colour with too few usable patches (a tiny or saturated image) borrows the others' mean;
+    # where no colour has enough, Immerkaer's one-figure estimate of the first plane stands in as
+    # read noise (it reads texture as noise, but on so few samples nothing better is known).
     fine = [c for c in range(ncol) if np.isfinite(shot[c])]
+    if not fine and planes:
+        c0, plane, black = planes[0]
+        b = float(np.mean(black))
+        sig = immerkaer_sigma(torch.from_numpy((plane.astype(np.float32) - b) / max(span - b, 1.0)))
+        shot, read, fine = [0.0] * ncol, [sig * sig] * ncol, list(range(ncol))
     for c in range(ncol):
         if not np.isfinite(shot[c]):
             shot[c] = float(np.mean([shot[k] for k in fine])) if fine else 0.0

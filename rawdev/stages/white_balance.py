@@ -135,13 +135,14 @@ def _align(preview: np.ndarray, aspect: float) -> np.ndarray:
     return preview
 
 
-def preview_grid(preview: np.ndarray, aspect: float) -> tuple[np.ndarray, tuple[int, int]]:
+def preview_grid(preview: np.ndarray, aspect: float, limit: int = _FIT_SIZE) -> tuple[np.ndarray, tuple[int, int]]:
     """The preview (``(H, W, 3)`` uint8 sRGB, display orientation) aligned to the raw frame's
-    ``aspect`` and reduced to at most :data:`_FIT_SIZE` samples on its long side: float sRGB
-    ``(h, w, 3)`` and that ``(h, w)``."""
+    ``aspect`` and reduced to at most ``limit`` (and :data:`_FIT_SIZE`) samples on its long side:
+    float sRGB ``(h, w, 3)`` and that ``(h, w)``."""
+    limit = max(1, min(int(limit), _FIT_SIZE))
     p = _align(np.asarray(preview, dtype=np.uint8)[..., :3], aspect).astype(np.float32) / 255.0
     h, w = p.shape[:2]
-    k = max(1, int(np.ceil(max(h, w) / _FIT_SIZE)))
+    k = max(1, int(np.ceil(max(h, w) / limit)))
     size = (max(1, h // k), max(1, w // k))
     t = torch.from_numpy(np.ascontiguousarray(p)).permute(2, 0, 1)[None]
     return torch.nn.functional.adaptive_avg_pool2d(t, size)[0].permute(1, 2, 0).numpy(), size
