@@ -514,6 +514,12 @@ def develop_to_file(src: str | Path, dst: str | Path, cfg: PipelineConfig | None
             on_notice(n)
     # The writer takes the bands as they are developed, so the finished picture is never held
     # whole (TIFF and PNG; JPEG's encoder needs the whole image).
-    write_bands(dst, st.shape, st.dtype, st.bands, exif=st.raw.meta.exif, quality=quality, overwrite=overwrite)
+    def late_notice(n: str) -> None:  # from the writer: metadata that could not be copied
+        st.notices.append(n)
+        if on_notice is not None:
+            on_notice(n)
+
+    write_bands(dst, st.shape, st.dtype, st.bands, exif=st.raw.meta.exif, source=src, quality=quality,
+                overwrite=overwrite, on_notice=late_notice)
     return DevelopResult(None, st.raw, st.wb, st.backend, st.orientation, st.notices,
                          st.noise_sigma, written_shape=st.shape)
