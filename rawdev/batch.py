@@ -701,9 +701,11 @@ def prepare_worker(threads: int) -> None:
         pass
     from . import pipeline
     from .backends import registry
+    from .io.metadata import _exiv2
 
     registry.list_backends()
     pipeline.keep_runners()  # weights are read once per worker, not once per file
+    _exiv2()  # map exiv2's shared libraries now, before the worker's address-space limit is set
 
 
 def develop_task(task: dict) -> dict:
