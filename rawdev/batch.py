@@ -62,6 +62,7 @@ __all__ = [
     "preview_task",
     "prepare_worker",
     "remove_stale_temporaries",
+    "run",
 ]
 
 #: Environment variables that size native thread pools; a worker sets them all before importing.
@@ -109,6 +110,9 @@ class FileResult:
     width: int | None = None
     height: int | None = None
     notices: list[str] = field(default_factory=list)
+    requested_backend: str | None = None  # the back-end asked for; ``backend`` is the one that ran
+    white_balance: str | None = None  # where the gains came from: camera, preview, auto, daylight, custom
+    noise: str | None = None  # where a noise-aware back-end's model came from: --noise, profile, estimate
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready dict (paths as strings)."""
@@ -121,6 +125,9 @@ class FileResult:
             "error": self.error,
             "seconds": round(self.seconds, 3),
             "backend": self.backend,
+            "requested_backend": self.requested_backend,
+            "white_balance": self.white_balance,
+            "noise": self.noise,
             "width": self.width,
             "height": self.height,
             "notices": list(self.notices),
@@ -698,10 +705,13 @@ def prepare_worker(threads: int) -> None:
         torch.set_num_interop_threads(1)
     except RuntimeError:  # already set, or parallel work already started
         pass
-    from . import pipeline  # noqa: F401
+    from . import pipeline
     from .backends import registry
+    from .io.metadata import _exiv2
 
     registry.list_backends()
+    pipeline.keep_runners()  # weights are read once per worker, not once per file
+    _exiv2()  # map exiv2's shared libraries now, before the worker's address-space limit is set
 
 
 def develop_task(task: dict) -> dict:
@@ -714,7 +724,9 @@ def develop_task(task: dict) -> dict:
     res = develop_to_file(src, dst, task["cfg"], quality=task["quality"], overwrite=task["overwrite"])
     h, w = res.shape[:2]
     return {"status": "developed", "seconds": time.perf_counter() - t0, "backend": res.backend,
-            "width": int(w), "height": int(h), "notices": list(res.notices)}
+            "width": int(w), "height": int(h), "notices": list(res.notices),
+            "requested_backend": res.requested, "white_balance": res.wb.source,
+            "noise": None if res.noise_model is None else res.noise_model.source}
 
 
 def preview_task(task: dict) -> dict:
@@ -756,13 +768,16 @@ def run_batch(
     preview: bool = False,
     fn_ref: str | None = None,
     max_tasks: int | None = 100,
+    pool_factory: Callable[..., Any] | None = None,
 ) -> Iterator[FileResult]:
     """Develop every job in isolated workers; yield a :class:`FileResult` per job as it completes.
 
     An output that exists is skipped (``skip_existing``), replaced (``overwrite``) or a failure. With
     ``fail_fast`` the first failure stops the batch: running files are abandoned (nothing partial is
     left) and every file not done is yielded as ``"not-processed"``. ``fn_ref`` replaces the task
-    function (tests use it to inject crashes).
+    function (tests use it to inject crashes). ``pool_factory`` builds the pool that runs the tasks,
+    called like :class:`WorkerPool` (default); :class:`rawdev.cluster.ClusterPool` runs them on a
+    Dask cluster instead.
     """
     todo: list[tuple[int, dict]] = []
     done: set[int] = set()
@@ -783,8 +798,9 @@ def run_batch(
     if stopped or not todo:
         todo = []
     ref = fn_ref or ("rawdev.batch:preview_task" if preview else "rawdev.batch:develop_task")
-    pool = None if not todo else WorkerPool(ref, min(jobs, len(todo)), threads=threads or default_threads(jobs), max_memory=max_memory,
-                      timeout=timeout, max_tasks=max_tasks)
+    factory = pool_factory or WorkerPool
+    pool = None if not todo else factory(ref, min(jobs, len(todo)), threads=threads or default_threads(jobs), max_memory=max_memory,
+                                         timeout=timeout, max_tasks=max_tasks)
     try:
         for i, result in (pool.run(todo) if pool else ()):
             job = jobs_list[i]
@@ -800,7 +816,8 @@ def run_batch(
             r = FileResult(
                 job.src, job.dst, status, reason, result.get("error"),
                 float(result.get("seconds", 0.0)), result.get("backend"), result.get("width"), result.get("height"),
-                list(result.get("notices", [])),
+                list(result.get("notices", [])), result.get("requested_backend"), result.get("white_balance"),
+                result.get("noise"),
             )
             yield r
             if status == "failed" and fail_fast and not stopped:
@@ -815,3 +832,11 @@ def run_batch(
     for i, job in enumerate(jobs_list):
         if i not in done:
             yield FileResult(job.src, job.dst, "not-processed", "cancelled (--fail-fast)" if stopped else "not started")
+
+
+def run(paths, out, *, client=None, **options):
+    """Develop files and folders into ``out`` like ``rawdev batch``, on a Dask cluster when ``client``
+    (a ``distributed.Client``) is given, else with the local pool; see :func:`rawdev.cluster.run`."""
+    from .cluster import run as run_on
+
+    return run_on(paths, out, client=client, **options)
