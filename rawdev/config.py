@@ -20,6 +20,7 @@ class PipelineConfig:
     exposure_ev: float = 0.0
     auto_bright: bool = False
     curve: Literal["srgb", "linear"] = "srgb"
+    colorspace: str = "srgb"  # output space (rawdev.stages.output_space); its own curve when curve="srgb"
     apply_orientation: bool = True
     output_bits: int | None = 8  # 8 -> uint8, 16 -> uint16, None -> float32 in [0, 1]
     device: str = "auto"

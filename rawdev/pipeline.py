@@ -35,7 +35,7 @@ from .tiling import resolve_device
 from .types import RawImage
 
 __all__ = ["PipelineConfig", "DevelopResult", "DevelopStream", "develop_raw", "develop_stream", "develop",
-           "develop_libraw", "develop_to_file"]
+           "develop_libraw", "develop_to_file", "keep_runners"]
 
 _LIBRAW_HIGHLIGHT = {"clip": 0, "unclip": 1, "blend": 2}
 #: Length of the regions a band is made of, along the band: learned back-ends in tiles, classical
@@ -93,6 +93,43 @@ class DevelopStream:
 
         out = gather_bands(self.bands, self.shape, self.dtype)
         return DevelopResult(out, self.raw, self.wb, self.backend, self.orientation, self.notices, self.noise_sigma)
+
+
+#: Built back-end runners kept for the life of the process, by (back-end, device, tile); None: build
+#: one per file. A batch worker keeps them so that learned weights are read once per worker.
+_kept_runners: dict[tuple[str, str, int | None], Callable] | None = None
+
+
+def keep_runners(enabled: bool = True) -> None:
+    """Keep every back-end runner this process builds (weights loaded, networks on their device) and
+    hand the same one to later files with the same back-end, device and tile; ``False`` drops them.
+
+    Batch workers call this once: a runner holds no per-image state, so reusing it changes no
+    pixel, and loading weights (and moving them to a GPU) once per worker instead of once per file
+    is what makes many small files cheap.
+    """
+    global _kept_runners
+    _kept_runners = {} if enabled else None
+
+
+def _runner(spec, device: torch.device, tile: int | None) -> Callable:
+    if _kept_runners is None:
+        return spec.build(device=str(device), tile=tile)
+    key = (spec.name, str(device), tile)
+    if key not in _kept_runners:
+        _kept_runners[key] = spec.build(device=str(device), tile=tile)
+    return _kept_runners[key]
+
+
+def _output_transform(cfg: PipelineConfig) -> tuple[np.ndarray, str]:
+    """The matrix from linear sRGB to the output space's linear values, and the name of the curve
+    :func:`_encode` applies (the space's own transfer function, or ``"linear"``)."""
+    if cfg.colorspace == "srgb":
+        return np.eye(3), cfg.curve
+    from .stages.output_space import get_space
+
+    space = get_space(cfg.colorspace)
+    return space.matrix_from_srgb(), ("linear" if cfg.curve == "linear" else space.name)
 
 
 def _round_up(n: int, step: int) -> int:
@@ -218,7 +255,7 @@ def _develop_cfa(raw: RawImage, cfg: PipelineConfig, spec, wb: WhiteBalance, not
     output bands (:func:`_oriented_bands`) and the noise sigma handed to the back-end."""
     meta = raw.meta
     device = resolve_device(cfg.device) if spec.kind == "learned" else torch.device("cpu")
-    runner = spec.build(device=str(device), tile=cfg.tile)
+    runner = _runner(spec, device, cfg.tile)
     gains = wb.gains
     matrix = meta.rgb_cam
     if matrix is None:
@@ -256,7 +293,8 @@ def _develop_cfa(raw: RawImage, cfg: PipelineConfig, spec, wb: WhiteBalance, not
     unclipped = spec.kind == "classical"
     encode, decode = (srgb_encode_unclipped, srgb_decode_unclipped) if unclipped else (srgb_encode, srgb_decode)
     # Exposure is folded into the colour matrix: one pass instead of two.
-    m_out = (np.eye(3) if matrix is None else np.asarray(matrix)) * 2.0**ev
+    to_space, curve = _output_transform(cfg)
+    m_out = to_space @ (np.eye(3) if matrix is None else np.asarray(matrix)) * 2.0**ev
 
     def grown(part: slice, n: int) -> tuple[int, int, int, int]:
         """``part`` of an axis of length ``n`` and the same with the margin (clipped to the image)."""
@@ -282,7 +320,7 @@ def _develop_cfa(raw: RawImage, cfg: PipelineConfig, spec, wb: WhiteBalance, not
                 rgb.clamp_(max=1.0)
             elif cfg.highlights == "blend":
                 rgb = blend_highlights(rgb, 1.0)
-            return _encode(rgb, m_out, bits, cfg.curve)
+            return _encode(rgb, m_out, bits, curve)
 
     return _oriented_bands(H, W, orientation, band, region, chunk), sigma
 
@@ -309,8 +347,13 @@ def _develop_isp(raw: RawImage, cfg: PipelineConfig, spec, wb: WhiteBalance, not
     meta = raw.meta
     if cfg.highlights != "clip":
         notices.append(f"back-end {spec.name!r} renders highlights itself; --highlights {cfg.highlights} ignored")
+    if cfg.colorspace != "srgb":
+        from .errors import UsageError
+
+        raise UsageError(f"back-end {spec.name!r} renders display sRGB itself; --colorspace {cfg.colorspace} "
+                         "needs a demosaicking back-end (e.g. malvar)", meta.path)
     device = resolve_device(cfg.device)
-    runner = spec.build(device=str(device), tile=cfg.tile)
+    runner = _runner(spec, device, cfg.tile)
     gains = wb.gains
     matrix = meta.rgb_cam
     if matrix is None:
@@ -366,6 +409,10 @@ def _encode(rgb: torch.Tensor, matrix: np.ndarray, bits: int | None, curve: str)
     m = torch.as_tensor(np.asarray(matrix) * scale, dtype=rgb.dtype)
     hwc = torch.matmul(rgb.permute(1, 2, 0), m.T)
     if bits is None:
+        if curve not in ("srgb", "linear"):
+            from .stages.output_space import get_space
+
+            return get_space(curve).encode(hwc.numpy()).astype(np.float32)
         return (srgb_encode(hwc) if curve == "srgb" else hwc.clamp_(0, 1)).numpy()
     return quantise(hwc, bits, curve).numpy()
 
@@ -382,9 +429,10 @@ def _develop_libraw(raw: RawImage, cfg: PipelineConfig, wb: WhiteBalance, notice
         ev += float(np.log2(auto_bright_gain(rgb[:, ::2, ::2] * 2.0**ev)))
     H, W = lin.shape[:2]
     out = np.empty((H, W, 3), dtype={8: np.uint8, 16: np.uint16, None: np.float32}[cfg.output_bits])
+    to_space, curve = _output_transform(cfg)
     for y0 in range(0, H, cfg.band_rows):
         y1 = min(H, y0 + cfg.band_rows)
-        out[y0:y1] = _encode(rgb[:, y0:y1], np.eye(3) * 2.0**ev, cfg.output_bits, cfg.curve)
+        out[y0:y1] = _encode(rgb[:, y0:y1], to_space * 2.0**ev, cfg.output_bits, curve)
     return out
 
 
@@ -499,7 +547,15 @@ def develop_to_file(src: str | Path, dst: str | Path, cfg: PipelineConfig | None
             on_notice(n)
     # The writer takes the bands as they are developed, so the finished picture is never held
     # whole (TIFF and PNG; JPEG's encoder needs the whole image).
+    def late_notice(n: str) -> None:  # from the writer: metadata that could not be copied
+        st.notices.append(n)
+        if on_notice is not None:
+            on_notice(n)
+
+    from .stages.output_space import get_space
+
     bands = st.bands if progress is None else _reporting(st.bands, st.shape[0], progress)
-    write_bands(dst, st.shape, st.dtype, bands, exif=st.raw.meta.exif, quality=quality, overwrite=overwrite)
+    write_bands(dst, st.shape, st.dtype, bands, exif=st.raw.meta.exif, source=src, quality=quality,
+                icc=get_space(cfg.colorspace).icc(), overwrite=overwrite, on_notice=late_notice)
     return DevelopResult(None, st.raw, st.wb, st.backend, st.orientation, st.notices,
                          st.noise_sigma, written_shape=st.shape)
