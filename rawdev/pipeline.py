@@ -35,7 +35,7 @@ from .tiling import resolve_device
 from .types import RawImage
 
 __all__ = ["PipelineConfig", "DevelopResult", "DevelopStream", "develop_raw", "develop_stream", "develop",
-           "develop_libraw", "develop_to_file"]
+           "develop_libraw", "develop_to_file", "keep_runners"]
 
 _LIBRAW_HIGHLIGHT = {"clip": 0, "unclip": 1, "blend": 2}
 #: Length of the regions a band is made of, along the band: learned back-ends in tiles, classical
@@ -114,6 +114,32 @@ class DevelopStream:
 
         out = gather_bands(self.bands, self.shape, self.dtype)
         return DevelopResult(out, self.raw, self.wb, self.backend, self.orientation, self.notices, self.noise_sigma)
+
+
+#: Built back-end runners kept for the life of the process, by (back-end, device, tile); None: build
+#: one per file. A batch worker keeps them so that learned weights are read once per worker.
+_kept_runners: dict[tuple[str, str, int | None], Callable] | None = None
+
+
+def keep_runners(enabled: bool = True) -> None:
+    """Keep every back-end runner this process builds (weights loaded, networks on their device) and
+    hand the same one to later files with the same back-end, device and tile; ``False`` drops them.
+
+    Batch workers call this once: a runner holds no per-image state, so reusing it changes no
+    pixel, and loading weights (and moving them to a GPU) once per worker instead of once per file
+    is what makes many small files cheap.
+    """
+    global _kept_runners
+    _kept_runners = {} if enabled else None
+
+
+def _runner(spec, device: torch.device, tile: int | None) -> Callable:
+    if _kept_runners is None:
+        return spec.build(device=str(device), tile=tile)
+    key = (spec.name, str(device), tile)
+    if key not in _kept_runners:
+        _kept_runners[key] = spec.build(device=str(device), tile=tile)
+    return _kept_runners[key]
 
 
 def _output_transform(cfg: PipelineConfig) -> tuple[np.ndarray, str]:
@@ -250,7 +276,7 @@ def _develop_cfa(raw: RawImage, cfg: PipelineConfig, spec, wb: WhiteBalance, not
     output bands (:func:`_oriented_bands`) and the noise sigma handed to the back-end."""
     meta = raw.meta
     device = resolve_device(cfg.device) if spec.kind == "learned" else torch.device("cpu")
-    runner = spec.build(device=str(device), tile=cfg.tile)
+    runner = _runner(spec, device, cfg.tile)
     gains = wb.gains
     matrix = meta.rgb_cam
     if matrix is None:
@@ -348,7 +374,7 @@ def _develop_isp(raw: RawImage, cfg: PipelineConfig, spec, wb: WhiteBalance, not
         raise UsageError(f"back-end {spec.name!r} renders display sRGB itself; --colorspace {cfg.colorspace} "
                          "needs a demosaicking back-end (e.g. malvar)", meta.path)
     device = resolve_device(cfg.device)
-    runner = spec.build(device=str(device), tile=cfg.tile)
+    runner = _runner(spec, device, cfg.tile)
     gains = wb.gains
     matrix = meta.rgb_cam
     if matrix is None:
