@@ -21,6 +21,7 @@ class PipelineConfig:
     auto_bright: bool = False
     curve: Literal["srgb", "linear"] = "srgb"
     colorspace: str = "srgb"  # output space (rawdev.stages.output_space); its own curve when curve="srgb"
+    look: str = "neutral"  # "neutral", "camera" (fitted to the embedded preview) or a look file (JSON)
     apply_orientation: bool = True
     output_bits: int | None = 8  # 8 -> uint8, 16 -> uint16, None -> float32 in [0, 1]
     device: str = "auto"

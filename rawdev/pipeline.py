@@ -436,9 +436,65 @@ def _develop_libraw(raw: RawImage, cfg: PipelineConfig, wb: WhiteBalance, notice
     return out
 
 
+def _to_output(img: np.ndarray, cfg: PipelineConfig) -> np.ndarray:
+    """Display sRGB floats ``(H, W, 3)`` -> the output's space, curve and codes."""
+    if cfg.colorspace != "srgb" or cfg.curve == "linear":
+        to_space, curve = _output_transform(cfg)
+        lin = srgb_decode(torch.from_numpy(np.ascontiguousarray(img, dtype=np.float32))).numpy() @ to_space.T.astype(np.float32)
+        if curve == "linear":
+            img = np.clip(lin, 0.0, 1.0)
+        else:
+            from .stages.output_space import get_space
+
+            img = get_space(curve).encode(lin)
+    if cfg.output_bits is None:
+        return img.astype(np.float32)
+    top = (1 << cfg.output_bits) - 1
+    return (np.clip(img, 0.0, 1.0) * top + 0.5).astype(np.uint8 if cfg.output_bits == 8 else np.uint16)
+
+
+def _develop_with_look(raw: RawImage, cfg: PipelineConfig) -> DevelopStream:
+    """The neutral render as display sRGB, whole, then the look (fitted to the embedded preview, or
+    read from a look file) applied at full resolution, then the output's space and codes."""
+    from .errors import RawdevError
+    from .stages.look import MIN_PREVIEW_SIDE, Look, apply_look, fit_look
+
+    base = develop_stream(raw, replace(cfg, look="neutral", output_bits=None, colorspace="srgb", curve="srgb"))
+    img = base.collect().image
+    notices = base.notices
+    look = None
+    if cfg.look == "camera":
+        from .io.preview import preview_image
+
+        try:
+            prev = preview_image(raw.meta.path)
+            if base.orientation != raw.meta.orientation:  # --no-orient: the preview back to sensor orientation
+                from .synthetic import INVERSE_ORIENTATION
+
+                prev = apply_orientation(prev, INVERSE_ORIENTATION[raw.meta.orientation])
+            if min(prev.shape[:2]) < MIN_PREVIEW_SIDE:
+                notices.append(f"the embedded preview ({prev.shape[1]} x {prev.shape[0]}) is too small to fit the "
+                               "camera's look; developed neutral")
+            else:
+                look = fit_look(img, prev, source=Path(raw.meta.path).name)
+        except RawdevError as e:
+            notices.append(f"no camera look ({e.reason.split(';')[0]}); developed neutral")
+        except ValueError as e:
+            notices.append(f"no camera look: the embedded preview cannot be fitted ({e}); developed neutral")
+    else:
+        look = Look.load(cfg.look)
+    if look is not None:
+        img = apply_look(img, look)
+    out = _to_output(img, cfg)
+    return DevelopStream(raw, base.wb, base.backend, base.orientation, notices, base.noise_sigma, out.shape,
+                         out.dtype, iter([out]))
+
+
 def develop_stream(raw: RawImage, cfg: PipelineConfig = PipelineConfig()) -> DevelopStream:
     """Decide how to develop a decoded :class:`RawImage` with ``cfg``; the pixels come as the
-    stream's bands are taken."""
+    stream's bands are taken (all at once with a look: it is fitted on the whole render)."""
+    if cfg.look != "neutral":
+        return _develop_with_look(raw, cfg)
     meta = raw.meta
     notices: list[str] = []
     if meta.num_colors < 3:

@@ -104,7 +104,8 @@ def _mount_optional(module: str, name: str) -> None:
         mod.register(app)
 
 
-for _module, _name in (("evaluate", "eval"), ("train", "train"), ("batch", "batch"), ("info", "info"), ("compare", "compare"), ("compress", "compress")):
+for _module, _name in (("evaluate", "eval"), ("train", "train"), ("batch", "batch"), ("info", "info"), ("compare", "compare"),
+                       ("look", "look"), ("compress", "compress")):
     _mount_optional(_module, _name)
 
 
