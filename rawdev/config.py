@@ -22,6 +22,7 @@ class PipelineConfig:
     curve: Literal["srgb", "linear"] = "srgb"
     colorspace: str = "srgb"  # output space (rawdev.stages.output_space); its own curve when curve="srgb"
     look: str = "neutral"  # "neutral", "camera" (fitted to the embedded preview) or a look file (JSON)
+    lens: str = "off"  # "off", "auto" (lensfun, from the file's camera and lens) or a lens's "Maker Model"
     apply_orientation: bool = True
     output_bits: int | None = 8  # 8 -> uint8, 16 -> uint16, None -> float32 in [0, 1]
     device: str = "auto"

@@ -453,17 +453,36 @@ def _to_output(img: np.ndarray, cfg: PipelineConfig) -> np.ndarray:
     return (np.clip(img, 0.0, 1.0) * top + 0.5).astype(np.uint8 if cfg.output_bits == 8 else np.uint16)
 
 
+def _lens_corrected(raw: RawImage, linear: np.ndarray, lens: str, notices: list[str]) -> np.ndarray:
+    """``linear`` sRGB with the lens corrected (lensfun), or unchanged with a notice why not."""
+    from .stages.lens import correct_lens, find_lens
+
+    e = raw.meta.exif
+    match, why = find_lens(e.make, e.model, e.lens if lens == "auto" else lens, e.focal_length_mm, e.f_number)
+    if match is None:
+        notices.append(f"no lens correction: {why}")
+        return linear
+    notices.append(f"lens corrected for {match.name} at {match.focal_mm:g} mm f/{match.f_number:g} (lensfun)")
+    return correct_lens(linear, match)
+
+
 def _develop_with_look(raw: RawImage, cfg: PipelineConfig) -> DevelopStream:
-    """The neutral render as display sRGB, whole, then the look (fitted to the embedded preview, or
-    read from a look file) applied at full resolution, then the output's space and codes."""
+    """The render whole: linear with the lens corrected (``cfg.lens``), as display sRGB, then the look
+    (fitted to the embedded preview, or read from a look file) applied at full resolution, then the
+    output's space and codes."""
     from .errors import RawdevError
     from .stages.look import MIN_PREVIEW_SIDE, Look, apply_look, fit_look
 
-    base = develop_stream(raw, replace(cfg, look="neutral", output_bits=None, colorspace="srgb", curve="srgb"))
+    base = develop_stream(raw, replace(cfg, look="neutral", lens="off", output_bits=None, colorspace="srgb",
+                                       curve="linear" if cfg.lens != "off" else "srgb"))
     img = base.collect().image
     notices = base.notices
+    if cfg.lens != "off":
+        img = srgb_encode(torch.from_numpy(_lens_corrected(raw, img, cfg.lens, notices))).numpy()
     look = None
-    if cfg.look == "camera":
+    if cfg.look == "neutral":
+        pass
+    elif cfg.look == "camera":
         from .io.preview import preview_image
 
         try:
@@ -493,7 +512,7 @@ def _develop_with_look(raw: RawImage, cfg: PipelineConfig) -> DevelopStream:
 def develop_stream(raw: RawImage, cfg: PipelineConfig = PipelineConfig()) -> DevelopStream:
     """Decide how to develop a decoded :class:`RawImage` with ``cfg``; the pixels come as the
     stream's bands are taken (all at once with a look: it is fitted on the whole render)."""
-    if cfg.look != "neutral":
+    if cfg.look != "neutral" or cfg.lens != "off":
         return _develop_with_look(raw, cfg)
     meta = raw.meta
     notices: list[str] = []
