@@ -23,7 +23,7 @@ import torch
 
 from .backends import registry
 from .cfa import pattern_after_crop
-from .io.raw import read_raw, render_libraw
+from .io.raw import check_decoded, read_raw, render_libraw
 from .stages.colour import apply_matrix
 from .stages.highlights import blend_highlights, check_mode
 from .stages.normalise import normalise
@@ -63,6 +63,7 @@ class PipelineConfig:
     tile: int | None = None  # learned back-ends: tile side in pixels; None = the back-end default
     noise: float | None = None  # noise sigma for noise-aware back-ends, in their input domain
     band_rows: int = 256
+    allow_black: bool = False  # develop a mosaic or picture with no content (a real black frame)
 
 
 @dataclass
@@ -416,6 +417,8 @@ def develop_stream(raw: RawImage, cfg: PipelineConfig = PipelineConfig()) -> Dev
         from .errors import UnsupportedFileError
 
         raise UnsupportedFileError(f"{meta.num_colors}-colour sensor data (monochrome or damaged header); rawdev develops colour RAWs only", meta.path)
+    if not cfg.allow_black:
+        check_decoded(raw)
     spec = registry.get(cfg.backend)
     orientation = meta.orientation if cfg.apply_orientation else 1
     H, W = raw.data.shape[:2]  # LibRaw's renders below have their own size (a linear DNG has no mosaic)
@@ -482,6 +485,33 @@ def develop(path: str | Path, cfg: PipelineConfig | None = None, **options) -> D
     return develop_raw(read_raw(path), cfg)
 
 
+def _refuse_flat(bands: Iterator[np.ndarray], path: str | Path) -> Iterator[np.ndarray]:
+    """``bands``, passed on one by one; after the last, a picture in which every channel holds one
+    value throughout (all black, all white, one flat colour) is refused with a
+    :class:`~rawdev.errors.CorruptFileError`, so the writer removes its temporary file and nothing
+    appears at the output path.
+
+    The mosaic check (:func:`~rawdev.io.raw.check_decoded`) catches most such files before any work;
+    this one covers what it cannot see: LibRaw's own renders (linear DNGs, 4-colour sensors) and data
+    that only become flat on the way.
+    """
+    lo = hi = None
+    for b in bands:
+        flat = b.reshape(-1, b.shape[-1])
+        blo, bhi = flat.min(axis=0), flat.max(axis=0)
+        lo = blo if lo is None else np.minimum(lo, blo)
+        hi = bhi if hi is None else np.maximum(hi, bhi)
+        yield b
+        del b, flat
+    if lo is not None and np.array_equal(lo, hi):
+        from .errors import CorruptFileError
+
+        values = ",".join(f"{v:g}" for v in np.asarray(lo, dtype=np.float64))
+        raise CorruptFileError(f"the developed picture is one flat colour ({values}): nothing would show (a damaged "
+                               "file, or options such as --exposure that leave no picture); --allow-black writes it "
+                               "anyway", path)
+
+
 def develop_to_file(src: str | Path, dst: str | Path, cfg: PipelineConfig | None = None, *, quality: int = 92,
                     overwrite: bool = False, on_notice=None) -> DevelopResult:
     """Develop ``src`` and write it to ``dst`` (format from the suffix) atomically, EXIF and ICC included.
@@ -514,6 +544,7 @@ def develop_to_file(src: str | Path, dst: str | Path, cfg: PipelineConfig | None
             on_notice(n)
     # The writer takes the bands as they are developed, so the finished picture is never held
     # whole (TIFF and PNG; JPEG's encoder needs the whole image).
-    write_bands(dst, st.shape, st.dtype, st.bands, exif=st.raw.meta.exif, quality=quality, overwrite=overwrite)
+    bands = st.bands if cfg.allow_black else _refuse_flat(st.bands, src)
+    write_bands(dst, st.shape, st.dtype, bands, exif=st.raw.meta.exif, quality=quality, overwrite=overwrite)
     return DevelopResult(None, st.raw, st.wb, st.backend, st.orientation, st.notices,
                          st.noise_sigma, written_shape=st.shape)
