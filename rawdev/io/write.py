@@ -95,15 +95,20 @@ class atomic_output:
             raise OutputError("output path is a directory", self.final)
         if self.final.exists() and not self.overwrite:
             raise OutputExistsError("output exists (use --overwrite to replace it)", self.final)
+        self.folder = folder
+        # Ctrl-C or SIGTERM between creating the temporary and recording it would leave it behind
+        # (__exit__ never runs when __enter__ raises): the two happen with those signals held.
+        held = _hold_signals()
         try:
             folder.mkdir(parents=True, exist_ok=True)
             remove_stale_temporaries(self.final)
             fd, tmp = tempfile.mkstemp(prefix=temporary_prefix(self.final), suffix=TMP_SUFFIX, dir=folder)
             os.close(fd)
+            self.tmp = Path(tmp)
         except OSError as e:
             raise OutputError(f"cannot write in {folder}: {e.strerror or e}", self.final) from None
-        self.folder = folder
-        self.tmp = Path(tmp)
+        finally:
+            _release_signals(held)
         return self.tmp
 
     def __exit__(self, exc_type, exc, tb) -> bool:
@@ -143,6 +148,24 @@ class atomic_output:
             tmp.unlink(missing_ok=True)
             raise OutputError(f"cannot write: {why}", self.final) from None
         return False
+
+
+def _hold_signals():
+    """Block SIGINT and SIGTERM in this thread (where the platform allows); their handlers run when
+    :func:`_release_signals` unblocks them."""
+    import signal
+
+    try:
+        return signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+    except (AttributeError, OSError, ValueError):
+        return None
+
+
+def _release_signals(held) -> None:
+    import signal
+
+    if held is not None:
+        signal.pthread_sigmask(signal.SIG_SETMASK, held)
 
 
 def _umask() -> int:
