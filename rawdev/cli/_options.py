@@ -21,7 +21,7 @@ import typer
 
 from ..errors import EXIT_FAILED, EXIT_INTERRUPTED, RawdevError, UsageError
 
-__all__ = ["handle_errors", "parse_wb", "console_err", "notice", "in_range", "check_max_memory",
+__all__ = ["handle_errors", "parse_wb", "parse_look", "console_err", "notice", "in_range", "check_max_memory",
            "MAX_EXPOSURE_EV", "TILE_RANGE", "MIN_WORKER_MEMORY"]
 
 #: Exposure compensation beyond this many stops leaves no picture in 16 bits either way.
@@ -156,3 +156,15 @@ def check_wb(ctx: typer.Context, param: typer.CallbackParam, value: str | None):
     except UsageError as e:
         fail(e)
     return value
+
+
+def parse_look(value: str) -> str:
+    """``neutral|camera`` or the path of a look file (which must exist)."""
+    v = value.strip()
+    if v.lower() in ("neutral", "camera"):
+        return v.lower()
+    from pathlib import Path
+
+    if not Path(v).is_file():
+        raise typer.BadParameter(f"{value!r}: use neutral, camera or an existing look file (rawdev look fit)")
+    return v
