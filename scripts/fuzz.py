@@ -292,6 +292,14 @@ def run_develop_one(cmd: list[str], f: Path, out: Path, timeout_s: float, env: d
     return res
 
 
+def _reason_kind(reason: str) -> str:
+    """A failure reason without its file-specific details (numbers, sizes, LibRaw's own words)."""
+    text = reason.split(" [LibRaw:")[0]
+    text = re.sub(r"\(.*?\)", "", text)
+    text = re.sub(r"\d[\d.x,]*", "N", text)
+    return " ".join(text.split(":")[0].split())[:80]
+
+
 # -------------------------------------------------------------------------------------------- main
 
 
@@ -356,9 +364,13 @@ def main(argv: list[str] | None = None) -> int:
                 m = by_file[e["file"]]
                 e = {**e, "source": m["source"], "mutation": m["what"]}
             examples.append(e)
+    reasons: dict[str, int] = {}
     for r in batch_results:
         for row in r["rows"]:
             statuses[row["status"]] = statuses.get(row["status"], 0) + 1
+            if row["status"] == "failed":
+                key = _reason_kind(row.get("reason") or "")
+                reasons[key] = reasons.get(key, 0) + 1
             m = by_file.get(Path(row["input"]).name)
             if m is not None:
                 pm = per_mutation[m["mutation"]]
@@ -381,6 +393,7 @@ def main(argv: list[str] | None = None) -> int:
         "sources": [s.name for s in sources],
         "batch_statuses": statuses,
         "per_mutation": per_mutation,
+        "failure_reasons": dict(sorted(reasons.items(), key=lambda kv: -kv[1])),
         "develop_runs": len(develop_results),
         "develop_exit_codes": develop_rc,
         **problems,
