@@ -179,6 +179,7 @@ def main() -> None:
         print()
         print("| setting | runs | wall time (median) | files/s | speed-up (wall) | steady files/s | speed-up (steady) | batch CPU | other processes |")
         print("|---|---|---|---|---|---|---|---|---|")
+        every_round = {st: list(rs) for st, rs in results.items()}
         for st in settings:
             quiet = [x for x in results[st] if x["others"] <= args.max_others]
             results[st] = quiet or [min(results[st], key=lambda x: x["others"])]
@@ -196,14 +197,15 @@ def main() -> None:
         for st in settings:
             j, _t = st
             peer = (int(j[1:]), None) if isinstance(j, str) else None
-            if peer in results:
-                c_steady = statistics.median(x["steady"] for x in results[st])
-                p_steady = statistics.median(x["steady"] for x in results[peer])
-                c_wall = statistics.median(x["wall"] for x in results[st])
-                p_wall = statistics.median(x["wall"] for x in results[peer])
-                print(f"\ncluster vs local pool, {peer[0]} workers each: throughput {c_steady / p_steady:.2f}x steady "
-                      f"({c_steady:.2f} vs {p_steady:.2f} files/s), {p_wall / c_wall:.2f}x wall; per round (steady): "
-                      + ", ".join(f"{c['steady'] / p['steady']:.2f}x" for c, p in zip(results[st], results[peer])))
+            if peer in every_round:  # every round: the two ran back to back under the same load
+                cs, ps = every_round[st], every_round[peer]
+                c_steady = statistics.median(x["steady"] for x in cs)
+                p_steady = statistics.median(x["steady"] for x in ps)
+                c_wall = statistics.median(x["wall"] for x in cs)
+                p_wall = statistics.median(x["wall"] for x in ps)
+                print(f"\ncluster vs local pool, {peer[0]} workers each, medians of {len(cs)} rounds: throughput "
+                      f"{c_steady / p_steady:.2f}x steady ({c_steady:.2f} vs {p_steady:.2f} files/s), {p_wall / c_wall:.2f}x wall; "
+                      "per round (steady): " + ", ".join(f"{c['steady'] / p['steady']:.2f}x" for c, p in zip(cs, ps)))
     finally:
         for cluster, _address in clusters.values():
             cluster.close()
