@@ -89,7 +89,7 @@ def start_cluster(workers: int):
     from distributed import LocalCluster
 
     cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
-                           dashboard_address=None, silence_logs=50)
+                           dashboard_address=":0", silence_logs=50)
     return cluster, cluster.scheduler_address
 
 
