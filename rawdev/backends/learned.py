@@ -1,4 +1,5 @@
-"""Registrations of the learned back-ends: ``jdd`` and ``jdd-noise`` (Gharbi2016 demosaicnet).
+"""The runner of the learned back-ends ``jdd`` and ``jdd-noise`` (Gharbi2016 demosaicnet); their specs
+and weight records are in :mod:`.specs`.
 
 Runner contract (as for every back-end)::
 
@@ -27,7 +28,7 @@ Weights: ``jdd`` uses the files shipped in the ``demosaicnet`` 0.0.14 wheel (MIT
 :mod:`importlib.metadata` (the package is never imported) and sha256-checked. ``jdd-noise`` uses
 ``weights/jdd_noise.safetensors``: exactly ``BayerDemosaicNet(noise_input=True).state_dict()``,
 written by the training command (:mod:`rawdev.train`), model card ``weights/jdd_noise.md``; its sha256
-is recorded in :data:`JDD_NOISE_SHA256` below (update it whenever the file is re-trained). Without the
+is recorded in :data:`.specs.JDD_NOISE_SHA256` (update it whenever the file is re-trained). Without the
 file, or with a different one, ``build`` raises :class:`~rawdev.errors.WeightsError`.
 
 References:
@@ -37,7 +38,6 @@ References:
 
 from __future__ import annotations
 
-import functools
 import logging
 
 import numpy as np
@@ -47,44 +47,16 @@ from ..cfa import bayer_masks, check_pattern, pattern_from_cell
 from ..errors import BackendError, UsageError, WeightsError
 from ..models.gharbi2016 import BAYER_BORDER, XTRANS_BORDER, BayerDemosaicNet, XTransDemosaicNet
 from ..tiling import resolve_device, resolve_dtype, run_tiled
-from .registry import BackendSpec, WeightsSpec, register
+from .registry import WeightsSpec
+from .specs import JDD_BAYER, JDD_MARGIN, JDD_NOISE, JDD_NOISE_FADE, JDD_NOISE_SHA256, JDD_XTRANS
 from .weights import load_into, resolve_path
 
-__all__ = ["JDDRunner", "JDD_BAYER", "JDD_XTRANS", "JDD_NOISE", "JDD_NOISE_SHA256", "JDD_MARGIN"]
+__all__ = ["JDDRunner", "JDD_BAYER", "JDD_XTRANS", "JDD_NOISE", "JDD_NOISE_SHA256", "JDD_MARGIN", "load_student"]
 
 log = logging.getLogger(__name__)
 
-JDD_MARGIN = 32  # >= the 31-pixel receptive-field radius; even, so the Bayer parity is simple
 DEFAULT_TILE = {"cpu": 512, "cuda": 1024}  # output pixels per tile side (measured: docs/benchmarks_jdd.md)
 DEFAULT_BATCH = {"cpu": 1, "cuda": 4}
-
-JDD_BAYER = WeightsSpec(
-    file="pkg:demosaicnet/demosaicnet/data/bayer.pth",
-    sha256="a90f45c34b89fea3faf49060687839a7d191d302f597a302b31d1bbc021ff7d8",
-    license="MIT",
-    source="PyPI demosaicnet==0.0.14, data/bayer.pth (Gharbi et al. 2016, noise-free Bayer model)",
-)
-JDD_XTRANS = WeightsSpec(
-    file="pkg:demosaicnet/demosaicnet/data/xtrans.pth",
-    sha256="3759a13296fecebae83a36a8f0c3890d8a2f7d33e5f8149ed9b76a70f8285bc7",
-    license="MIT",
-    source="PyPI demosaicnet==0.0.14, data/xtrans.pth (Gharbi et al. 2016, X-Trans model)",
-)
-#: sha256 of weights/jdd_noise.safetensors (see weights/jdd_noise.md); re-record it after re-training.
-JDD_NOISE_SHA256 = "f4b817677bfa0be28d5eca3c607126960c10e1760ccea7cd541ddf72b9b8c9fa"
-#: jdd-noise is the noise-free network up to the first noise std and the fine-tuned one from the
-#: second (sRGB-encoded [0, 1] units), mixed linearly between. The clean end sits above what the
-#: data-driven estimate reads on clean files (the source photos' own grain and quantisation,
-#: about 0.9/255: docs/noise.md), so an estimated clean file gets the better demosaicker unmixed.
-JDD_NOISE_FADE = (1.5 / 255, 3.0 / 255)
-JDD_NOISE = WeightsSpec(
-    file="jdd_noise.safetensors",
-    sha256=JDD_NOISE_SHA256,
-    license="MIT",
-    card="jdd_noise.md",
-    source="fine-tuned by rawdev's training command from demosaicnet 0.0.14 data/bayer.pth "
-    "(BayerDemosaicNet.from_pretrained_noise_free)",
-)
 
 
 def _as_cfa(pattern):
@@ -126,6 +98,7 @@ class JDDRunner:
         workers: int | None,
         uses_noise: bool,
         xtrans_spec: WeightsSpec | None,
+        margin: int = JDD_MARGIN,
     ) -> None:
         self.device = device
         self.dtype = dtype
@@ -133,6 +106,12 @@ class JDDRunner:
         self.batch = int(batch)
         self.workers = workers  # None: one per CPU thread (torch.get_num_threads()) on the CPU
         self.uses_noise = uses_noise
+        # Context per tile side, and what the Bayer network's valid convolutions eat of it (31 for
+        # demosaicnet, 2 depth + 1 for a compressed student).
+        self.margin = int(margin)
+        self.border = int(getattr(bayer_net, "border", BAYER_BORDER))
+        if self.border > self.margin or self.margin % 2:
+            raise ValueError(f"margin {self.margin} must be even and >= the network's border {self.border}")
         self.bayer_net = None if bayer_net is None else self._prepare(bayer_net)
         self.clean_net: torch.nn.Module | None = None  # jdd-noise: the noise-free expert (see fade_sigma)
         self.fade_sigma = JDD_NOISE_FADE
@@ -165,7 +144,7 @@ class JDDRunner:
                 out = self.bayer_net(m3, None)
             else:
                 out = self._noise_aware(m3, noise)
-        c = JDD_MARGIN - BAYER_BORDER
+        c = self.margin - self.border
         return out[..., c : out.shape[-2] - c, c : out.shape[-1] - c]
 
     def _noise_aware(self, m3: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
@@ -231,7 +210,7 @@ class JDDRunner:
             if self.bayer_net is None:
                 raise BackendError("this runner has no Bayer network")
             return run_tiled(
-                self._bayer_core, mosaic, cfa, tile=self.tile, margin=JDD_MARGIN, multiple=2, exact=True,
+                self._bayer_core, mosaic, cfa, tile=self.tile, margin=self.margin, multiple=2, exact=True,
                 noise=noise, batch=self.batch, device=self.device, dtype=self.dtype,
                 native_pattern="GRBG", valid=True, workers=self._workers(), region=region,
             )
@@ -305,42 +284,66 @@ def _build_jdd(
     return runner
 
 
-register(BackendSpec(
-    name="jdd",
-    kind="learned",
-    description="Gharbi et al. 2016 deep joint demosaicking (demosaicnet released weights, noise-free); "
-    "Bayer and X-Trans. Works on sRGB-encoded white-balanced data; output in the same encoding.",
-    replaces=("demosaic",),
-    cfa_types=frozenset({"bayer", "xtrans"}),
-    input_domain="mosaic_srgb_wb",
-    # The runner's output keeps the input's sRGB encoding; once decoded it is linear camera RGB.
-    output_domain="linear_camera_wb",
-    native_pattern="GRBG",
-    tile_multiple=2,
-    margin=JDD_MARGIN,
-    tile_exact=True,
-    uses_noise=False,
-    build=functools.partial(_build_jdd, False),
-    weights={"bayer": JDD_BAYER, "xtrans": JDD_XTRANS},
-    reference="Gharbi2016",
-))
-register(BackendSpec(
-    name="jdd-noise",
-    kind="learned",
-    description="Gharbi et al. 2016 noise-aware joint demosaicking and denoising (Bayer): demosaicnet "
-    "fine-tuned with a noise-level input plane (sigma in the sRGB-encoded domain).",
-    # Denoises jointly, but slots into the pipeline where demosaicking happens (the pipeline treats any
-    # other ``replaces`` as an end-to-end ISP); ``uses_noise`` tells it to pass the noise level.
-    replaces=("demosaic",),
-    cfa_types=frozenset({"bayer"}),
-    input_domain="mosaic_srgb_wb",
-    output_domain="linear_camera_wb",
-    native_pattern="GRBG",
-    tile_multiple=2,
-    margin=JDD_MARGIN,
-    tile_exact=True,
-    uses_noise=True,
-    build=functools.partial(_build_jdd, True),
-    weights={"bayer": JDD_NOISE},
-    reference="Gharbi2016",
-))
+def load_student(spec: WeightsSpec, ranges: WeightsSpec | None = None) -> torch.nn.Module:
+    """A compressed student (:class:`~rawdev.models.li2020.StudentJDD`, shape from the file's metadata)
+    from its verified weights; with ``ranges`` (calibrated activation ranges) its int8 version.
+
+    Raises:
+        WeightsError: missing, damaged or unfitting files.
+    """
+    import json
+
+    from safetensors import safe_open
+
+    from ..models.li2020 import StudentJDD
+    from .weights import load_state_dict, verify
+
+    path = verify(spec)
+    with safe_open(str(path), framework="pt") as f:
+        meta = f.metadata() or {}
+    try:
+        net = StudentJDD(json.loads(meta["widths"]), int(json.loads(meta["post_width"])),
+                         noise_input=bool(json.loads(meta.get("noise_input", "true"))),
+                         base=json.loads(meta.get("base", "true")))
+    except (KeyError, ValueError) as err:
+        raise WeightsError(f"{path} has no student shape in its metadata ({err})", path) from None
+    net = load_into(net, spec)
+    if ranges is None:
+        return net
+    from ..models.quantise import Int8Student
+
+    try:
+        return Int8Student(net.eval(), load_state_dict(ranges))
+    except ValueError as err:
+        raise WeightsError(f"int8 calibration ranges do not fit the student ({err})", resolve_path(ranges.file)) from None
+
+
+def _build_student(
+    weights: WeightsSpec,
+    ranges: WeightsSpec | None = None,
+    *,
+    device: str | torch.device = "auto",
+    dtype: str | torch.dtype | None = None,
+    tile: int | None = None,
+    batch: int | None = None,
+    workers: int | None = None,
+    threads: int | None = None,
+    **_: object,
+) -> JDDRunner:
+    """The runner of a compressed student (``jdd-fast``), or of its int8 version (``jdd-fast-int8``:
+    CPU only, float32 around the int8 trunk). Options as for :func:`_build_jdd`."""
+    from .specs import STUDENT_MARGIN
+
+    dev = resolve_device(device)
+    if ranges is not None and dev.type != "cpu":
+        raise BackendError("the int8 student runs on the CPU only (x86 quantised kernels); use --device cpu")
+    cdtype = resolve_dtype(dtype, dev)
+    if threads is not None:
+        torch.set_num_threads(max(1, int(threads)))
+    net = load_student(weights, ranges)
+    return JDDRunner(
+        net, device=dev, dtype=cdtype,
+        tile=DEFAULT_TILE[dev.type] if tile is None else int(tile),
+        batch=DEFAULT_BATCH[dev.type] if batch is None else int(batch),
+        workers=workers, uses_noise=True, xtrans_spec=None, margin=STUDENT_MARGIN,
+    )

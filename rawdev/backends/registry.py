@@ -3,8 +3,8 @@ and their weights (after timm's ``register_model`` / ``create_model``).
 
 A back-end is one frozen :class:`BackendSpec`. Classical demosaickers and learned networks are both
 back-ends; the pipeline asks the spec which stages it replaces and which domain it wants its input in.
-Registrations live in :mod:`rawdev.backends.classical` and :mod:`rawdev.backends.learned`, imported
-explicitly (never a folder scan).
+Registrations live in :mod:`rawdev.backends.specs` (torch-free), imported explicitly (never a folder
+scan); the runners they build live in :mod:`.classical`, :mod:`.learned` and :mod:`.isp`.
 """
 
 from __future__ import annotations
@@ -76,8 +76,9 @@ def register(spec: BackendSpec) -> BackendSpec:
 
 
 def _ensure_loaded() -> None:
-    # Explicit import list: registrations happen on first use, never by scanning folders.
-    from . import classical, isp, learned  # noqa: F401
+    # One explicit module of registrations (never a folder scan); it imports no torch, so listing or
+    # checking back-ends stays cheap. Runners are imported by each spec's ``build``.
+    from . import specs  # noqa: F401
 
 
 def get(name: str) -> BackendSpec:

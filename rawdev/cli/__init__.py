@@ -52,7 +52,7 @@ def demo_command(
 
 @handle_errors
 def _demo(out_dir: Path, backend: str) -> None:
-    from ..pipeline import PipelineConfig
+    from ..config import PipelineConfig
     from ..synthetic import write_demo_dng
     from .develop import develop_file
 
@@ -104,7 +104,8 @@ def _mount_optional(module: str, name: str) -> None:
         mod.register(app)
 
 
-for _module, _name in (("evaluate", "eval"), ("train", "train"), ("batch", "batch"), ("info", "info"), ("compare", "compare")):
+for _module, _name in (("evaluate", "eval"), ("train", "train"), ("batch", "batch"), ("info", "info"), ("compare", "compare"),
+                       ("look", "look"), ("compress", "compress")):
     _mount_optional(_module, _name)
 
 
