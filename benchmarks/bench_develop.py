@@ -87,8 +87,8 @@ def main() -> None:
                 rows.setdefault(which, []).append(run(which, src, tmp / f"{which}.jpg", args.threads))
     ref = statistics.median(r["seconds"] for r in rows["libraw-ahd"])
     print(f"\n{size} DNG -> JPEG q92, {args.threads} threads, median of {args.repeat} (peak RSS = max)\n")
-    print(f"| pipeline | wall time (s) | x LibRaw AHD | peak memory (MB) |")
-    print(f"|---|---|---|---|")
+    print("| pipeline | wall time (s) | x LibRaw AHD | peak memory (MB) |")
+    print("|---|---|---|---|")
     for which, rs in rows.items():
         t = statistics.median(r["seconds"] for r in rs)
         m = max(r["peak_mb"] for r in rs)
