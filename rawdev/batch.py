@@ -700,8 +700,10 @@ def prepare_worker(threads: int) -> None:
         pass
     from . import pipeline  # noqa: F401
     from .backends import registry
+    from .io.metadata import _exiv2
 
     registry.list_backends()
+    _exiv2()  # map exiv2's shared libraries now, before the worker's address-space limit is set
 
 
 def develop_task(task: dict) -> dict:

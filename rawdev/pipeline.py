@@ -57,6 +57,7 @@ class PipelineConfig:
     exposure_ev: float = 0.0
     auto_bright: bool = False
     curve: Literal["srgb", "linear"] = "srgb"
+    colorspace: str = "srgb"  # output space (rawdev.stages.output_space); its own curve when curve="srgb"
     apply_orientation: bool = True
     output_bits: int | None = 8  # 8 -> uint8, 16 -> uint16, None -> float32 in [0, 1]
     device: str = "auto"
@@ -112,6 +113,17 @@ class DevelopStream:
 
         out = gather_bands(self.bands, self.shape, self.dtype)
         return DevelopResult(out, self.raw, self.wb, self.backend, self.orientation, self.notices, self.noise_sigma)
+
+
+def _output_transform(cfg: PipelineConfig) -> tuple[np.ndarray, str]:
+    """The matrix from linear sRGB to the output space's linear values, and the name of the curve
+    :func:`_encode` applies (the space's own transfer function, or ``"linear"``)."""
+    if cfg.colorspace == "srgb":
+        return np.eye(3), cfg.curve
+    from .stages.output_space import get_space
+
+    space = get_space(cfg.colorspace)
+    return space.matrix_from_srgb(), ("linear" if cfg.curve == "linear" else space.name)
 
 
 def _round_up(n: int, step: int) -> int:
@@ -275,7 +287,8 @@ def _develop_cfa(raw: RawImage, cfg: PipelineConfig, spec, wb: WhiteBalance, not
     unclipped = spec.kind == "classical"
     encode, decode = (srgb_encode_unclipped, srgb_decode_unclipped) if unclipped else (srgb_encode, srgb_decode)
     # Exposure is folded into the colour matrix: one pass instead of two.
-    m_out = (np.eye(3) if matrix is None else np.asarray(matrix)) * 2.0**ev
+    to_space, curve = _output_transform(cfg)
+    m_out = to_space @ (np.eye(3) if matrix is None else np.asarray(matrix)) * 2.0**ev
 
     def grown(part: slice, n: int) -> tuple[int, int, int, int]:
         """``part`` of an axis of length ``n`` and the same with the margin (clipped to the image)."""
@@ -301,7 +314,7 @@ def _develop_cfa(raw: RawImage, cfg: PipelineConfig, spec, wb: WhiteBalance, not
                 rgb.clamp_(max=1.0)
             elif cfg.highlights == "blend":
                 rgb = blend_highlights(rgb, 1.0)
-            return _encode(rgb, m_out, bits, cfg.curve)
+            return _encode(rgb, m_out, bits, curve)
 
     return _oriented_bands(H, W, orientation, band, region, chunk), sigma
 
@@ -328,6 +341,11 @@ def _develop_isp(raw: RawImage, cfg: PipelineConfig, spec, wb: WhiteBalance, not
     meta = raw.meta
     if cfg.highlights != "clip":
         notices.append(f"back-end {spec.name!r} renders highlights itself; --highlights {cfg.highlights} ignored")
+    if cfg.colorspace != "srgb":
+        from .errors import UsageError
+
+        raise UsageError(f"back-end {spec.name!r} renders display sRGB itself; --colorspace {cfg.colorspace} "
+                         "needs a demosaicking back-end (e.g. malvar)", meta.path)
     device = resolve_device(cfg.device)
     runner = spec.build(device=str(device), tile=cfg.tile)
     gains = wb.gains
@@ -385,6 +403,10 @@ def _encode(rgb: torch.Tensor, matrix: np.ndarray, bits: int | None, curve: str)
     m = torch.as_tensor(np.asarray(matrix) * scale, dtype=rgb.dtype)
     hwc = torch.matmul(rgb.permute(1, 2, 0), m.T)
     if bits is None:
+        if curve not in ("srgb", "linear"):
+            from .stages.output_space import get_space
+
+            return get_space(curve).encode(hwc.numpy()).astype(np.float32)
         return (srgb_encode(hwc) if curve == "srgb" else hwc.clamp_(0, 1)).numpy()
     return quantise(hwc, bits, curve).numpy()
 
@@ -401,9 +423,10 @@ def _develop_libraw(raw: RawImage, cfg: PipelineConfig, wb: WhiteBalance, notice
         ev += float(np.log2(auto_bright_gain(rgb[:, ::2, ::2] * 2.0**ev)))
     H, W = lin.shape[:2]
     out = np.empty((H, W, 3), dtype={8: np.uint8, 16: np.uint16, None: np.float32}[cfg.output_bits])
+    to_space, curve = _output_transform(cfg)
     for y0 in range(0, H, cfg.band_rows):
         y1 = min(H, y0 + cfg.band_rows)
-        out[y0:y1] = _encode(rgb[:, y0:y1], np.eye(3) * 2.0**ev, cfg.output_bits, cfg.curve)
+        out[y0:y1] = _encode(rgb[:, y0:y1], to_space * 2.0**ev, cfg.output_bits, curve)
     return out
 
 
@@ -514,6 +537,14 @@ def develop_to_file(src: str | Path, dst: str | Path, cfg: PipelineConfig | None
             on_notice(n)
     # The writer takes the bands as they are developed, so the finished picture is never held
     # whole (TIFF and PNG; JPEG's encoder needs the whole image).
-    write_bands(dst, st.shape, st.dtype, st.bands, exif=st.raw.meta.exif, quality=quality, overwrite=overwrite)
+    def late_notice(n: str) -> None:  # from the writer: metadata that could not be copied
+        st.notices.append(n)
+        if on_notice is not None:
+            on_notice(n)
+
+    from .stages.output_space import get_space
+
+    write_bands(dst, st.shape, st.dtype, st.bands, exif=st.raw.meta.exif, source=src, quality=quality,
+                icc=get_space(cfg.colorspace).icc(), overwrite=overwrite, on_notice=late_notice)
     return DevelopResult(None, st.raw, st.wb, st.backend, st.orientation, st.notices,
                          st.noise_sigma, written_shape=st.shape)

@@ -128,6 +128,8 @@ def _per_channel(values, desc: str) -> str:
 
 
 def _human(info: dict[str, Any]) -> str:
+    from ..io.metadata import clean_exposure_time
+
     def wb(v):
         if v is None:
             return "not stored"
@@ -135,8 +137,7 @@ def _human(info: dict[str, Any]) -> str:
 
     shot = [x for x in (
         info["datetime"],
-        None if info["exposure_time_s"] is None else (
-            f"1/{round(1 / info['exposure_time_s'])} s" if info["exposure_time_s"] < 0.5 else f"{info['exposure_time_s']:g} s"),
+        None if info["exposure_time_s"] is None else f"{clean_exposure_time(info['exposure_time_s'])} s",
         None if info["f_number"] is None else f"f/{info['f_number']:.1f}",
         None if info["iso"] is None else f"ISO {info['iso']:g}",
         None if info["focal_length_mm"] is None else f"{info['focal_length_mm']:g} mm",

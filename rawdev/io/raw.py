@@ -8,10 +8,8 @@ rawdev does not demosaic itself (X-Trans, 4-colour CMYG, linear DNG) and as the 
 
 from __future__ import annotations
 
-import datetime as _dt
 import os
 from dataclasses import replace
-from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -215,77 +213,23 @@ def _cfa_layout(raw) -> CFALayout:
     return CFALayout(kind, cell, desc)
 
 
-def _ratio(tag) -> float | None:
-    try:
-        v = tag.values[0]
-        f = float(Fraction(v.num, v.den)) if hasattr(v, "num") else float(v)
-        return f if np.isfinite(f) and f > 0 else None
-    except (AttributeError, IndexError, ValueError, ZeroDivisionError, TypeError):
-        return None
-
-
 def _read_exif(path: Path, raw) -> tuple[ExifInfo, tuple[float, float] | None]:
-    """EXIF from the file's TIFF structure (exifread), completed by what LibRaw parsed."""
-    tags: dict = {}
-    try:
-        import exifread
+    """EXIF read by exiv2 (:mod:`rawdev.io.metadata`), completed by what LibRaw parsed (files exiv2
+    does not read, fields the file's EXIF lacks)."""
+    from .metadata import complete, read_metadata
 
-        with open(path, "rb") as f:
-            tags = exifread.process_file(f, details=False)
-    except Exception:  # noqa: BLE001 - EXIF is best effort; a RAW without readable EXIF still develops
-        tags = {}
-
-    def text(*keys):
-        for k in keys:
-            if k in tags:
-                s = str(tags[k]).strip().strip("\x00").strip()
-                if s:
-                    return s
-        return None
-
-    def number(*keys):
-        for k in keys:
-            if k in tags:
-                v = _ratio(tags[k])
-                if v is not None:
-                    return v
-        return None
-
+    info, noise = read_metadata(path)
     other = raw.other
-    dto = None
-    s = text("EXIF DateTimeOriginal", "Image DateTimeOriginal", "Image DateTime")
-    if s:
-        try:
-            dto = _dt.datetime.strptime(s[:19], "%Y:%m:%d %H:%M:%S")
-        except ValueError:
-            dto = None
-    if dto is None and other.timestamp and other.timestamp.year > 1970:
-        dto = other.timestamp
-    lens = text("EXIF LensModel", "Image LensModel") or (raw.lens.model.strip() or None)
-    info = ExifInfo(
-        make=text("Image Make"),
-        model=text("Image Model", "Image UniqueCameraModel"),
-        lens=lens,
-        exposure_time_s=number("EXIF ExposureTime", "Image ExposureTime") or (other.shutter_speed or None),
-        f_number=number("EXIF FNumber", "Image FNumber") or (other.aperture or None),
-        iso=number("EXIF ISOSpeedRatings", "EXIF PhotographicSensitivity", "Image ISOSpeedRatings")
-        or (other.iso_speed or None),
-        focal_length_mm=number("EXIF FocalLength", "Image FocalLength") or (other.focal_length or None),
-        datetime_original=dto,
-        artist=text("Image Artist") or (other.artist.strip() or None),
-        software=text("Image Software"),
+    libraw = ExifInfo(
+        lens=raw.lens.model.strip() or None,
+        exposure_time_s=other.shutter_speed or None,
+        f_number=other.aperture or None,
+        iso=other.iso_speed or None,
+        focal_length_mm=other.focal_length or None,
+        datetime_original=other.timestamp if other.timestamp and other.timestamp.year > 1970 else None,
+        artist=other.artist.strip() or None,
     )
-    noise = None
-    np_tag = tags.get("Image NoiseProfile") or tags.get("Image Tag 0xC761")
-    if np_tag is not None:
-        try:
-            # exifread gives DOUBLEs as 1-tuples in some versions
-            vals = [float(v[0] if isinstance(v, tuple) else v) for v in np_tag.values]
-            if len(vals) >= 2 and vals[0] >= 0 and vals[1] >= 0:
-                noise = (vals[0], vals[1])  # first plane's (scale S, offset O): var = S*x + O on [0,1]
-        except (TypeError, ValueError):
-            noise = None
-    return info, noise
+    return complete(info, libraw), noise
 
 
 def _colour_and_black_maps(colors: np.ndarray, lut: np.ndarray, black: np.ndarray):

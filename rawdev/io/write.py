@@ -1,5 +1,5 @@
-"""Writing developed images: JPEG, PNG (8/16 bit) and 16-bit TIFF, with EXIF and an sRGB ICC profile,
-atomically.
+"""Writing developed images: JPEG, PNG (8/16 bit) and 16-bit TIFF, with an ICC profile and the RAW's
+metadata (copied by exiv2, :mod:`rawdev.io.metadata`), atomically.
 
 TIFF and PNG are written band by band as the developer makes the rows (:func:`write_bands`), so the
 finished picture is never held whole; JPEG's encoder (Pillow's libjpeg) takes the whole image.
@@ -23,8 +23,8 @@ import numpy as np
 
 from ..errors import OutputError, OutputExistsError, UsageError
 from ..types import ExifInfo
-from .exif import exif_bytes, software, tiff_tags
 from .icc import srgb_profile
+from .metadata import copy_metadata, software
 
 __all__ = ["FORMATS", "format_for", "write_image", "write_bands", "gather_bands", "atomic_output"]
 
@@ -110,8 +110,9 @@ def _png_chunk(kind: bytes, data: bytes) -> bytes:
 
 
 def _write_png(path: Path, shape: tuple[int, int, int], dtype: np.dtype, bands: Iterable[np.ndarray],
-               exif: bytes | None, icc: bytes, level: int = 6) -> None:
-    """PNG (ISO/IEC 15948) for 8- or 16-bit RGB, with iCCP and eXIf chunks, from bands of rows.
+               icc: bytes, level: int = 6) -> None:
+    """PNG (ISO/IEC 15948) for 8- or 16-bit RGB, with an iCCP chunk, from bands of rows (exiv2 adds
+    the eXIf chunk afterwards).
 
     Written here because Pillow cannot write 16-bit RGB PNG; the format is a few chunks around a
     zlib stream of filtered rows (filter type 0 here: fastest, and photos compress little anyway).
@@ -122,8 +123,6 @@ def _write_png(path: Path, shape: tuple[int, int, int], dtype: np.dtype, bands: 
         f.write(b"\x89PNG\r\n\x1a\n")
         f.write(_png_chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, depth, 2, 0, 0, 0)))
         f.write(_png_chunk(b"iCCP", b"sRGB\x00\x00" + zlib.compress(icc)))
-        if exif:
-            f.write(_png_chunk(b"eXIf", exif[6:] if exif.startswith(b"Exif\x00\x00") else exif))
         comp = zlib.compressobj(level)
         pending: list[bytes] = []
         size = 0
@@ -188,8 +187,11 @@ def write_image(
     img: np.ndarray,
     *,
     exif: ExifInfo | None = None,
+    source: str | Path | None = None,
+    icc: bytes | None = None,
     quality: int = 92,
     overwrite: bool = False,
+    on_notice=None,
 ) -> Path:
     """Write an ``(H, W, 3)`` uint8/uint16 sRGB image to ``path`` (format from the extension), atomically.
 
@@ -197,7 +199,8 @@ def write_image(
     """
     if img.ndim != 3 or img.shape[2] != 3 or img.dtype not in (np.uint8, np.uint16):
         raise UsageError(f"write_image expects (H, W, 3) uint8/uint16, got {img.shape} {img.dtype}")
-    return write_bands(path, img.shape, img.dtype, [img], exif=exif, quality=quality, overwrite=overwrite)
+    return write_bands(path, img.shape, img.dtype, [img], exif=exif, source=source, icc=icc, quality=quality,
+                       overwrite=overwrite, on_notice=on_notice)
 
 
 def write_bands(
@@ -207,14 +210,22 @@ def write_bands(
     bands: Iterable[np.ndarray],
     *,
     exif: ExifInfo | None = None,
+    source: str | Path | None = None,
+    icc: bytes | None = None,
     quality: int = 92,
     overwrite: bool = False,
+    on_notice=None,
 ) -> Path:
     """Write an image of ``shape`` ``(H, W, 3)`` and ``dtype`` (uint8/uint16) given as ``bands``,
     ``(h, W, 3)`` arrays top to bottom, to ``path`` (format from the extension), atomically.
 
     TIFF and PNG take one band at a time (the bands may be made lazily, by a generator); JPEG
     gathers them first. An exception while the bands are made leaves nothing at ``path``.
+
+    Metadata: all of ``source``'s EXIF, XMP and IPTC (a RAW file), completed by ``exif``, with
+    Orientation 1 and the output's dimensions. ``icc`` is the profile of the pixels' colour space
+    (default sRGB). Metadata that cannot be copied is reported to ``on_notice`` (the image is
+    written all the same).
     """
     path = Path(path)
     fmt = format_for(path)
@@ -224,7 +235,7 @@ def write_bands(
         raise UsageError(f"an image is written from (H, W, 3) uint8/uint16, got {shape} {dtype}")
     if not 1 <= quality <= 100:
         raise UsageError(f"JPEG quality must be 1..100, got {quality}")
-    icc = srgb_profile()
+    icc = icc or srgb_profile()
     info = exif or ExifInfo()
     bands = _counted(bands, shape, dtype)
     with atomic_output(path, overwrite) as tmp:
@@ -234,16 +245,19 @@ def write_bands(
             img = gather_bands((_to_8_bits(b) for b in bands), shape, np.uint8)
             Image.fromarray(img, "RGB").save(
                 tmp, "JPEG", quality=quality, subsampling=0 if quality >= 90 else 2,
-                icc_profile=icc, exif=exif_bytes(info), optimize=False,
+                icc_profile=icc, optimize=False,
             )
         elif fmt == "png":
-            _write_png(tmp, shape, dtype, bands, exif_bytes(info), icc)
+            _write_png(tmp, shape, dtype, bands, icc)
         else:
             import tifffile
 
             # Uncompressed, one strip: tifffile writes the iterator's arrays as they come.
             tifffile.imwrite(
                 tmp, data=bands, shape=shape, dtype=dtype, photometric="rgb", compression=None,
-                iccprofile=icc, extratags=tiff_tags(info), metadata=None, software=software(),
+                iccprofile=icc, metadata=None, software=software(),
             )
+        msg = copy_metadata(source, tmp, info, (shape[1], shape[0]))
+        if msg and on_notice is not None:
+            on_notice(msg)
     return path

@@ -63,27 +63,35 @@ def auto_bright_gain(linear_rgb: torch.Tensor, percentile: float = 0.99) -> floa
     return float(min(max(1.0 / q, 1.0), 16.0))
 
 
-_LUTS: dict[int, tuple[torch.Tensor, int]] = {}
+_LUTS: dict[tuple[int, str], tuple[torch.Tensor, int]] = {}
 
 
-def encode_lut(bits: int) -> tuple[torch.Tensor, int]:
-    """sRGB encoding table and its size ``n``: entry ``i`` is the code for linear values in
+def encode_lut(bits: int, curve: str = "srgb") -> tuple[torch.Tensor, int]:
+    """Encoding table of ``curve`` (``"srgb"`` or an output space's name, see
+    :mod:`rawdev.stages.output_space`) and its size ``n``: entry ``i`` is the code for linear values in
     ``[i, i + 1) / (n - 1)``, so a truncating cast of ``x (n - 1)`` indexes it and the result is the
     rounded code of the interval's centre. 16-bit index for 8-bit output (the curve's steepest slope,
     12.92, moves an 8-bit code by 0.05 per step), 20-bit for 16-bit output."""
-    if bits not in _LUTS:
+    key = (bits, curve)
+    if key not in _LUTS:
         size = 1 << (16 if bits == 8 else 20)
         x = (torch.arange(size, dtype=torch.float64) + 0.5) / (size - 1)
-        codes = torch.round(srgb_encode(x) * ((1 << bits) - 1))
+        if curve == "srgb":
+            enc = srgb_encode(x)
+        else:
+            from .output_space import get_space
+
+            enc = torch.from_numpy(get_space(curve).encode(x.numpy()))
+        codes = torch.round(enc * ((1 << bits) - 1))
         codes[0] = 0
         # int32 for 16-bit codes: index_select has no uint16 kernel.
-        _LUTS[bits] = (codes.to(torch.uint8 if bits == 8 else torch.int32), size)
-    return _LUTS[bits]
+        _LUTS[key] = (codes.to(torch.uint8 if bits == 8 else torch.int32), size)
+    return _LUTS[key]
 
 
 def quantise(scaled: torch.Tensor, bits: int, curve: str = "srgb") -> torch.Tensor:
     """Integer codes (uint8 or uint16) from linear values already multiplied by ``n - 1``, where ``n``
-    is :func:`encode_lut`'s size for ``curve="srgb"`` and ``2**bits`` for ``curve="linear"``.
+    is :func:`encode_lut`'s size for an encoding ``curve`` and ``2**bits`` for ``curve="linear"``.
     Clips, and overwrites ``scaled``.
 
     The scale is left to the caller so it can be folded into the colour matrix: with the clip, a
@@ -93,7 +101,7 @@ def quantise(scaled: torch.Tensor, bits: int, curve: str = "srgb") -> torch.Tens
     if curve == "linear":
         top = (1 << bits) - 1
         return scaled.clamp_(0.0, top).add_(0.5).to(torch.int32).to(dtype)
-    lut, size = encode_lut(bits)
+    lut, size = encode_lut(bits, curve)
     idx = scaled.clamp_(0.0, size - 1).to(torch.int32)
     return lut.index_select(0, idx.reshape(-1)).reshape(idx.shape).to(dtype)
 
