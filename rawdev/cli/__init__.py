@@ -9,6 +9,7 @@ from typing import Annotated, Optional
 import typer
 
 from .. import __version__
+from ..backends.registry import DEFAULT_BACKEND
 from ._options import handle_errors
 from .develop import develop_command
 
@@ -43,7 +44,7 @@ app.command("develop", no_args_is_help=True)(develop_command)
 @app.command("demo")
 def demo_command(
     out_dir: Annotated[Path, typer.Option("--out-dir", "-o", help="Where to write rawdev-demo.dng and rawdev-demo.jpg.")] = Path("."),
-    backend: Annotated[str, typer.Option("--backend", "-b", help="Back-end to develop with.")] = "malvar",
+    backend: Annotated[str, typer.Option("--backend", "-b", help="Back-end to develop with.")] = DEFAULT_BACKEND,
 ) -> None:
     """Write a sample DNG made by rawdev's own code (colour patches, grey ramp, fine detail, a blown
     highlight) and develop it to JPEG."""

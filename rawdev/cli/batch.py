@@ -12,6 +12,7 @@ from typing import Annotated, Optional
 
 import typer
 
+from ..backends.registry import DEFAULT_BACKEND
 from ..errors import UsageError
 from ._options import handle_errors, parse_wb
 from .develop import Curve, Device, Fmt, Highlights
@@ -25,7 +26,7 @@ def batch_command(
     fmt: Annotated[Fmt, typer.Option("--format", "-f", help="Output format.")] = Fmt.jpg,
     bits: Annotated[Optional[int], typer.Option("--bits", help="8 or 16 bits per channel (PNG/TIFF). Default: 8 for JPEG/PNG, 16 for TIFF.")] = None,
     quality: Annotated[int, typer.Option("--quality", "-q", min=1, max=100, help="JPEG quality.")] = 92,
-    backend: Annotated[str, typer.Option("--backend", "-b", "--demosaic", help="Demosaicker or learned back-end (see `rawdev backends`).")] = "malvar",
+    backend: Annotated[str, typer.Option("--backend", "-b", "--demosaic", help="Demosaicker or learned back-end (see `rawdev backends`).")] = DEFAULT_BACKEND,
     wb: Annotated[str, typer.Option("--wb", help="White balance: camera | daylight | auto | R,G,B[,G] multipliers.")] = "camera",
     highlights: Annotated[Highlights, typer.Option("--highlights", "-H", help="clip | unclip | blend.")] = Highlights.clip,
     exposure: Annotated[float, typer.Option("--exposure", "-e", help="Exposure compensation in EV (stops).")] = 0.0,

@@ -8,6 +8,7 @@ from typing import Annotated, Optional
 
 import typer
 
+from ..backends.registry import DEFAULT_BACKEND
 from ..errors import UsageError
 from ._options import handle_errors, notice, parse_wb
 
@@ -68,7 +69,7 @@ def develop_command(
     fmt: Annotated[Fmt, typer.Option("--format", "-f", help="Output format when -o is not a file name.")] = Fmt.jpg,
     bits: Annotated[Optional[int], typer.Option("--bits", help="8 or 16 bits per channel (PNG/TIFF). Default: 8 for JPEG/PNG, 16 for TIFF. dcraw -6.")] = None,
     quality: Annotated[int, typer.Option("--quality", "-q", min=1, max=100, help="JPEG quality.")] = 92,
-    backend: Annotated[str, typer.Option("--backend", "-b", "--demosaic", help="Demosaicker or learned back-end (see `rawdev backends`).")] = "malvar",
+    backend: Annotated[str, typer.Option("--backend", "-b", "--demosaic", help="Demosaicker or learned back-end (see `rawdev backends`).")] = DEFAULT_BACKEND,
     wb: Annotated[str, typer.Option("--wb", help="White balance: camera | daylight | auto (grey-world) | R,G,B[,G] multipliers. dcraw -w/-a/-r.")] = "camera",
     highlights: Annotated[Highlights, typer.Option("--highlights", "-H", help="clip (white, default) | unclip (raw values) | blend (recover colour). dcraw -H 0/1/2.")] = Highlights.clip,
     exposure: Annotated[float, typer.Option("--exposure", "-e", help="Exposure compensation in EV (stops).")] = 0.0,

@@ -20,6 +20,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from ..backends.registry import ROUNDTRIP_BACKENDS
 from ..errors import UsageError
 from ._options import handle_errors
 
@@ -158,7 +159,7 @@ def _demosaic(directory: Path, method: str, *, noise: float, as_json: bool, as_m
 @handle_errors
 def roundtrip(
     directories: list[Path] = typer.Argument(..., help="Folders of 8-bit sRGB photos (e.g. Kodak24, McMaster)."),
-    backends: str = typer.Option("bilinear,malvar,jdd,jdd-noise,libraw", "--backends",
+    backends: str = typer.Option(",".join(ROUNDTRIP_BACKENDS), "--backends",
                                  help="Comma-separated back-ends; 'libraw' is LibRaw's AHD."),
     noise: str = typer.Option("clean,noisy", "--noise", help="clean, noisy or both (see rawdev.evaluate.roundtrip)."),
     limit: Optional[int] = typer.Option(None, "--limit", help="Only the first N photos of each folder."),
@@ -169,12 +170,11 @@ def roundtrip(
     """Photo -> synthetic DNG (every CFA phase, real camera matrices, clean / shot+read noise) -> develop ->
     PSNR/SSIM against the photo, for whole developers including the learned ISPs."""
     from ..backends import registry
-    from ..evaluate.roundtrip import LIBRAW, evaluate_roundtrip
+    from ..evaluate.roundtrip import evaluate_roundtrip
 
     methods = [m.strip() for m in backends.split(",") if m.strip()]
     for m in methods:
-        if m != LIBRAW:
-            registry.get(m)
+        registry.get(m)
     for d in directories:
         if not d.is_dir():
             raise UsageError(f"{d}: not a folder")
