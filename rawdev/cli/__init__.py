@@ -45,21 +45,26 @@ app.command("develop", no_args_is_help=True)(develop_command)
 def demo_command(
     out_dir: Annotated[Path, typer.Option("--out-dir", "-o", help="Where to write rawdev-demo.dng and rawdev-demo.jpg.")] = Path("."),
     backend: Annotated[str, typer.Option("--backend", "-b", help="Back-end to develop with.")] = DEFAULT_BACKEND,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace rawdev-demo.dng and rawdev-demo.jpg if they exist.")] = False,
 ) -> None:
     """Write a sample DNG made by rawdev's own code (colour patches, grey ramp, fine detail, a blown
     highlight) and develop it to JPEG."""
-    _demo(out_dir, backend)
+    _demo(out_dir, backend, overwrite)
 
 
 @handle_errors
-def _demo(out_dir: Path, backend: str) -> None:
+def _demo(out_dir: Path, backend: str, overwrite: bool = False) -> None:
+    from ..errors import OutputExistsError
     from ..pipeline import PipelineConfig
     from ..synthetic import write_demo_dng
     from .develop import develop_file
 
+    dng, jpg = out_dir / "rawdev-demo.dng", out_dir / "rawdev-demo.jpg"
+    for p in (dng, jpg):
+        if p.exists() and not overwrite:  # as develop: nothing is replaced unless asked
+            raise OutputExistsError("output exists (use --overwrite to replace it)", p)
     out_dir.mkdir(parents=True, exist_ok=True)
-    dng = write_demo_dng(out_dir / "rawdev-demo.dng")
-    jpg = out_dir / "rawdev-demo.jpg"
+    write_demo_dng(dng)
     res = develop_file(dng, jpg, PipelineConfig(backend=backend), quality=92, overwrite=True)
     h, w = res.shape[:2]
     print(f"wrote {dng} (synthetic 14-bit RGGB DNG) and developed it with {res.backend} -> {jpg} ({w}x{h})")
@@ -70,6 +75,8 @@ _DOMAIN_LABELS = {
     "mosaic_srgb_wb": "sRGB-encoded mosaic",
     "linear_camera_wb": "linear camera RGB",
     "srgb_display": "display sRGB",
+    "raw_file": "RAW file",
+    "linear_srgb": "linear sRGB",
 }
 
 
@@ -78,9 +85,18 @@ def backends_command(
     pattern: Annotated[str, typer.Argument(help="Shell wildcard on names.")] = "*",
 ) -> None:
     """List the back-ends: name, kind, sensors, what they consume and produce, weights."""
+    _backends(pattern)
+
+
+@handle_errors
+def _backends(pattern: str) -> None:
     from ..backends.registry import list_backends
+    from ..errors import UsageError
 
     specs = list_backends(pattern)
+    if not specs:
+        known = ", ".join(s.name for s in list_backends())
+        raise UsageError(f"no back-end matches {pattern!r}; known: {known}")
     w = max((len(s.name) for s in specs), default=10)
     for s in specs:
         io = f"{_DOMAIN_LABELS.get(s.input_domain, s.input_domain)} -> {_DOMAIN_LABELS.get(s.output_domain, s.output_domain)}"
