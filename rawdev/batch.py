@@ -62,6 +62,7 @@ __all__ = [
     "preview_task",
     "prepare_worker",
     "remove_stale_temporaries",
+    "run",
 ]
 
 #: Environment variables that size native thread pools; a worker sets them all before importing.
@@ -698,11 +699,12 @@ def prepare_worker(threads: int) -> None:
         torch.set_num_interop_threads(1)
     except RuntimeError:  # already set, or parallel work already started
         pass
-    from . import pipeline  # noqa: F401
+    from . import pipeline
     from .backends import registry
     from .io.metadata import _exiv2
 
     registry.list_backends()
+    pipeline.keep_runners()  # weights are read once per worker, not once per file
     _exiv2()  # map exiv2's shared libraries now, before the worker's address-space limit is set
 
 
@@ -758,13 +760,16 @@ def run_batch(
     preview: bool = False,
     fn_ref: str | None = None,
     max_tasks: int | None = 100,
+    pool_factory: Callable[..., Any] | None = None,
 ) -> Iterator[FileResult]:
     """Develop every job in isolated workers; yield a :class:`FileResult` per job as it completes.
 
     An output that exists is skipped (``skip_existing``), replaced (``overwrite``) or a failure. With
     ``fail_fast`` the first failure stops the batch: running files are abandoned (nothing partial is
     left) and every file not done is yielded as ``"not-processed"``. ``fn_ref`` replaces the task
-    function (tests use it to inject crashes).
+    function (tests use it to inject crashes). ``pool_factory`` builds the pool that runs the tasks,
+    called like :class:`WorkerPool` (default); :class:`rawdev.cluster.ClusterPool` runs them on a
+    Dask cluster instead.
     """
     todo: list[tuple[int, dict]] = []
     done: set[int] = set()
@@ -785,8 +790,9 @@ def run_batch(
     if stopped or not todo:
         todo = []
     ref = fn_ref or ("rawdev.batch:preview_task" if preview else "rawdev.batch:develop_task")
-    pool = None if not todo else WorkerPool(ref, min(jobs, len(todo)), threads=threads or default_threads(jobs), max_memory=max_memory,
-                      timeout=timeout, max_tasks=max_tasks)
+    factory = pool_factory or WorkerPool
+    pool = None if not todo else factory(ref, min(jobs, len(todo)), threads=threads or default_threads(jobs), max_memory=max_memory,
+                                         timeout=timeout, max_tasks=max_tasks)
     try:
         for i, result in (pool.run(todo) if pool else ()):
             job = jobs_list[i]
@@ -817,3 +823,11 @@ def run_batch(
     for i, job in enumerate(jobs_list):
         if i not in done:
             yield FileResult(job.src, job.dst, "not-processed", "cancelled (--fail-fast)" if stopped else "not started")
+
+
+def run(paths, out, *, client=None, **options):
+    """Develop files and folders into ``out`` like ``rawdev batch``, on a Dask cluster when ``client``
+    (a ``distributed.Client``) is given, else with the local pool; see :func:`rawdev.cluster.run`."""
+    from .cluster import run as run_on
+
+    return run_on(paths, out, client=client, **options)

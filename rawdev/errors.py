@@ -20,6 +20,7 @@ __all__ = [
     "BackendError",
     "UnknownBackendError",
     "WeightsError",
+    "ClusterError",
 ]
 
 EXIT_OK = 0
@@ -79,3 +80,7 @@ class UnknownBackendError(BackendError, UsageError):
 
 class WeightsError(BackendError):
     """Weights are missing, damaged (checksum) or do not fit the network."""
+
+
+class ClusterError(RawdevError):
+    """The Dask cluster of ``rawdev batch --cluster`` cannot be reached or has no worker."""

@@ -36,7 +36,7 @@ from .tiling import resolve_device
 from .types import RawImage
 
 __all__ = ["PipelineConfig", "DevelopResult", "DevelopStream", "develop_raw", "develop_stream", "develop",
-           "develop_libraw", "develop_to_file"]
+           "develop_libraw", "develop_to_file", "keep_runners"]
 
 _LIBRAW_HIGHLIGHT = {"clip": 0, "unclip": 1, "blend": 2}
 #: Length of the regions a band is made of, along the band: learned back-ends in tiles, classical
@@ -59,6 +59,7 @@ class PipelineConfig:
     auto_bright: bool = False
     curve: Literal["srgb", "linear"] = "srgb"
     colorspace: str = "srgb"  # output space (rawdev.stages.output_space); its own curve when curve="srgb"
+    look: str = "neutral"  # "neutral", "camera" (fitted to the embedded preview) or a look file (JSON)
     apply_orientation: bool = True
     output_bits: int | None = 8  # 8 -> uint8, 16 -> uint16, None -> float32 in [0, 1]
     device: str = "auto"
@@ -114,6 +115,32 @@ class DevelopStream:
 
         out = gather_bands(self.bands, self.shape, self.dtype)
         return DevelopResult(out, self.raw, self.wb, self.backend, self.orientation, self.notices, self.noise_sigma)
+
+
+#: Built back-end runners kept for the life of the process, by (back-end, device, tile); None: build
+#: one per file. A batch worker keeps them so that learned weights are read once per worker.
+_kept_runners: dict[tuple[str, str, int | None], Callable] | None = None
+
+
+def keep_runners(enabled: bool = True) -> None:
+    """Keep every back-end runner this process builds (weights loaded, networks on their device) and
+    hand the same one to later files with the same back-end, device and tile; ``False`` drops them.
+
+    Batch workers call this once: a runner holds no per-image state, so reusing it changes no
+    pixel, and loading weights (and moving them to a GPU) once per worker instead of once per file
+    is what makes many small files cheap.
+    """
+    global _kept_runners
+    _kept_runners = {} if enabled else None
+
+
+def _runner(spec, device: torch.device, tile: int | None) -> Callable:
+    if _kept_runners is None:
+        return spec.build(device=str(device), tile=tile)
+    key = (spec.name, str(device), tile)
+    if key not in _kept_runners:
+        _kept_runners[key] = spec.build(device=str(device), tile=tile)
+    return _kept_runners[key]
 
 
 def _output_transform(cfg: PipelineConfig) -> tuple[np.ndarray, str]:
@@ -250,7 +277,7 @@ def _develop_cfa(raw: RawImage, cfg: PipelineConfig, spec, wb: WhiteBalance, not
     output bands (:func:`_oriented_bands`) and the noise sigma handed to the back-end."""
     meta = raw.meta
     device = resolve_device(cfg.device) if spec.kind == "learned" else torch.device("cpu")
-    runner = spec.build(device=str(device), tile=cfg.tile)
+    runner = _runner(spec, device, cfg.tile)
     gains = wb.gains
     matrix = meta.rgb_cam
     if matrix is None:
@@ -348,7 +375,7 @@ def _develop_isp(raw: RawImage, cfg: PipelineConfig, spec, wb: WhiteBalance, not
         raise UsageError(f"back-end {spec.name!r} renders display sRGB itself; --colorspace {cfg.colorspace} "
                          "needs a demosaicking back-end (e.g. malvar)", meta.path)
     device = resolve_device(cfg.device)
-    runner = spec.build(device=str(device), tile=cfg.tile)
+    runner = _runner(spec, device, cfg.tile)
     gains = wb.gains
     matrix = meta.rgb_cam
     if matrix is None:
@@ -433,9 +460,65 @@ def _develop_libraw(raw: RawImage, cfg: PipelineConfig, wb: WhiteBalance, notice
     return out
 
 
+def _to_output(img: np.ndarray, cfg: PipelineConfig) -> np.ndarray:
+    """Display sRGB floats ``(H, W, 3)`` -> the output's space, curve and codes."""
+    if cfg.colorspace != "srgb" or cfg.curve == "linear":
+        to_space, curve = _output_transform(cfg)
+        lin = srgb_decode(torch.from_numpy(np.ascontiguousarray(img, dtype=np.float32))).numpy() @ to_space.T.astype(np.float32)
+        if curve == "linear":
+            img = np.clip(lin, 0.0, 1.0)
+        else:
+            from .stages.output_space import get_space
+
+            img = get_space(curve).encode(lin)
+    if cfg.output_bits is None:
+        return img.astype(np.float32)
+    top = (1 << cfg.output_bits) - 1
+    return (np.clip(img, 0.0, 1.0) * top + 0.5).astype(np.uint8 if cfg.output_bits == 8 else np.uint16)
+
+
+def _develop_with_look(raw: RawImage, cfg: PipelineConfig) -> DevelopStream:
+    """The neutral render as display sRGB, whole, then the look (fitted to the embedded preview, or
+    read from a look file) applied at full resolution, then the output's space and codes."""
+    from .errors import RawdevError
+    from .stages.look import MIN_PREVIEW_SIDE, Look, apply_look, fit_look
+
+    base = develop_stream(raw, replace(cfg, look="neutral", output_bits=None, colorspace="srgb", curve="srgb"))
+    img = base.collect().image
+    notices = base.notices
+    look = None
+    if cfg.look == "camera":
+        from .io.preview import preview_image
+
+        try:
+            prev = preview_image(raw.meta.path)
+            if base.orientation != raw.meta.orientation:  # --no-orient: the preview back to sensor orientation
+                from .synthetic import INVERSE_ORIENTATION
+
+                prev = apply_orientation(prev, INVERSE_ORIENTATION[raw.meta.orientation])
+            if min(prev.shape[:2]) < MIN_PREVIEW_SIDE:
+                notices.append(f"the embedded preview ({prev.shape[1]} x {prev.shape[0]}) is too small to fit the "
+                               "camera's look; developed neutral")
+            else:
+                look = fit_look(img, prev, source=Path(raw.meta.path).name)
+        except RawdevError as e:
+            notices.append(f"no camera look ({e.reason.split(';')[0]}); developed neutral")
+        except ValueError as e:
+            notices.append(f"no camera look: the embedded preview cannot be fitted ({e}); developed neutral")
+    else:
+        look = Look.load(cfg.look)
+    if look is not None:
+        img = apply_look(img, look)
+    out = _to_output(img, cfg)
+    return DevelopStream(raw, base.wb, base.backend, base.orientation, notices, base.noise_sigma, out.shape,
+                         out.dtype, iter([out]))
+
+
 def develop_stream(raw: RawImage, cfg: PipelineConfig = PipelineConfig()) -> DevelopStream:
     """Decide how to develop a decoded :class:`RawImage` with ``cfg``; the pixels come as the
-    stream's bands are taken."""
+    stream's bands are taken (all at once with a look: it is fitted on the whole render)."""
+    if cfg.look != "neutral":
+        return _develop_with_look(raw, cfg)
     meta = raw.meta
     notices: list[str] = []
     if meta.num_colors < 3:

@@ -121,7 +121,7 @@ def _mount_optional(module: str, name: str) -> None:
         mod.register(app)
 
 
-for _module, _name in (("evaluate", "eval"), ("train", "train"), ("batch", "batch"), ("info", "info"), ("compare", "compare")):
+for _module, _name in (("evaluate", "eval"), ("train", "train"), ("batch", "batch"), ("info", "info"), ("compare", "compare"), ("look", "look")):
     _mount_optional(_module, _name)
 
 

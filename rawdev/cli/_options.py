@@ -11,7 +11,7 @@ import typer
 
 from ..errors import EXIT_FAILED, RawdevError
 
-__all__ = ["handle_errors", "parse_wb", "console_err", "notice"]
+__all__ = ["handle_errors", "parse_wb", "parse_look", "console_err", "notice"]
 
 
 def console_err():
@@ -66,3 +66,15 @@ def parse_wb(value: str) -> str | tuple[float, ...]:
     if len(nums) not in (3, 4) or min(nums) <= 0:
         raise typer.BadParameter(f"{value!r}: give 3 or 4 positive multipliers")
     return nums
+
+
+def parse_look(value: str) -> str:
+    """``neutral|camera`` or the path of a look file (which must exist)."""
+    v = value.strip()
+    if v.lower() in ("neutral", "camera"):
+        return v.lower()
+    from pathlib import Path
+
+    if not Path(v).is_file():
+        raise typer.BadParameter(f"{value!r}: use neutral, camera or an existing look file (rawdev look fit)")
+    return v

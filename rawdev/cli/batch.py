@@ -1,5 +1,6 @@
 """``rawdev batch``: develop files and folders into an output folder, in parallel, one isolated worker
-process per job slot (see :mod:`rawdev.batch`)."""
+process per job slot (see :mod:`rawdev.batch`), or on the workers of a Dask cluster
+(``--cluster``, see :mod:`rawdev.cluster`)."""
 
 from __future__ import annotations
 
@@ -46,6 +47,8 @@ def batch_command(
     fail_fast: Annotated[bool, typer.Option("--fail-fast", help="Stop at the first failure (files being developed are abandoned; nothing partial is left).")] = False,
     json_lines: Annotated[bool, typer.Option("--json", help="One JSON object per file on stdout (for scripts); the summary goes to stderr.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress bar, no per-file lines or notices; failures are still reported.")] = False,
+    cluster: Annotated[Optional[str], typer.Option("--cluster", help="Run on the workers of this Dask scheduler, e.g. tcp://head:8786 (pip install 'rawdev[cluster]'; see docs/batch.md). --jobs is then the cluster's.", show_default=False)] = None,
+    scheduler_file: Annotated[Optional[Path], typer.Option("--scheduler-file", help="Run on the Dask scheduler described by this file (`dask scheduler --scheduler-file F`).", show_default=False)] = None,
 ) -> None:
     """Develop many RAW files into the folder given by -o, in parallel; one line per file and a summary.
 
@@ -53,7 +56,7 @@ def batch_command(
     """
     code = _batch(inputs, out_dir, fmt, bits, quality, backend, wb, highlights, exposure, auto_bright, curve, no_orient,
                   device, tile, noise, preview, jobs, threads, timeout, max_memory, skip_existing, overwrite, fail_fast,
-                  json_lines, quiet)
+                  json_lines, quiet, cluster, scheduler_file)
     if code:
         raise typer.Exit(code)
 
@@ -130,7 +133,7 @@ def _on_sigterm(signum, frame):  # noqa: ARG001
 @handle_errors
 def _batch(inputs, out_dir, fmt, bits, quality, backend, wb, highlights, exposure, auto_bright, curve, no_orient,
            device, tile, noise, preview, jobs, threads, timeout, max_memory, skip_existing, overwrite, fail_fast,
-           json_lines, quiet) -> int:
+           json_lines, quiet, cluster=None, scheduler_file=None) -> int:
     from ..batch import BatchSummary, cpu_count, find_inputs, parse_memory, plan_jobs, run_batch, FileResult
 
     t0 = time.monotonic()
@@ -141,13 +144,16 @@ def _batch(inputs, out_dir, fmt, bits, quality, backend, wb, highlights, exposur
     if out_dir.exists() and not out_dir.is_dir():
         raise UsageError("the output must be a folder", out_dir)
     mem = parse_memory(max_memory)
+    on_cluster = cluster is not None or scheduler_file is not None
+    if cluster is not None and scheduler_file is not None:
+        raise UsageError("give --cluster or --scheduler-file, not both")
     cfg = None
     if not preview:
         from ..backends import registry
         from ..pipeline import PipelineConfig
 
         spec = registry.get(backend)  # an unknown back-end is a usage error before any work starts
-        if spec.kind == "learned" and device.value == "cuda":
+        if spec.kind == "learned" and device.value == "cuda" and not on_cluster:  # the cluster's workers are checked
             import torch
 
             if not torch.cuda.is_available():  # would fail every file the same way
@@ -159,6 +165,16 @@ def _batch(inputs, out_dir, fmt, bits, quality, backend, wb, highlights, exposur
             auto_bright=auto_bright, curve=curve.value, apply_orientation=not no_orient,
             output_bits=bits or (16 if fmt.value == "tif" else 8), device=device.value, tile=tile, noise=noise,
         )
+    client = pool_factory = None
+    if on_cluster:
+        from ..cluster import connect, pool_factory as cluster_pool
+
+        client = connect(cluster, scheduler_file)
+        try:
+            pool_factory = cluster_pool(client, cfg, threads=threads)
+        except BaseException:
+            client.close()
+            raise
     pairs, walk_errors = find_inputs(inputs)
     planned, refused = plan_jobs(pairs, out_dir, fmt.value)
     total = len(planned) + len(refused) + len(walk_errors)
@@ -183,7 +199,8 @@ def _batch(inputs, out_dir, fmt, bits, quality, backend, wb, highlights, exposur
             planned = []
         n_jobs = jobs or min(cpu_count(), max(1, len(planned)))
         results = run_batch(planned, cfg, jobs=n_jobs, quality=quality, overwrite=overwrite, skip_existing=skip_existing,
-                            fail_fast=fail_fast, timeout=timeout or None, max_memory=mem, threads=threads, preview=preview)
+                            fail_fast=fail_fast, timeout=timeout or None, max_memory=mem, threads=threads, preview=preview,
+                            pool_factory=pool_factory)
         try:
             for r in results:
                 summary.add(r)
@@ -194,6 +211,8 @@ def _batch(inputs, out_dir, fmt, bits, quality, backend, wb, highlights, exposur
         summary.interrupted = True
     finally:
         signal.signal(signal.SIGTERM, old_term)
+        if client is not None:
+            client.close()
         summary.seconds = time.monotonic() - t0
         rep.close(summary)
     return summary.exit_code

@@ -10,7 +10,7 @@ import typer
 
 from ..backends.registry import DEFAULT_BACKEND
 from ..errors import UsageError
-from ._options import handle_errors, notice, parse_wb
+from ._options import handle_errors, notice, parse_look, parse_wb
 
 __all__ = ["develop_command", "develop_file", "output_path_for"]
 
@@ -76,6 +76,7 @@ def develop_command(
     auto_bright: Annotated[bool, typer.Option("--auto-bright", help="Brighten so the 99th percentile reaches white (dcraw's default; off here).")] = False,
     curve: Annotated[Curve, typer.Option("--curve", help="srgb: the IEC 61966-2-1 transfer curve; linear: linear sRGB values (for further processing).")] = Curve.srgb,
     colorspace: Annotated[ColourSpace, typer.Option("--colorspace", help="Output colour space; its ICC profile is embedded. Wide spaces want 16 bits (PNG/TIFF).")] = ColourSpace.srgb,
+    look: Annotated[str, typer.Option("--look", help="neutral (default) | camera: the camera's look, fitted to the file's embedded preview | a look file from `rawdev look fit`.")] = "neutral",
     no_orient: Annotated[bool, typer.Option("--no-orient", help="Keep the sensor orientation (do not rotate pixels).")] = False,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace existing outputs.")] = False,
     device: Annotated[Device, typer.Option("--device", help="Where learned back-ends run.")] = Device.auto,
@@ -86,12 +87,12 @@ def develop_command(
 ) -> None:
     """Develop RAW files to sRGB images, with EXIF, an sRGB ICC profile, and orientation applied."""
     _develop(inputs, output, fmt, bits, quality, backend, wb, highlights, exposure, auto_bright, curve,
-             colorspace, no_orient, overwrite, device, tile, noise, preview, quiet)
+             colorspace, look, no_orient, overwrite, device, tile, noise, preview, quiet)
 
 
 @handle_errors
 def _develop(inputs, output, fmt, bits, quality, backend, wb, highlights, exposure, auto_bright, curve,
-             colorspace, no_orient, overwrite, device, tile, noise, preview, quiet):
+             colorspace, look, no_orient, overwrite, device, tile, noise, preview, quiet):
     from ..pipeline import PipelineConfig
 
     if len(inputs) > 1 and output is not None and not output.is_dir() and not str(output).endswith("/"):
@@ -122,7 +123,7 @@ def _develop(inputs, output, fmt, bits, quality, backend, wb, highlights, exposu
         out_bits = bits or (16 if kind == "tiff" else 8)
         cfg = PipelineConfig(
             backend=backend, wb=parse_wb(wb), highlights=highlights.value, exposure_ev=exposure,
-            auto_bright=auto_bright, curve=curve.value, colorspace=colorspace.value, apply_orientation=not no_orient,
+            auto_bright=auto_bright, curve=curve.value, colorspace=colorspace.value, look=parse_look(look), apply_orientation=not no_orient,
             output_bits=out_bits, device=device.value, tile=tile, noise=noise,
         )
         if len(inputs) == 1:
