@@ -16,14 +16,14 @@ import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
 import torch
 
 from .backends import registry
 from .cfa import pattern_after_crop
-from .backends.registry import DEFAULT_BACKEND, LIBRAW, LIBRAW_FALLBACK
+from .backends.registry import LIBRAW, LIBRAW_FALLBACK
+from .config import PipelineConfig
 from .io.raw import read_raw
 from .stages.colour import apply_matrix
 from .stages.highlights import blend_highlights, check_mode
@@ -45,27 +45,6 @@ _LEARNED_CHUNK_TILES = 4
 _CLASSICAL_CHUNK = 2048
 #: Output samples per band of a learned back-end (a band's codes are held while it is written).
 _LEARNED_BAND_PIXELS = 2 << 20
-
-
-@dataclass(frozen=True)
-class PipelineConfig:
-    """Every choice the developer makes. Defaults give a neutral render comparable with LibRaw's
-    ``postprocess(use_camera_wb=True, gamma=(2.4, 12.92), no_auto_bright=True)``."""
-
-    backend: str = DEFAULT_BACKEND
-    wb: str | tuple[float, ...] = "camera"
-    highlights: str = "clip"
-    exposure_ev: float = 0.0
-    auto_bright: bool = False
-    curve: Literal["srgb", "linear"] = "srgb"
-    colorspace: str = "srgb"  # output space (rawdev.stages.output_space); its own curve when curve="srgb"
-    look: str = "neutral"  # "neutral", "camera" (fitted to the embedded preview) or a look file (JSON)
-    apply_orientation: bool = True
-    output_bits: int | None = 8  # 8 -> uint8, 16 -> uint16, None -> float32 in [0, 1]
-    device: str = "auto"
-    tile: int | None = None  # learned back-ends: tile side in pixels; None = the back-end default
-    noise: float | None = None  # noise sigma for noise-aware back-ends, in their input domain
-    band_rows: int = 256
 
 
 @dataclass
@@ -477,17 +456,36 @@ def _to_output(img: np.ndarray, cfg: PipelineConfig) -> np.ndarray:
     return (np.clip(img, 0.0, 1.0) * top + 0.5).astype(np.uint8 if cfg.output_bits == 8 else np.uint16)
 
 
+def _lens_corrected(raw: RawImage, linear: np.ndarray, lens: str, notices: list[str]) -> np.ndarray:
+    """``linear`` sRGB with the lens corrected (lensfun), or unchanged with a notice why not."""
+    from .stages.lens import correct_lens, find_lens
+
+    e = raw.meta.exif
+    match, why = find_lens(e.make, e.model, e.lens if lens == "auto" else lens, e.focal_length_mm, e.f_number)
+    if match is None:
+        notices.append(f"no lens correction: {why}")
+        return linear
+    notices.append(f"lens corrected for {match.name} at {match.focal_mm:g} mm f/{match.f_number:g} (lensfun)")
+    return correct_lens(linear, match)
+
+
 def _develop_with_look(raw: RawImage, cfg: PipelineConfig) -> DevelopStream:
-    """The neutral render as display sRGB, whole, then the look (fitted to the embedded preview, or
-    read from a look file) applied at full resolution, then the output's space and codes."""
+    """The render whole: linear with the lens corrected (``cfg.lens``), as display sRGB, then the look
+    (fitted to the embedded preview, or read from a look file) applied at full resolution, then the
+    output's space and codes."""
     from .errors import RawdevError
     from .stages.look import MIN_PREVIEW_SIDE, Look, apply_look, fit_look
 
-    base = develop_stream(raw, replace(cfg, look="neutral", output_bits=None, colorspace="srgb", curve="srgb"))
+    base = develop_stream(raw, replace(cfg, look="neutral", lens="off", output_bits=None, colorspace="srgb",
+                                       curve="linear" if cfg.lens != "off" else "srgb"))
     img = base.collect().image
     notices = base.notices
+    if cfg.lens != "off":
+        img = srgb_encode(torch.from_numpy(_lens_corrected(raw, img, cfg.lens, notices))).numpy()
     look = None
-    if cfg.look == "camera":
+    if cfg.look == "neutral":
+        pass
+    elif cfg.look == "camera":
         from .io.preview import preview_image
 
         try:
@@ -517,7 +515,7 @@ def _develop_with_look(raw: RawImage, cfg: PipelineConfig) -> DevelopStream:
 def develop_stream(raw: RawImage, cfg: PipelineConfig = PipelineConfig()) -> DevelopStream:
     """Decide how to develop a decoded :class:`RawImage` with ``cfg``; the pixels come as the
     stream's bands are taken (all at once with a look: it is fitted on the whole render)."""
-    if cfg.look != "neutral":
+    if cfg.look != "neutral" or cfg.lens != "off":
         return _develop_with_look(raw, cfg)
     meta = raw.meta
     notices: list[str] = []
@@ -596,33 +594,37 @@ def develop(path: str | Path, cfg: PipelineConfig | None = None, **options) -> D
     return develop_raw(read_raw(path), cfg)
 
 
+def _reporting(bands: Iterator[np.ndarray], total: int, progress: Callable[[int, int], None]) -> Iterator[np.ndarray]:
+    """``bands`` unchanged, calling ``progress(rows done, total)`` before the first and after each."""
+    done = 0
+    progress(0, total)
+    for band in bands:
+        yield band
+        done += band.shape[0]
+        progress(done, total)
+
+
 def develop_to_file(src: str | Path, dst: str | Path, cfg: PipelineConfig | None = None, *, quality: int = 92,
-                    overwrite: bool = False, on_notice=None) -> DevelopResult:
+                    overwrite: bool = False, on_notice=None, raw: RawImage | None = None,
+                    progress: Callable[[int, int], None] | None = None) -> DevelopResult:
     """Develop ``src`` and write it to ``dst`` (format from the suffix) atomically, EXIF and ICC included.
 
     Refuses to write over the input, and over an existing output unless ``overwrite``. ``on_notice``
     is called with each notice (a str) before the file is written. The result's ``image`` is
-    ``None`` (the pixels are streamed to the file); its ``shape`` is the output's.
+    ``None`` (the pixels are streamed to the file); its ``shape`` is the output's. ``raw``: ``src``
+    already decoded (the CLI decodes while torch is still being imported). ``progress`` is called
+    with ``(rows done, rows in all)`` of the output as each band is developed.
 
     Raises:
         OutputError / OutputExistsError: the output path is the input, or exists.
         UsageError: 16 bits asked of a JPEG. Any error of :func:`develop` or the writer.
     """
-    from .errors import OutputError, OutputExistsError, UsageError
-    from .io.write import format_for, write_bands
+    from .io.write import check_destination, write_bands
 
     src, dst = Path(src), Path(dst)
     cfg = cfg or PipelineConfig()
-    if src.exists() and dst.resolve() == src.resolve():
-        raise OutputError("output path is the input file; refusing to overwrite a RAW", dst)
-    fmt = format_for(dst)
-    if dst.exists() and not overwrite:
-        raise OutputExistsError("output exists (use --overwrite to replace it)", dst)
-    if fmt == "jpeg" and cfg.output_bits == 16:
-        raise UsageError("JPEG is 8-bit; use --bits 8 or a .png/.tif output", dst)
-    if cfg.output_bits is None:
-        raise UsageError("files are written with 8 or 16 bits per sample", dst)
-    st = develop_stream(read_raw(src), cfg)
+    check_destination(src, dst, cfg.output_bits, overwrite)
+    st = develop_stream(read_raw(src) if raw is None else raw, cfg)
     for n in st.notices:
         if on_notice is not None:
             on_notice(n)
@@ -635,7 +637,8 @@ def develop_to_file(src: str | Path, dst: str | Path, cfg: PipelineConfig | None
 
     from .stages.output_space import get_space
 
-    write_bands(dst, st.shape, st.dtype, st.bands, exif=st.raw.meta.exif, source=src, quality=quality,
+    bands = st.bands if progress is None else _reporting(st.bands, st.shape[0], progress)
+    write_bands(dst, st.shape, st.dtype, bands, exif=st.raw.meta.exif, source=src, quality=quality,
                 icc=get_space(cfg.colorspace).icc(), overwrite=overwrite, on_notice=late_notice)
     return DevelopResult(None, st.raw, st.wb, st.backend, st.orientation, st.notices,
                          st.noise_sigma, written_shape=st.shape)

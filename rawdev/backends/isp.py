@@ -1,4 +1,5 @@
-"""Registrations of the learned ISPs: ``pynet``, ``pynet-ca``, ``cameranet`` (trained by rawdev).
+"""The runner of the learned ISPs ``pynet``, ``pynet-ca``, ``cameranet`` (trained by rawdev); their specs
+and weight records are in :mod:`.specs`.
 
 Runner contract (end-to-end back-ends: they replace demosaic, colour and tone)::
 
@@ -27,7 +28,6 @@ Weights: ``weights/<name>.safetensors``, written by ``rawdev train <name>``, wit
 
 from __future__ import annotations
 
-import functools
 import json
 import math
 
@@ -40,31 +40,15 @@ from ..errors import UsageError, WeightsError
 from ..models.isp_frame import LearnedISP, build_isp, jdd_noise_sigma
 from ..stages.tone import srgb_decode, srgb_encode
 from ..tiling import resolve_device, resolve_dtype, run_tiled
-from .registry import BackendSpec, WeightsSpec, register
+from .specs import ISP_MARGIN, ISP_WEIGHTS
 from .weights import load_into, resolve_path
 
 __all__ = ["ISPRunner", "ISP_WEIGHTS", "ISP_MARGIN", "STATS_MEGAPIXELS", "JDDNoiseStart", "learned_start"]
 
-ISP_MARGIN = 64  # raw pixels of context per tile side; a multiple of 16 keeps windows 32-aligned
 ISP_OVERLAP = 48  # cross-fade half-width
 STATS_MEGAPIXELS = 0.5
 STATS_CROP = 256  # raw pixels per side of the full-resolution crops PyNET(-CA) statistics come from
 DEFAULT_TILE = {"cpu": 512, "cuda": 1024}
-
-#: sha256 of each weight file (re-record after re-training; see the model cards).
-ISP_SHA256 = {
-    "pynet": "04b5cc9a6bd7364d965579b0765c06dbdb0891e69f20b230c2a2078b5d1a25a0",
-    "pynet-ca": "b853aadfffe12472459d5728a399db18322dc66cfe7b67441b882dc8a7f4c759",
-    "cameranet": "66bc1646c1d873193bd909cad0daf84ff8ffa8e4a42da6244717a423c7d9f816",
-}
-ISP_FILES = {"pynet": "pynet.safetensors", "pynet-ca": "pynet_ca.safetensors", "cameranet": "cameranet.safetensors"}
-ISP_WEIGHTS = {
-    name: WeightsSpec(file=ISP_FILES[name], sha256=ISP_SHA256[name], license="MIT",
-                      card=ISP_FILES[name].replace(".safetensors", ".md"),
-                      source=f"trained by `rawdev train {name}` (see the model card)")
-    for name in ISP_FILES
-}
-
 
 class JDDNoiseStart:
     """The ``jdd-noise`` back-end as a :class:`~rawdev.models.isp_frame.LearnedISP` start:
@@ -249,29 +233,3 @@ def _build_isp(name: str, *, device: str | torch.device = "auto", dtype=None, ti
         raise WeightsError(f"{path} has no model configuration in its metadata", path) from err
     net = load_into(build_isp(config, learned_start(config.get("base", "bilinear"))), spec)
     return ISPRunner(net, device=dev, dtype=cdtype, tile=DEFAULT_TILE[dev.type] if tile is None else int(tile))
-
-
-_DESCRIPTIONS = {
-    "pynet": "PyNET (Ignatov et al. 2020) learned ISP, reduced width, trained here on unprocessed photos as a "
-    "residual over jdd-noise; mosaic + noise level -> display sRGB through the file's own colour matrix.",
-    "pynet-ca": "PyNET-CA (Kim et al. 2020): PyNET with channel attention and a sub-pixel head; trained here.",
-    "cameranet": "CameraNet (Liang et al. 2019) two-stage learned ISP (Restore-Net + Enhance-Net), trained here.",
-}
-for _name in ISP_FILES:
-    register(BackendSpec(
-        name=_name,
-        kind="learned",
-        description=_DESCRIPTIONS[_name],
-        replaces=("demosaic", "colour", "tone"),
-        cfa_types=frozenset({"bayer"}),
-        input_domain="mosaic_linear_wb",
-        output_domain="srgb_display",
-        native_pattern="RGGB",
-        tile_multiple=2,
-        margin=ISP_MARGIN,
-        tile_exact=False,
-        uses_noise=True,
-        build=functools.partial(_build_isp, _name),
-        weights={"bayer": ISP_WEIGHTS[_name]},
-        reference={"pynet": "Ignatov2020", "pynet-ca": "Kim2020", "cameranet": "Liang2019"}[_name],
-    ))

@@ -1,4 +1,5 @@
-"""Registrations of the learned back-ends: ``jdd`` and ``jdd-noise`` (Gharbi2016 demosaicnet).
+"""The runner of the learned back-ends ``jdd`` and ``jdd-noise`` (Gharbi2016 demosaicnet); their specs
+and weight records are in :mod:`.specs`.
 
 Runner contract (as for every back-end)::
 
@@ -27,7 +28,7 @@ Weights: ``jdd`` uses the files shipped in the ``demosaicnet`` 0.0.14 wheel (MIT
 :mod:`importlib.metadata` (the package is never imported) and sha256-checked. ``jdd-noise`` uses
 ``weights/jdd_noise.safetensors``: exactly ``BayerDemosaicNet(noise_input=True).state_dict()``,
 written by the training command (:mod:`rawdev.train`), model card ``weights/jdd_noise.md``; its sha256
-is recorded in :data:`JDD_NOISE_SHA256` below (update it whenever the file is re-trained). Without the
+is recorded in :data:`.specs.JDD_NOISE_SHA256` (update it whenever the file is re-trained). Without the
 file, or with a different one, ``build`` raises :class:`~rawdev.errors.WeightsError`.
 
 References:
@@ -37,7 +38,6 @@ References:
 
 from __future__ import annotations
 
-import functools
 import logging
 
 import numpy as np
@@ -47,41 +47,16 @@ from ..cfa import bayer_masks, check_pattern, pattern_from_cell
 from ..errors import BackendError, UsageError, WeightsError
 from ..models.gharbi2016 import BAYER_BORDER, XTRANS_BORDER, BayerDemosaicNet, XTransDemosaicNet
 from ..tiling import resolve_device, resolve_dtype, run_tiled
-from .registry import BackendSpec, WeightsSpec, register
+from .registry import WeightsSpec
+from .specs import JDD_BAYER, JDD_MARGIN, JDD_NOISE, JDD_NOISE_FADE, JDD_NOISE_SHA256, JDD_XTRANS
 from .weights import load_into, resolve_path
 
 __all__ = ["JDDRunner", "JDD_BAYER", "JDD_XTRANS", "JDD_NOISE", "JDD_NOISE_SHA256", "JDD_MARGIN"]
 
 log = logging.getLogger(__name__)
 
-JDD_MARGIN = 32  # >= the 31-pixel receptive-field radius; even, so the Bayer parity is simple
 DEFAULT_TILE = {"cpu": 512, "cuda": 1024}  # output pixels per tile side (measured: docs/benchmarks_jdd.md)
 DEFAULT_BATCH = {"cpu": 1, "cuda": 4}
-
-JDD_BAYER = WeightsSpec(
-    file="pkg:demosaicnet/demosaicnet/data/bayer.pth",
-    sha256="a90f45c34b89fea3faf49060687839a7d191d302f597a302b31d1bbc021ff7d8",
-    license="MIT",
-    source="PyPI demosaicnet==0.0.14, data/bayer.pth (Gharbi et al. 2016, noise-free Bayer model)",
-)
-JDD_XTRANS = WeightsSpec(
-    file="pkg:demosaicnet/demosaicnet/data/xtrans.pth",
-    sha256="3759a13296fecebae83a36a8f0c3890d8a2f7d33e5f8149ed9b76a70f8285bc7",
-    license="MIT",
-    source="PyPI demosaicnet==0.0.14, data/xtrans.pth (Gharbi et al. 2016, X-Trans model)",
-)
-#: sha256 of weights/jdd_noise.safetensors (see weights/jdd_noise.md); re-record it after re-training.
-JDD_NOISE_SHA256 = "f4b817677bfa0be28d5eca3c607126960c10e1760ccea7cd541ddf72b9b8c9fa"
-#: jdd-noise fades into the noise-free network below this noise std (sRGB-encoded [0, 1] units).
-JDD_NOISE_FADE = 2.0 / 255
-JDD_NOISE = WeightsSpec(
-    file="jdd_noise.safetensors",
-    sha256=JDD_NOISE_SHA256,
-    license="MIT",
-    card="jdd_noise.md",
-    source="fine-tuned by rawdev's training command from demosaicnet 0.0.14 data/bayer.pth "
-    "(BayerDemosaicNet.from_pretrained_noise_free)",
-)
 
 
 def _as_cfa(pattern):
@@ -298,44 +273,3 @@ def _build_jdd(
     if noise_aware and fade:
         runner.clean_net = runner._prepare(load_into(BayerDemosaicNet(), JDD_BAYER))
     return runner
-
-
-register(BackendSpec(
-    name="jdd",
-    kind="learned",
-    description="Gharbi et al. 2016 deep joint demosaicking (demosaicnet released weights, noise-free); "
-    "Bayer and X-Trans. Works on sRGB-encoded white-balanced data; output in the same encoding.",
-    replaces=("demosaic",),
-    cfa_types=frozenset({"bayer", "xtrans"}),
-    input_domain="mosaic_srgb_wb",
-    # The runner's output keeps the input's sRGB encoding; once decoded it is linear camera RGB.
-    output_domain="linear_camera_wb",
-    native_pattern="GRBG",
-    tile_multiple=2,
-    margin=JDD_MARGIN,
-    tile_exact=True,
-    uses_noise=False,
-    build=functools.partial(_build_jdd, False),
-    weights={"bayer": JDD_BAYER, "xtrans": JDD_XTRANS},
-    reference="Gharbi2016",
-))
-register(BackendSpec(
-    name="jdd-noise",
-    kind="learned",
-    description="Gharbi et al. 2016 noise-aware joint demosaicking and denoising (Bayer): demosaicnet "
-    "fine-tuned with a noise-level input plane (sigma in the sRGB-encoded domain).",
-    # Denoises jointly, but slots into the pipeline where demosaicking happens (the pipeline treats any
-    # other ``replaces`` as an end-to-end ISP); ``uses_noise`` tells it to pass the noise level.
-    replaces=("demosaic",),
-    cfa_types=frozenset({"bayer"}),
-    input_domain="mosaic_srgb_wb",
-    output_domain="linear_camera_wb",
-    native_pattern="GRBG",
-    tile_multiple=2,
-    margin=JDD_MARGIN,
-    tile_exact=True,
-    uses_noise=True,
-    build=functools.partial(_build_jdd, True),
-    weights={"bayer": JDD_NOISE},
-    reference="Gharbi2016",
-))

@@ -1,4 +1,4 @@
-"""Registration of ``libraw``: LibRaw's own pipeline as a back-end, the reference every other back-end
+"""The ``libraw`` runner (registered in :mod:`.specs`): LibRaw's own pipeline as a back-end, the reference every other back-end
 is compared with.
 
 It consumes the RAW file itself (``input_domain="raw_file"``): LibRaw decodes it, demosaics with
@@ -23,26 +23,10 @@ from __future__ import annotations
 import functools
 
 from ..io.raw import render_libraw
-from .registry import LIBRAW, BackendSpec, register
 
-__all__: list[str] = []
+__all__ = ["_build_libraw"]
 
 
 def _build_libraw(**_: object):
     """LibRaw's render of a file as linear sRGB (clip point 1.0); device options do not apply."""
     return functools.partial(render_libraw, demosaic="AHD", output="srgb_linear")
-
-
-register(BackendSpec(
-    name=LIBRAW,
-    kind="classical",
-    description="LibRaw's own pipeline: AHD demosaic (Hirakawa & Parks 2005) and LibRaw's colour matrix, "
-    "with rawdev's white balance, exposure and curve. The reference.",
-    replaces=("demosaic", "colour"),
-    cfa_types=frozenset({"bayer", "xtrans"}),
-    input_domain="raw_file",
-    output_domain="linear_srgb",
-    tile_exact=False,  # LibRaw renders whole files: never tiled
-    build=_build_libraw,
-    reference="Hirakawa2005",
-))

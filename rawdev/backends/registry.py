@@ -3,10 +3,10 @@ and their weights (after timm's ``register_model`` / ``create_model``).
 
 A back-end is one frozen :class:`BackendSpec`. Classical demosaickers and learned networks are both
 back-ends; the pipeline asks the spec which stages it replaces and which domain it wants its input in.
-Registrations live in :mod:`rawdev.backends.classical`, :mod:`rawdev.backends.libraw`,
-:mod:`rawdev.backends.learned` and :mod:`rawdev.backends.isp`, imported explicitly (never a folder
-scan). The names other modules need (the default, LibRaw's) are the constants below: nothing outside
-this package spells a back-end's name.
+Registrations live in :mod:`rawdev.backends.specs` (torch-free), imported explicitly (never a folder
+scan); the runners they build live in :mod:`.classical`, :mod:`.learned`, :mod:`.isp` and
+:mod:`.libraw`. The names other modules need (the default, LibRaw's) are the constants below:
+nothing outside this package spells a back-end's name.
 """
 
 from __future__ import annotations
@@ -92,8 +92,9 @@ def register(spec: BackendSpec) -> BackendSpec:
 
 
 def _ensure_loaded() -> None:
-    # Explicit import list: registrations happen on first use, never by scanning folders.
-    from . import classical, isp, learned, libraw  # noqa: F401
+    # One explicit module of registrations (never a folder scan); it imports no torch, so listing or
+    # checking back-ends stays cheap. Runners are imported by each spec's ``build``.
+    from . import specs  # noqa: F401
 
 
 def get(name: str) -> BackendSpec:

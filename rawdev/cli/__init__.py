@@ -54,8 +54,8 @@ def demo_command(
 
 @handle_errors
 def _demo(out_dir: Path, backend: str, overwrite: bool = False) -> None:
+    from ..config import PipelineConfig
     from ..errors import OutputExistsError
-    from ..pipeline import PipelineConfig
     from ..synthetic import write_demo_dng
     from .develop import develop_file
 
@@ -121,7 +121,8 @@ def _mount_optional(module: str, name: str) -> None:
         mod.register(app)
 
 
-for _module, _name in (("evaluate", "eval"), ("train", "train"), ("batch", "batch"), ("info", "info"), ("compare", "compare"), ("look", "look")):
+for _module, _name in (("evaluate", "eval"), ("train", "train"), ("batch", "batch"), ("info", "info"), ("compare", "compare"),
+                       ("look", "look"), ("compress", "compress")):
     _mount_optional(_module, _name)
 
 

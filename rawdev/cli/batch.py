@@ -150,7 +150,7 @@ def _batch(inputs, out_dir, fmt, bits, quality, backend, wb, highlights, exposur
     cfg = None
     if not preview:
         from ..backends import registry
-        from ..pipeline import PipelineConfig
+        from ..config import PipelineConfig
 
         spec = registry.get(backend)  # an unknown back-end is a usage error before any work starts
         if spec.kind == "learned" and device.value == "cuda" and not on_cluster:  # the cluster's workers are checked

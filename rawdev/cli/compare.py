@@ -58,7 +58,7 @@ def _compare(inputs, backends, out_dir, reference, reference_backend, crops, cro
     from ..backends import registry
     from ..batch import find_inputs, parse_memory
     from ..compare import compare_file, load_reference, write_report, write_sheet
-    from ..pipeline import PipelineConfig
+    from ..config import PipelineConfig
 
     names = [b.strip() for b in backends.split(",") if b.strip()]
     if reference_backend:

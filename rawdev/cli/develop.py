@@ -56,11 +56,27 @@ def output_path_for(src: Path, out: Path | None, fmt: str) -> Path:
 
 
 def develop_file(src: Path, dst: Path, cfg, *, quality: int, overwrite: bool, quiet: bool = False):
-    """:func:`rawdev.pipeline.develop_to_file` with the notices printed as the CLI prints them."""
-    from ..pipeline import develop_to_file
+    """:func:`rawdev.pipeline.develop_to_file` with the notices printed as the CLI prints them.
 
-    return develop_to_file(src, dst, cfg, quality=quality, overwrite=overwrite,
-                           on_notice=lambda n: notice(n, src, quiet))
+    Start-up: the pipeline (and torch, about 1.3 s on a quiet 2-core machine) is imported on a second
+    thread while this one checks the output path and LibRaw decodes the file (rawpy releases the GIL
+    while it decodes), so a develop's pixel work starts before torch is there.
+    """
+    from ..backends.registry import get
+    from ..io.raw import read_raw
+    from ..io.write import check_destination
+    from ._startup import import_in_background
+
+    get(cfg.backend)  # an unknown name fails here, before anything heavy is imported
+    check_destination(src, dst, cfg.output_bits, overwrite)
+    from ._progress import DevelopProgress
+
+    pipeline = import_in_background("rawdev.pipeline")
+    with DevelopProgress(f"{src.name} ({cfg.backend})", enabled=not quiet) as bar:
+        raw = read_raw(src)
+        return pipeline.result().develop_to_file(src, dst, cfg, quality=quality, overwrite=overwrite,
+                                                 on_notice=lambda n: notice(n, src, quiet), raw=raw,
+                                                 progress=bar.update)
 
 
 def develop_command(
@@ -77,6 +93,7 @@ def develop_command(
     curve: Annotated[Curve, typer.Option("--curve", help="srgb: the IEC 61966-2-1 transfer curve; linear: linear sRGB values (for further processing).")] = Curve.srgb,
     colorspace: Annotated[ColourSpace, typer.Option("--colorspace", help="Output colour space; its ICC profile is embedded. Wide spaces want 16 bits (PNG/TIFF).")] = ColourSpace.srgb,
     look: Annotated[str, typer.Option("--look", help="neutral (default) | camera: the camera's look, fitted to the file's embedded preview | a look file from `rawdev look fit`.")] = "neutral",
+    lens: Annotated[str, typer.Option("--lens", help="off (default) | auto: correct distortion, vignetting and lateral CA for the file's camera and lens (lensfun) | \"Maker Model\" of the lens.")] = "off",
     no_orient: Annotated[bool, typer.Option("--no-orient", help="Keep the sensor orientation (do not rotate pixels).")] = False,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace existing outputs.")] = False,
     device: Annotated[Device, typer.Option("--device", help="Where learned back-ends run.")] = Device.auto,
@@ -87,13 +104,13 @@ def develop_command(
 ) -> None:
     """Develop RAW files to sRGB images, with EXIF, an sRGB ICC profile, and orientation applied."""
     _develop(inputs, output, fmt, bits, quality, backend, wb, highlights, exposure, auto_bright, curve,
-             colorspace, look, no_orient, overwrite, device, tile, noise, preview, quiet)
+             colorspace, look, lens, no_orient, overwrite, device, tile, noise, preview, quiet)
 
 
 @handle_errors
 def _develop(inputs, output, fmt, bits, quality, backend, wb, highlights, exposure, auto_bright, curve,
-             colorspace, look, no_orient, overwrite, device, tile, noise, preview, quiet):
-    from ..pipeline import PipelineConfig
+             colorspace, look, lens, no_orient, overwrite, device, tile, noise, preview, quiet):
+    from ..config import PipelineConfig
 
     if len(inputs) > 1 and output is not None and not output.is_dir() and not str(output).endswith("/"):
         raise UsageError("several inputs need -o to be a folder (end it with /)")
@@ -123,7 +140,8 @@ def _develop(inputs, output, fmt, bits, quality, backend, wb, highlights, exposu
         out_bits = bits or (16 if kind == "tiff" else 8)
         cfg = PipelineConfig(
             backend=backend, wb=parse_wb(wb), highlights=highlights.value, exposure_ev=exposure,
-            auto_bright=auto_bright, curve=curve.value, colorspace=colorspace.value, look=parse_look(look), apply_orientation=not no_orient,
+            auto_bright=auto_bright, curve=curve.value, colorspace=colorspace.value, look=parse_look(look), lens=lens.strip() if lens.strip().lower() not in ("off", "auto") else lens.strip().lower(),
+            apply_orientation=not no_orient,
             output_bits=out_bits, device=device.value, tile=tile, noise=noise,
         )
         if len(inputs) == 1:

@@ -26,7 +26,7 @@ from ..types import ExifInfo
 from .icc import srgb_profile
 from .metadata import copy_metadata, software
 
-__all__ = ["FORMATS", "format_for", "write_image", "write_bands", "gather_bands", "atomic_output"]
+__all__ = ["FORMATS", "format_for", "check_destination", "write_image", "write_bands", "gather_bands", "atomic_output"]
 
 FORMATS = {".jpg": "jpeg", ".jpeg": "jpeg", ".png": "png", ".tif": "tiff", ".tiff": "tiff"}
 
@@ -38,6 +38,26 @@ def format_for(path: str | Path) -> str:
         return FORMATS[ext]
     except KeyError:
         raise UsageError(f"unknown output format {ext or '(no extension)'!r}; use .jpg, .png or .tif", path) from None
+
+
+def check_destination(src: str | Path, dst: str | Path, bits: int | None, overwrite: bool) -> str:
+    """The output format of ``dst`` after the checks made before any decoding; returns it.
+
+    Raises:
+        OutputError / OutputExistsError: ``dst`` is the input, or exists and ``overwrite`` is off.
+        UsageError: an unknown suffix, 16 bits asked of a JPEG, or no bit depth.
+    """
+    src, dst = Path(src), Path(dst)
+    if src.exists() and dst.resolve() == src.resolve():
+        raise OutputError("output path is the input file; refusing to overwrite a RAW", dst)
+    fmt = format_for(dst)
+    if dst.exists() and not overwrite:
+        raise OutputExistsError("output exists (use --overwrite to replace it)", dst)
+    if fmt == "jpeg" and bits == 16:
+        raise UsageError("JPEG is 8-bit; use --bits 8 or a .png/.tif output", dst)
+    if bits is None:
+        raise UsageError("files are written with 8 or 16 bits per sample", dst)
+    return fmt
 
 
 class atomic_output:

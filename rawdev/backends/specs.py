@@ -1,0 +1,209 @@
+"""Every back-end's :class:`~.registry.BackendSpec`, declared without importing torch or any model.
+
+``rawdev backends``, ``rawdev info`` and the CLI's argument checks read specs only; they must not pay
+for ``import torch`` (about 1.3 s on a quiet 2-core machine, docs/benchmarks.md "Start-up"). So a
+spec's ``build`` is a :class:`LazyBuild`: a named function in a runner module, imported on the first
+build. The runner modules (:mod:`.classical`, :mod:`.learned`, :mod:`.isp`) hold the torch code and
+import their weight records from here.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+
+from .registry import LIBRAW, BackendSpec, WeightsSpec, register
+
+__all__ = [
+    "LazyBuild",
+    "JDD_BAYER",
+    "JDD_XTRANS",
+    "JDD_NOISE",
+    "JDD_NOISE_SHA256",
+    "JDD_NOISE_FADE",
+    "JDD_MARGIN",
+    "ISP_FILES",
+    "ISP_SHA256",
+    "ISP_WEIGHTS",
+    "ISP_MARGIN",
+]
+
+
+@dataclass(frozen=True)
+class LazyBuild:
+    """``build(**options)`` of a spec: imports ``module`` on the first call and runs ``function(*args,
+    **options)`` from it (``functools.partial`` would need the function, hence the import, up front)."""
+
+    module: str
+    function: str
+    args: tuple = ()
+
+    def __call__(self, **options):
+        return getattr(importlib.import_module(self.module), self.function)(*self.args, **options)
+
+
+# -- classical demosaickers -----------------------------------------------------------------------
+_CLASSICAL = "rawdev.backends.classical"
+
+register(BackendSpec(
+    name="bilinear",
+    kind="classical",
+    description="Bilinear interpolation of each colour plane (the field's baseline).",
+    margin=2,
+    build=LazyBuild(_CLASSICAL, "_build_classical", ("bilinear",)),
+    reference="bilinear",
+))
+register(BackendSpec(
+    name="malvar",
+    kind="classical",
+    description="Malvar, He & Cutler 2004: gradient-corrected linear 5x5 filters. Default.",
+    margin=4,
+    build=LazyBuild(_CLASSICAL, "_build_classical", ("malvar",)),
+    reference="Malvar2004",
+))
+register(BackendSpec(
+    name="menon",
+    kind="classical",
+    description="Menon, Andriani & Calvagno 2007 (DDFAPD): directional filtering with a posteriori decision.",
+    margin=16,
+    build=LazyBuild(_CLASSICAL, "_build_classical", ("menon",)),
+    reference="Menon2007",
+))
+# The same demosaickers run on the sRGB-encoded mosaic (the pipeline encodes before, decodes after).
+# Colour-difference interpolation assumes R - G and B - G vary slowly; under shading a surface keeps
+# its channel *ratios*, which a log-like encoding turns into differences. Measured on the round-trip
+# DNGs (docs/benchmarks.md), clean: Menon +4.1 / +3.0 dB and Malvar +2.7 / +2.9 dB (Kodak24 / McMaster)
+# over linear light.
+for _name, _margin, _ref in (("malvar", 4, "Malvar2004"), ("menon", 16, "Menon2007")):
+    register(BackendSpec(
+        name=f"{_name}-srgb",
+        kind="classical",
+        description=f"{_name} on the sRGB-encoded mosaic (colour differences of encoded values).",
+        margin=_margin,
+        input_domain="mosaic_srgb_wb",
+        build=LazyBuild(_CLASSICAL, "_build_classical", (_name,)),
+        reference=_ref,
+    ))
+
+# -- Gharbi2016 demosaicnet: jdd, jdd-noise -------------------------------------------------------
+JDD_MARGIN = 32  # >= the 31-pixel receptive-field radius; even, so the Bayer parity is simple
+JDD_BAYER = WeightsSpec(
+    file="pkg:demosaicnet/demosaicnet/data/bayer.pth",
+    sha256="a90f45c34b89fea3faf49060687839a7d191d302f597a302b31d1bbc021ff7d8",
+    license="MIT",
+    source="PyPI demosaicnet==0.0.14, data/bayer.pth (Gharbi et al. 2016, noise-free Bayer model)",
+)
+JDD_XTRANS = WeightsSpec(
+    file="pkg:demosaicnet/demosaicnet/data/xtrans.pth",
+    sha256="3759a13296fecebae83a36a8f0c3890d8a2f7d33e5f8149ed9b76a70f8285bc7",
+    license="MIT",
+    source="PyPI demosaicnet==0.0.14, data/xtrans.pth (Gharbi et al. 2016, X-Trans model)",
+)
+#: sha256 of weights/jdd_noise.safetensors (see weights/jdd_noise.md); re-record it after re-training.
+JDD_NOISE_SHA256 = "f4b817677bfa0be28d5eca3c607126960c10e1760ccea7cd541ddf72b9b8c9fa"
+#: jdd-noise fades into the noise-free network below this noise std (sRGB-encoded [0, 1] units).
+JDD_NOISE_FADE = 2.0 / 255
+JDD_NOISE = WeightsSpec(
+    file="jdd_noise.safetensors",
+    sha256=JDD_NOISE_SHA256,
+    license="MIT",
+    card="jdd_noise.md",
+    source="fine-tuned by rawdev's training command from demosaicnet 0.0.14 data/bayer.pth "
+    "(BayerDemosaicNet.from_pretrained_noise_free)",
+)
+_LEARNED = "rawdev.backends.learned"
+
+register(BackendSpec(
+    name="jdd",
+    kind="learned",
+    description="Gharbi et al. 2016 deep joint demosaicking (demosaicnet released weights, noise-free); "
+    "Bayer and X-Trans. Works on sRGB-encoded white-balanced data; output in the same encoding.",
+    replaces=("demosaic",),
+    cfa_types=frozenset({"bayer", "xtrans"}),
+    input_domain="mosaic_srgb_wb",
+    # The runner's output keeps the input's sRGB encoding; once decoded it is linear camera RGB.
+    output_domain="linear_camera_wb",
+    native_pattern="GRBG",
+    tile_multiple=2,
+    margin=JDD_MARGIN,
+    tile_exact=True,
+    uses_noise=False,
+    build=LazyBuild(_LEARNED, "_build_jdd", (False,)),
+    weights={"bayer": JDD_BAYER, "xtrans": JDD_XTRANS},
+    reference="Gharbi2016",
+))
+register(BackendSpec(
+    name="jdd-noise",
+    kind="learned",
+    description="Gharbi et al. 2016 noise-aware joint demosaicking and denoising (Bayer): demosaicnet "
+    "fine-tuned with a noise-level input plane (sigma in the sRGB-encoded domain).",
+    # Denoises jointly, but slots into the pipeline where demosaicking happens (the pipeline treats any
+    # other ``replaces`` as an end-to-end ISP); ``uses_noise`` tells it to pass the noise level.
+    replaces=("demosaic",),
+    cfa_types=frozenset({"bayer"}),
+    input_domain="mosaic_srgb_wb",
+    output_domain="linear_camera_wb",
+    native_pattern="GRBG",
+    tile_multiple=2,
+    margin=JDD_MARGIN,
+    tile_exact=True,
+    uses_noise=True,
+    build=LazyBuild(_LEARNED, "_build_jdd", (True,)),
+    weights={"bayer": JDD_NOISE},
+    reference="Gharbi2016",
+))
+
+# -- learned ISPs: pynet, pynet-ca, cameranet -----------------------------------------------------
+ISP_MARGIN = 64  # raw pixels of context per tile side; a multiple of 16 keeps windows 32-aligned
+#: sha256 of each weight file (re-record after re-training; see the model cards).
+ISP_SHA256 = {
+    "pynet": "04b5cc9a6bd7364d965579b0765c06dbdb0891e69f20b230c2a2078b5d1a25a0",
+    "pynet-ca": "b853aadfffe12472459d5728a399db18322dc66cfe7b67441b882dc8a7f4c759",
+    "cameranet": "66bc1646c1d873193bd909cad0daf84ff8ffa8e4a42da6244717a423c7d9f816",
+}
+ISP_FILES = {"pynet": "pynet.safetensors", "pynet-ca": "pynet_ca.safetensors", "cameranet": "cameranet.safetensors"}
+ISP_WEIGHTS = {
+    name: WeightsSpec(file=ISP_FILES[name], sha256=ISP_SHA256[name], license="MIT",
+                      card=ISP_FILES[name].replace(".safetensors", ".md"),
+                      source=f"trained by `rawdev train {name}` (see the model card)")
+    for name in ISP_FILES
+}
+_ISP_DESCRIPTIONS = {
+    "pynet": "PyNET (Ignatov et al. 2020) learned ISP, reduced width, trained here on unprocessed photos as a "
+    "residual over jdd-noise; mosaic + noise level -> display sRGB through the file's own colour matrix.",
+    "pynet-ca": "PyNET-CA (Kim et al. 2020): PyNET with channel attention and a sub-pixel head; trained here.",
+    "cameranet": "CameraNet (Liang et al. 2019) two-stage learned ISP (Restore-Net + Enhance-Net), trained here.",
+}
+for _name in ISP_FILES:
+    register(BackendSpec(
+        name=_name,
+        kind="learned",
+        description=_ISP_DESCRIPTIONS[_name],
+        replaces=("demosaic", "colour", "tone"),
+        cfa_types=frozenset({"bayer"}),
+        input_domain="mosaic_linear_wb",
+        output_domain="srgb_display",
+        native_pattern="RGGB",
+        tile_multiple=2,
+        margin=ISP_MARGIN,
+        tile_exact=False,
+        uses_noise=True,
+        build=LazyBuild("rawdev.backends.isp", "_build_isp", (_name,)),
+        weights={"bayer": ISP_WEIGHTS[_name]},
+        reference={"pynet": "Ignatov2020", "pynet-ca": "Kim2020", "cameranet": "Liang2019"}[_name],
+    ))
+
+# -- LibRaw's own pipeline: the reference ---------------------------------------------------------
+register(BackendSpec(
+    name=LIBRAW,
+    kind="classical",
+    description="LibRaw's own pipeline: AHD demosaic (Hirakawa & Parks 2005) and LibRaw's colour matrix, "
+    "with rawdev's white balance, exposure and curve. The reference.",
+    replaces=("demosaic", "colour"),
+    cfa_types=frozenset({"bayer", "xtrans"}),
+    input_domain="raw_file",
+    output_domain="linear_srgb",
+    tile_exact=False,  # LibRaw renders whole files: never tiled
+    build=LazyBuild("rawdev.backends.libraw", "_build_libraw"),
+    reference="Hirakawa2005",
+))

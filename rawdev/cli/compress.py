@@ -1,0 +1,126 @@
+"""``rawdev compress``: distil ``jdd-noise`` into fast students and cut sub-networks out of them.
+
+    rawdev compress distill --data .devdata/train_patches.npz --run-dir runs/jdd_fast \\
+        --widths 48x7 --ofa 0.5,0.75,1 --steps 3000          # once-for-all (GAN Compression)
+    rawdev compress distill ... --slim 0.01                  # learned gates + L1 (GAN Slimming)
+    rawdev compress distill ... --resume                     # continue the checkpoint exactly
+    rawdev compress export --run-dir runs/jdd_fast --width 0.75 --out weights/jdd_fast.safetensors
+    rawdev compress export --run-dir runs/jdd_slim --prune 0.05 --out weights/jdd_slim.safetensors
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from ._options import handle_errors
+
+__all__ = ["app", "parse_widths"]
+
+app = typer.Typer(
+    help="Compress learned back-ends: distil jdd-noise into small students, export sub-networks.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+
+
+@app.callback()
+def _group() -> None:
+    """Compress learned back-ends: distil jdd-noise into small students, export sub-networks."""
+
+
+def parse_widths(text: str) -> tuple[int, ...]:
+    """``"48x7"`` -> seven layers of 48; ``"32,32,48"`` -> those widths.
+
+    Raises:
+        UsageError: not of either form, or a width below 1.
+    """
+    from ..errors import UsageError
+
+    try:
+        if "x" in text:
+            w, d = text.lower().split("x")
+            widths = (int(w),) * int(d)
+        else:
+            widths = tuple(int(v) for v in text.split(","))
+    except ValueError:
+        raise UsageError(f"--widths must look like 48x7 or 32,32,48; got {text!r}") from None
+    if not widths or min(widths) < 1:
+        raise UsageError(f"--widths needs at least one layer of width >= 1; got {text!r}")
+    return widths
+
+
+@app.command()
+@handle_errors
+def distill(
+    data: List[Path] = typer.Option(..., "--data", help="Photo folder, photo file or .npz patch pack; repeat for more."),
+    run_dir: Path = typer.Option(Path("runs/jdd_fast"), "--run-dir", help="Checkpoint and log.jsonl folder."),
+    widths: str = typer.Option("48x7", "--widths", help="Student 3x3 layer widths: 48x7 or 32,32,48,..."),
+    post_width: int = typer.Option(16, "--post-width", help="Channels of the full-resolution 3x3 layer."),
+    ofa: str = typer.Option("", "--ofa", help="Once-for-all width multipliers, e.g. 0.5,0.75,1 (GAN Compression)."),
+    slim: float = typer.Option(0.0, "--slim", help="L1 weight on learned channel gates (GAN Slimming); 0: none."),
+    steps: int = typer.Option(3000, "--steps", help="Total optimisation steps (a resumed run counts from its start)."),
+    batch: int = typer.Option(8, "--batch", help="Patches per step."),
+    patch: int = typer.Option(128, "--patch", help="Teacher input patch side (even, >= 64)."),
+    lr: float = typer.Option(1e-3, "--lr", help="Adam learning rate."),
+    warmup: int = typer.Option(100, "--warmup", help="Linear warm-up steps."),
+    loss: str = typer.Option("l2", "--loss", help="l2 or l1 distance to the teacher."),
+    sigma_max: float = typer.Option(20.0, "--sigma-max", help="Largest noise std, on the 0-255 scale."),
+    p_clean: float = typer.Option(0.2, "--p-clean", help="Fraction of noise-free samples."),
+    hetero: float = typer.Option(0.0, "--hetero", help="Fraction of samples with shot+read noise instead of Gaussian."),
+    clip: float = typer.Option(0.5, "--clip", help="Fraction of samples whose noisy mosaic is clipped to [0, 1]."),
+    device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
+    resume: bool = typer.Option(False, "--resume", help="Continue from RUN_DIR/checkpoint.pt."),
+    seed: int = typer.Option(0, "--seed"),
+    checkpoint_every: int = typer.Option(100, "--checkpoint-every"),
+    log_every: int = typer.Option(20, "--log-every"),
+    val_every: int = typer.Option(500, "--val-every", help="Validate every N steps (0: start and end only)."),
+    time_limit: Optional[float] = typer.Option(None, "--time-limit", help="Stop cleanly after this many seconds."),
+    threads: Optional[int] = typer.Option(None, "--threads", help="torch CPU threads."),
+) -> None:
+    """Distil jdd-noise into a student (progress bar on a terminal, loss log in RUN_DIR/log.jsonl)."""
+    from ..train.compress import CompressRecipe, train_student
+    from ..train.loop import TrainConfig
+    from .train import TrainProgress
+
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    ofa_widths = tuple(float(v) for v in ofa.split(",") if v.strip()) if ofa else ()
+    cfg = TrainConfig(steps=steps, lr=lr, seed=seed, device=device, run_dir=run_dir, resume=resume,
+                      checkpoint_every=checkpoint_every, log_every=log_every, val_every=val_every,
+                      time_limit_s=time_limit, schedule="cosine", warmup_steps=warmup, threads=threads)
+    recipe = CompressRecipe(widths=parse_widths(widths), post_width=post_width, ofa_widths=ofa_widths,
+                            slim_l1=slim, patch=patch, batch=batch, sigma_max=sigma_max / 255, p_clean=p_clean,
+                            hetero_prob=hetero, clip_prob=clip, loss=loss)
+    with TrainProgress("distil jdd-noise") as prog:
+        result, _ = train_student(data, cfg, recipe, **prog.callbacks())
+    state = "done" if result.completed else "stopped at the time limit (continue with --resume)"
+    typer.echo(f"{state}: step {result.step}/{steps} on {result.device} in {result.elapsed_s:.0f} s; "
+               f"checkpoint -> {run_dir}; cut a student with `rawdev compress export`", err=True)
+
+
+@app.command()
+@handle_errors
+def export(
+    run_dir: Path = typer.Option(..., "--run-dir", help="A distillation run folder (its checkpoint.pt)."),
+    out: Path = typer.Option(..., "--out", help="Safetensors file to write."),
+    width: float = typer.Option(1.0, "--width", help="Once-for-all width multiplier of the sub-network."),
+    prune: Optional[float] = typer.Option(None, "--prune", help="GAN Slimming: drop channels with |gate| below this."),
+) -> None:
+    """Cut a plain student (one width, or the pruned channels) out of a run's checkpoint."""
+    from ..models.li2020 import macs_per_pixel
+    from ..train.compress import export_student, student_from_checkpoint
+
+    net, recipe = student_from_checkpoint(run_dir)
+    if prune is not None:
+        student = net.prune(prune)  # the gates decide each layer's width
+    else:
+        student = net.subnet(width)
+    meta = {"teacher": "jdd-noise", "run_dir": str(run_dir), "steps": recipe["step"], "recipe": recipe,
+            "width": width, "prune": prune}
+    export_student(student, out, meta)
+    n = sum(p.numel() for p in student.parameters())
+    typer.echo(f"wrote {out}: widths {list(student.widths)}, {n:,} parameters, "
+               f"{macs_per_pixel(student.widths, student.post_width):,.0f} MAC/pixel", err=True)

@@ -1,0 +1,33 @@
+"""The developer's settings, :class:`PipelineConfig`: a plain frozen dataclass, importable without torch
+(the CLI builds and checks it before the pipeline, and torch, are imported)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from .backends.registry import DEFAULT_BACKEND
+
+__all__ = ["PipelineConfig"]
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    """Every choice the developer makes. Defaults give a neutral render comparable with LibRaw's
+    ``postprocess(use_camera_wb=True, gamma=(2.4, 12.92), no_auto_bright=True)``."""
+
+    backend: str = DEFAULT_BACKEND
+    wb: str | tuple[float, ...] = "camera"
+    highlights: str = "clip"
+    exposure_ev: float = 0.0
+    auto_bright: bool = False
+    curve: Literal["srgb", "linear"] = "srgb"
+    colorspace: str = "srgb"  # output space (rawdev.stages.output_space); its own curve when curve="srgb"
+    look: str = "neutral"  # "neutral", "camera" (fitted to the embedded preview) or a look file (JSON)
+    lens: str = "off"  # "off", "auto" (lensfun, from the file's camera and lens) or a lens's "Maker Model"
+    apply_orientation: bool = True
+    output_bits: int | None = 8  # 8 -> uint8, 16 -> uint16, None -> float32 in [0, 1]
+    device: str = "auto"
+    tile: int | None = None  # learned back-ends: tile side in pixels; None = the back-end default
+    noise: float | None = None  # noise sigma for noise-aware back-ends, in their input domain
+    band_rows: int = 256

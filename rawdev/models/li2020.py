@@ -1,0 +1,212 @@
+"""Compressed students of the noise-aware Bayer JDD network (GAN Compression / GAN Slimming).
+
+One network class, :class:`StudentJDD`, serves three uses:
+
+* **a once-for-all super-network** (Li2020, Sec. 3.2): every 3x3 layer can run with only its first
+  ``k`` output channels (``forward(..., width=0.5)``), so all sub-networks share weights and are trained
+  together by sampling widths; a sub-network is then cut out by channel count (:meth:`subnet`);
+* **a slimmable network** (Wang2020, Sec. 3.1): with ``gates=True`` every hidden channel has a learned
+  scale factor ``gamma`` applied before its ReLU; an L1 penalty on the gammas
+  (:meth:`gate_l1`) drives unneeded channels to zero and :meth:`prune` removes the channels whose
+  ``|gamma|`` is below a threshold, folding the others into the weights (exact: ``relu(g (W x + b)) =
+  relu((g W) x + g b)``);
+* **the shipped student**, a plain network of per-layer widths (no gates) that the ``jdd-fast``
+  back-end loads; its widths travel in the weights file's metadata.
+
+Architecture (the contract of :class:`rawdev.models.gharbi2016.BayerDemosaicNet`, smaller):
+
+1. ``pack``: conv 2x2 stride 2, 3 -> 4 (the four Bayer sites at half resolution);
+2. the noise plane (Gharbi2016 Sec. 4): a constant channel holding sigma is concatenated (5 channels);
+3. ``convs[i]``: conv 3x3 valid + ReLU at half resolution, ``widths[i]`` channels;
+4. ``head``: conv 1x1, ``widths[-1]`` -> 12, then ``up``: transposed conv 2x2 stride 2, groups 3, 12 -> 3;
+5. ``post``: the centre-cropped input mosaic concatenated with the up-sampled residual (6 channels)
+   -> conv 3x3 valid -> ReLU -> conv 1x1 -> 3;
+6. with ``base=True`` (default) that is a correction added to Malvar2004's demosaic of the same
+   mosaic (fixed 5x5 filters, :func:`rawdev.stages.demosaic.malvar2004.demosaic_malvar2004`), and the
+   last 1x1 starts at zero: a fresh student computes Malvar exactly, so the few thousand steps a
+   2-core CPU affords are spent on what Malvar misses (noise, zipper, false colour) instead of on
+   learning to interpolate (residual learning, as in He et al. 2016 and Zhang et al. 2017's DnCNN).
+
+Gharbi2016's filter/mask product is left out: it doubles the last layer's width and gave nothing
+measurable at these widths in the previous attempt, and a plain chain is what both compression methods
+prune cleanly.
+
+Shape: ``(N, 3, H, W)`` GRBG zero-filled sRGB-encoded mosaic, H and W even, plus ``noise`` ``(N,)``
+-> ``(N, 3, H - 2 b, W - 2 b)`` with border ``b = 2 len(widths) + 1``.
+
+References:
+    Li2020: M. Li, J. Lin, Y. Ding, Z. Liu, J.-Y. Zhu, S. Han. "GAN Compression: Efficient Architectures
+    for Interactive Conditional GANs". CVPR 2020.
+    Wang2020: H. Wang, S. Gui, H. Yang, J. Liu, Z. Wang. "GAN Slimming: All-in-One GAN Compression by
+    a Unified Optimization Framework". ECCV 2020.
+    Gharbi2016: M. Gharbi, G. Chaurasia, S. Paris, F. Durand. "Deep Joint Demosaicking and
+    Denoising". ACM Transactions on Graphics 35(6), 191 (2016).
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+__all__ = ["StudentJDD", "student_border", "macs_per_pixel"]
+
+
+def student_border(depth: int) -> int:
+    """Pixels per side lost by valid convolutions: 2 per half-resolution 3x3 layer, 1 for ``post``."""
+    return 2 * int(depth) + 1
+
+
+def macs_per_pixel(widths: Sequence[int], post_width: int, noise_input: bool = True) -> float:
+    """Multiply-accumulates per output (full-resolution) pixel, ignoring the shrinking valid borders."""
+    half = 4 * 3 * 4  # pack: 3 x 2 x 2 -> 4 per half-resolution pixel
+    c_in = 5 if noise_input else 4
+    for w in widths:
+        half += c_in * w * 9
+        c_in = w
+    half += c_in * 12 + 12 * 4  # head 1x1, then up: 12 -> 3 x (2x2)
+    return half / 4 + 6 * post_width * 9 + post_width * 3
+
+
+class StudentJDD(nn.Module):
+    """A small noise-aware Bayer JDD network; see the module docstring.
+
+    Args:
+        widths: output channels of each half-resolution 3x3 layer (its length is the depth).
+        post_width: channels of the full-resolution ``post`` 3x3 layer.
+        noise_input: concatenate the noise plane after packing (``jdd-noise``'s contract).
+        gates: learned per-channel scale factors on every hidden layer (GAN Slimming).
+        base: add the network's output to a fixed Malvar2004 demosaic (see the module docstring).
+    """
+
+    def __init__(
+        self,
+        widths: Sequence[int] = (48,) * 7,
+        post_width: int = 16,
+        noise_input: bool = True,
+        gates: bool = False,
+        base: bool = True,
+    ) -> None:
+        super().__init__()
+        if not widths or min(widths) < 1 or post_width < 1:
+            raise ValueError(f"widths and post_width must be >= 1, got {tuple(widths)}, {post_width}")
+        self.widths = tuple(int(w) for w in widths)
+        self.post_width = int(post_width)
+        self.noise_input = bool(noise_input)
+        self.base = bool(base)
+        self.depth = len(self.widths)
+        self.border = student_border(self.depth)
+        self.pack = nn.Conv2d(3, 4, 2, stride=2)
+        c_in = 5 if self.noise_input else 4
+        convs = []
+        for w in self.widths:
+            convs.append(nn.Conv2d(c_in, w, 3))
+            c_in = w
+        self.convs = nn.ModuleList(convs)
+        self.gates = nn.ParameterList([nn.Parameter(torch.ones(w)) for w in self.widths]) if gates else None
+        self.head = nn.Conv2d(c_in, 12, 1)
+        self.up = nn.ConvTranspose2d(12, 3, 2, stride=2, groups=3)
+        self.post = nn.Conv2d(6, self.post_width, 3)
+        self.out = nn.Conv2d(self.post_width, 3, 1)
+        if self.base:
+            nn.init.zeros_(self.out.weight)
+            nn.init.zeros_(self.out.bias)
+
+    # -- forward ---------------------------------------------------------------------------------
+    def active_widths(self, width: float | None) -> tuple[int, ...]:
+        """Channels each layer runs with at width multiplier ``width`` (None or 1: all of them)."""
+        if width is None or width >= 1.0:
+            return self.widths
+        if width <= 0:
+            raise ValueError(f"width multiplier must be > 0, got {width}")
+        return tuple(max(1, int(round(w * width))) for w in self.widths)
+
+    def forward(
+        self, mosaic3: torch.Tensor, noise: torch.Tensor | None = None, width: float | None = None
+    ) -> torch.Tensor:
+        """Demosaic and denoise a GRBG-aligned, zero-filled 3-channel mosaic.
+
+        Args:
+            mosaic3: (N, 3, H, W), H and W even, sRGB-encoded [0, 1], zeros at unsampled colours.
+            noise: (N,) noise std in the same units; required when ``noise_input``.
+            width: once-for-all width multiplier (Li2020); None runs every channel.
+
+        Returns:
+            (N, 3, H - 2 border, W - 2 border), aligned with the input's centre; not clipped.
+        """
+        x = self.pack(mosaic3)
+        if self.noise_input:
+            if noise is None:
+                raise ValueError("this StudentJDD has a noise input: pass noise=(N,) sigmas")
+            sigma = torch.as_tensor(noise, dtype=x.dtype, device=x.device).reshape(-1, 1, 1, 1)
+            x = torch.cat([x, sigma.expand(x.shape[0], 1, x.shape[2], x.shape[3])], dim=1)
+        widths = self.active_widths(width)
+        c_in = x.shape[1]
+        for i, (conv, w) in enumerate(zip(self.convs, widths)):
+            if w == conv.out_channels and c_in == conv.in_channels:
+                y = conv(x)
+            else:  # a once-for-all sub-network: the first w filters over the first c_in inputs
+                y = F.conv2d(x, conv.weight[:w, :c_in], conv.bias[:w])
+            if self.gates is not None:
+                y = y * self.gates[i][:w].view(1, -1, 1, 1)
+            x = F.relu(y)
+            c_in = w
+        head_w = self.head.weight if c_in == self.head.in_channels else self.head.weight[:, :c_in]
+        residual = F.conv2d(x, head_w, self.head.bias)
+        upsampled = self.up(residual)
+        b = (mosaic3.shape[-1] - upsampled.shape[-1]) // 2
+        bh = (mosaic3.shape[-2] - upsampled.shape[-2]) // 2
+        crop = mosaic3[..., bh : bh + upsampled.shape[-2], b : b + upsampled.shape[-1]]
+        out = self.out(F.relu(self.post(torch.cat([crop, upsampled], dim=1))))
+        if not self.base:
+            return out
+        from ..cfa import pattern_after_crop
+        from ..stages.demosaic.malvar2004 import demosaic_malvar2004
+
+        # Malvar's 5x5 stencils need 2 px of context; the border (>= 3) leaves it inside the input.
+        bb = self.border
+        cfa = mosaic3[..., bb - 2 : mosaic3.shape[-2] - bb + 2, bb - 2 : mosaic3.shape[-1] - bb + 2]
+        with torch.no_grad():
+            malvar = demosaic_malvar2004(cfa.sum(1, keepdim=True), pattern_after_crop("GRBG", bb - 2, bb - 2))
+        return out + malvar[..., 2:-2, 2:-2]
+
+    # -- compression -----------------------------------------------------------------------------
+    def gate_l1(self) -> torch.Tensor:
+        """Sum of ``|gamma|`` over every gate (Wang2020 Eq. 4's sparsity term); 0 without gates."""
+        if self.gates is None:
+            return torch.zeros((), device=self.pack.weight.device)
+        return sum(g.abs().sum() for g in self.gates)
+
+    def _cut(self, keep: Sequence[torch.Tensor]) -> "StudentJDD":
+        """A plain (gate-free) network keeping channel indices ``keep[i]`` of layer ``i``, gates folded."""
+        net = StudentJDD([len(k) for k in keep], self.post_width, self.noise_input, gates=False, base=self.base)
+        with torch.no_grad():
+            net.pack.load_state_dict(self.pack.state_dict())
+            prev = torch.arange(self.convs[0].in_channels, device=self.pack.weight.device)
+            for i, (src, dst, k) in enumerate(zip(self.convs, net.convs, keep)):
+                g = self.gates[i][k] if self.gates is not None else torch.ones(len(k), device=k.device)
+                dst.weight.copy_(src.weight[k][:, prev] * g.view(-1, 1, 1, 1))
+                dst.bias.copy_(src.bias[k] * g)
+                prev = k
+            net.head.weight.copy_(self.head.weight[:, prev])
+            net.head.bias.copy_(self.head.bias)
+            for name in ("up", "post", "out"):
+                getattr(net, name).load_state_dict(getattr(self, name).state_dict())
+        return net
+
+    def subnet(self, width: float) -> "StudentJDD":
+        """The once-for-all sub-network at width multiplier ``width`` as a plain network (Li2020)."""
+        dev = self.pack.weight.device
+        return self._cut([torch.arange(w, device=dev) for w in self.active_widths(width)])
+
+    def prune(self, threshold: float) -> "StudentJDD":
+        """Drop the channels whose gate ``|gamma| < threshold`` (Wang2020); at least one per layer stays."""
+        if self.gates is None:
+            raise ValueError("prune needs a network built with gates=True")
+        keep = []
+        for g in self.gates:
+            idx = torch.nonzero(g.detach().abs() >= threshold).flatten()
+            keep.append(idx if idx.numel() else g.detach().abs().argmax().view(1))
+        return self._cut(keep)
