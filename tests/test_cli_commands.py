@@ -26,3 +26,24 @@ def test_demo_refuses_to_replace_its_outputs(tmp_path):
     assert jpg.stat().st_mtime_ns == before
     r = run_cli("demo", "--out-dir", tmp_path, "--overwrite")
     assert r.returncode == 0, r.stderr
+
+
+def test_bad_option_values_are_one_line_usage_errors():
+    """Click's own usage errors (a value outside a choice or range, an unknown option or command)
+    read like rawdev's: one line ``rawdev: error: ...`` on stderr, exit 2, no boxed panel."""
+    for args, what in ((["develop", "x.dng", "--device", "tpu"], "--device"),
+                       (["develop", "x.dng", "--nosuch"], "--nosuch"),
+                       (["eval", "demosaic", ".", "--border", "-1"], "--border"),
+                       (["nosuchcommand"], "nosuchcommand")):
+        r = run_cli(*args)
+        assert r.returncode == 2, (args, r.stderr)
+        assert r.stderr.startswith("rawdev: error: ") and what in r.stderr, (args, r.stderr)
+        assert len(r.stderr.strip().splitlines()) == 1 and "╭" not in r.stderr, (args, r.stderr)
+
+
+def test_flags_show_no_type_in_help():
+    r = run_cli("develop", "--help")
+    assert r.returncode == 0
+    lines = [line for line in r.stdout.splitlines() if "--overwrite" in line or "--quiet" in line]
+    assert len(lines) == 2 and all("<bool>" not in line for line in lines), lines
+    assert "<int>" in next(line for line in r.stdout.splitlines() if "--bits" in line)

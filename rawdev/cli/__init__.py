@@ -7,16 +7,56 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
+from typer.core import TyperGroup
+
+try:  # Typer >= 0.24 carries its own copy of Click
+    from typer._click.exceptions import ClickException, NoArgsIsHelpError
+except ImportError:  # older Typer runs on Click
+    from click.exceptions import ClickException, NoArgsIsHelpError
 
 from .. import __version__
 from ..backends.registry import DEFAULT_BACKEND
 from ._options import handle_errors
 from .develop import develop_command
 
-__all__ = ["app", "main"]
+__all__ = ["app", "main", "RawdevGroup"]
+
+
+def _hide_flag_types(command) -> None:
+    """Flags take no value: give them an empty metavar, so help shows no ``<bool>`` type for them."""
+    for param in command.params:
+        if getattr(param, "is_flag", False) and param.metavar is None:
+            param.metavar = ""
+    for sub in getattr(command, "commands", {}).values():
+        _hide_flag_types(sub)
+
+
+class RawdevGroup(TyperGroup):
+    """The root command: every usage error (a bad option value, an unknown option, a missing
+    argument) is one line ``rawdev: error: ...`` on stderr and exit 2, as rawdev's own usage errors
+    are (rawdev/cli/_options.py), instead of Typer's boxed panel."""
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        _hide_flag_types(self)
+        try:
+            rv = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except NoArgsIsHelpError as e:  # `rawdev develop` alone: its help, as before
+            print(e.ctx.get_help() if e.ctx is not None else e.format_message())
+            sys.exit(e.exit_code)
+        except ClickException as e:
+            msg = " ".join(e.format_message().split())
+            print(f"rawdev: error: {msg}", file=sys.stderr)
+            sys.exit(e.exit_code)
+        except typer.Abort:
+            print("rawdev: interrupted", file=sys.stderr)
+            sys.exit(130)
+        # standalone_mode=False returns typer.Exit's code instead of exiting
+        sys.exit(rv if isinstance(rv, int) else 0)
+
 
 app = typer.Typer(
     name="rawdev",
+    cls=RawdevGroup,
     help="Develop camera RAW files (DNG, CR2, NEF, ARW, RAF, ...) into sRGB images, with classical or learned back-ends.",
     no_args_is_help=True,
     add_completion=False,
