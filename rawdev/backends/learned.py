@@ -51,7 +51,7 @@ from .registry import WeightsSpec
 from .specs import JDD_BAYER, JDD_MARGIN, JDD_NOISE, JDD_NOISE_FADE, JDD_NOISE_SHA256, JDD_XTRANS
 from .weights import load_into, resolve_path
 
-__all__ = ["JDDRunner", "JDD_BAYER", "JDD_XTRANS", "JDD_NOISE", "JDD_NOISE_SHA256", "JDD_MARGIN"]
+__all__ = ["JDDRunner", "JDD_BAYER", "JDD_XTRANS", "JDD_NOISE", "JDD_NOISE_SHA256", "JDD_MARGIN", "load_student"]
 
 log = logging.getLogger(__name__)
 
@@ -98,6 +98,7 @@ class JDDRunner:
         workers: int | None,
         uses_noise: bool,
         xtrans_spec: WeightsSpec | None,
+        margin: int = JDD_MARGIN,
     ) -> None:
         self.device = device
         self.dtype = dtype
@@ -105,6 +106,12 @@ class JDDRunner:
         self.batch = int(batch)
         self.workers = workers  # None: one per CPU thread (torch.get_num_threads()) on the CPU
         self.uses_noise = uses_noise
+        # Context per tile side, and what the Bayer network's valid convolutions eat of it (31 for
+        # demosaicnet, 2 depth + 1 for a compressed student).
+        self.margin = int(margin)
+        self.border = int(getattr(bayer_net, "border", BAYER_BORDER))
+        if self.border > self.margin or self.margin % 2:
+            raise ValueError(f"margin {self.margin} must be even and >= the network's border {self.border}")
         self.bayer_net = None if bayer_net is None else self._prepare(bayer_net)
         self.clean_net: torch.nn.Module | None = None  # jdd-noise: the noise-free expert (see fade_sigma)
         self.fade_sigma = JDD_NOISE_FADE
@@ -137,7 +144,7 @@ class JDDRunner:
                 out = self.bayer_net(m3, None)
             else:
                 out = self._noise_aware(m3, noise)
-        c = JDD_MARGIN - BAYER_BORDER
+        c = self.margin - self.border
         return out[..., c : out.shape[-2] - c, c : out.shape[-1] - c]
 
     def _noise_aware(self, m3: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
@@ -201,7 +208,7 @@ class JDDRunner:
             if self.bayer_net is None:
                 raise BackendError("this runner has no Bayer network")
             return run_tiled(
-                self._bayer_core, mosaic, cfa, tile=self.tile, margin=JDD_MARGIN, multiple=2, exact=True,
+                self._bayer_core, mosaic, cfa, tile=self.tile, margin=self.margin, multiple=2, exact=True,
                 noise=noise, batch=self.batch, device=self.device, dtype=self.dtype,
                 native_pattern="GRBG", valid=True, workers=self._workers(), region=region,
             )
@@ -273,3 +280,68 @@ def _build_jdd(
     if noise_aware and fade:
         runner.clean_net = runner._prepare(load_into(BayerDemosaicNet(), JDD_BAYER))
     return runner
+
+
+def load_student(spec: WeightsSpec, ranges: WeightsSpec | None = None) -> torch.nn.Module:
+    """A compressed student (:class:`~rawdev.models.li2020.StudentJDD`, shape from the file's metadata)
+    from its verified weights; with ``ranges`` (calibrated activation ranges) its int8 version.
+
+    Raises:
+        WeightsError: missing, damaged or unfitting files.
+    """
+    import json
+
+    from safetensors import safe_open
+
+    from ..models.li2020 import StudentJDD
+    from .weights import load_state_dict, verify
+
+    path = verify(spec)
+    with safe_open(str(path), framework="pt") as f:
+        meta = f.metadata() or {}
+    try:
+        net = StudentJDD(json.loads(meta["widths"]), int(json.loads(meta["post_width"])),
+                         noise_input=bool(json.loads(meta.get("noise_input", "true"))),
+                         base=json.loads(meta.get("base", "true")))
+    except (KeyError, ValueError) as err:
+        raise WeightsError(f"{path} has no student shape in its metadata ({err})", path) from None
+    net = load_into(net, spec)
+    if ranges is None:
+        return net
+    from ..models.quantise import Int8Student
+
+    try:
+        return Int8Student(net.eval(), load_state_dict(ranges))
+    except ValueError as err:
+        raise WeightsError(f"int8 calibration ranges do not fit the student ({err})", resolve_path(ranges.file)) from None
+
+
+def _build_student(
+    weights: WeightsSpec,
+    ranges: WeightsSpec | None = None,
+    *,
+    device: str | torch.device = "auto",
+    dtype: str | torch.dtype | None = None,
+    tile: int | None = None,
+    batch: int | None = None,
+    workers: int | None = None,
+    threads: int | None = None,
+    **_: object,
+) -> JDDRunner:
+    """The runner of a compressed student (``jdd-fast``), or of its int8 version (``jdd-fast-int8``:
+    CPU only, float32 around the int8 trunk). Options as for :func:`_build_jdd`."""
+    from .specs import STUDENT_MARGIN
+
+    dev = resolve_device(device)
+    if ranges is not None and dev.type != "cpu":
+        raise BackendError("the int8 student runs on the CPU only (x86 quantised kernels); use --device cpu")
+    cdtype = resolve_dtype(dtype, dev)
+    if threads is not None:
+        torch.set_num_threads(max(1, int(threads)))
+    net = load_student(weights, ranges)
+    return JDDRunner(
+        net, device=dev, dtype=cdtype,
+        tile=DEFAULT_TILE[dev.type] if tile is None else int(tile),
+        batch=DEFAULT_BATCH[dev.type] if batch is None else int(batch),
+        workers=workers, uses_noise=True, xtrans_spec=None, margin=STUDENT_MARGIN,
+    )

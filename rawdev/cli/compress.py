@@ -124,3 +124,50 @@ def export(
     n = sum(p.numel() for p in student.parameters())
     typer.echo(f"wrote {out}: widths {list(student.widths)}, {n:,} parameters, "
                f"{macs_per_pixel(student.widths, student.post_width):,.0f} MAC/pixel", err=True)
+
+
+@app.command()
+@handle_errors
+def int8(
+    student: Path = typer.Option(..., "--student", help="A plain student written by `rawdev compress export`."),
+    data: List[Path] = typer.Option(..., "--data", help="Calibration photos: folder, file or .npz pack (train split)."),
+    out: Path = typer.Option(..., "--out", help="Safetensors file of the calibrated activation ranges."),
+    batches: int = typer.Option(16, "--batches", help="Calibration batches."),
+    batch: int = typer.Option(8, "--batch", help="Patches per batch."),
+    patch: int = typer.Option(128, "--patch", help="Patch side (even)."),
+    sigma_max: float = typer.Option(20.0, "--sigma-max", help="Largest noise std of the calibration mosaics (0-255)."),
+    seed: int = typer.Option(0, "--seed"),
+) -> None:
+    """Calibrate int8 activation ranges of a student's trunk (min/max over synthetic noisy mosaics)."""
+    import json
+
+    import torch
+    from safetensors.torch import save_file
+
+    from ..cfa import bayer_masks, mosaic
+    from ..models.quantise import calibrate_ranges
+    from ..train.compress import read_student
+    from ..train.data import load_sources
+    from ..train.jdd import NATIVE_PATTERN
+    from ..train.synthesis import add_gaussian_noise, sample_sigmas
+
+    net, meta = read_student(student)
+    net.eval()
+    pool = load_sources(list(data), split="train")
+    g = torch.Generator().manual_seed(seed)
+    masks = bayer_masks(NATIVE_PATTERN, patch, patch)
+
+    def draws():
+        for _ in range(batches):
+            rgb = pool.sample(batch, patch, generator=g)
+            sigma = sample_sigmas(batch, sigma_max=sigma_max / 255, p_zero=0.2, generator=g)
+            noisy = add_gaussian_noise(mosaic(rgb, NATIVE_PATTERN), sigma, generator=g).clamp(0, 1)
+            yield noisy * masks, sigma
+
+    ranges = calibrate_ranges(net, draws())
+    out.parent.mkdir(parents=True, exist_ok=True)
+    info = {"student": student.name, "data": [str(p) for p in data], "batches": batches, "batch": batch,
+            "patch": patch, "sigma_max_255": sigma_max, "seed": seed, "observer": "MinMax (x86 default qconfig)"}
+    save_file({k: v.contiguous() for k, v in ranges.items()}, str(out),
+              metadata={"format": "rawdev int8 activation ranges", "calibration": json.dumps(info)})
+    typer.echo(f"wrote {out}: {len(ranges) // 2} activation ranges from {batches * batch} patches", err=True)

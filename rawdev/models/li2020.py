@@ -136,12 +136,7 @@ class StudentJDD(nn.Module):
         Returns:
             (N, 3, H - 2 border, W - 2 border), aligned with the input's centre; not clipped.
         """
-        x = self.pack(mosaic3)
-        if self.noise_input:
-            if noise is None:
-                raise ValueError("this StudentJDD has a noise input: pass noise=(N,) sigmas")
-            sigma = torch.as_tensor(noise, dtype=x.dtype, device=x.device).reshape(-1, 1, 1, 1)
-            x = torch.cat([x, sigma.expand(x.shape[0], 1, x.shape[2], x.shape[3])], dim=1)
+        x = self.features(mosaic3, noise)
         widths = self.active_widths(width)
         c_in = x.shape[1]
         for i, (conv, w) in enumerate(zip(self.convs, widths)):
@@ -154,7 +149,31 @@ class StudentJDD(nn.Module):
             x = F.relu(y)
             c_in = w
         head_w = self.head.weight if c_in == self.head.in_channels else self.head.weight[:, :c_in]
-        residual = F.conv2d(x, head_w, self.head.bias)
+        return self.finish(mosaic3, F.conv2d(x, head_w, self.head.bias))
+
+    def features(self, mosaic3: torch.Tensor, noise: torch.Tensor | None) -> torch.Tensor:
+        """The packed half-resolution input with the noise plane: ``(N, 5, H/2, W/2)``."""
+        x = self.pack(mosaic3)
+        if self.noise_input:
+            if noise is None:
+                raise ValueError("this StudentJDD has a noise input: pass noise=(N,) sigmas")
+            sigma = torch.as_tensor(noise, dtype=x.dtype, device=x.device).reshape(-1, 1, 1, 1)
+            x = torch.cat([x, sigma.expand(x.shape[0], 1, x.shape[2], x.shape[3])], dim=1)
+        return x
+
+    def trunk(self) -> nn.Sequential:
+        """The half-resolution layers of a plain student as one ``Sequential`` (3x3 conv + ReLU pairs,
+        then ``head``), sharing this network's parameters: what int8 quantisation converts."""
+        if self.gates is not None:
+            raise ValueError("cut a gated network with prune() or subnet() first")
+        layers: list[nn.Module] = []
+        for conv in self.convs:
+            layers += [conv, nn.ReLU()]
+        return nn.Sequential(*layers, self.head)
+
+    def finish(self, mosaic3: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
+        """Full resolution: up-sample the trunk's 12-channel ``residual``, the ``post`` layers, and the
+        Malvar base (see the module docstring)."""
         upsampled = self.up(residual)
         b = (mosaic3.shape[-1] - upsampled.shape[-1]) // 2
         bh = (mosaic3.shape[-2] - upsampled.shape[-2]) // 2

@@ -5,12 +5,13 @@ fits the map from rawdev's neutral render (display sRGB) to that preview as
 
 1. a global tone curve ``T`` (33 knots, piecewise linear, monotone), shared by the three channels,
    fitted by least squares with a second-difference smoothness prior; then
-2. a smooth colour transform: a residual 3D lookup table ``D`` (9 x 9 x 9 nodes, trilinear) on
-   ``T(x)``, fitted by least squares with a discrete Laplacian smoothness prior and a small pull to
-   zero, so that colours the preview does not show stay on the tone curve (the lattice-regression
-   idea of Garcia & Gupta 2009, "Building accurate and smooth ICC profiles by lattice regression").
+2. a smooth colour transform: an affine colour matrix ``M`` (3 x 4) on ``T(x)``, which carries the
+   camera's saturation and tint into colours the preview does not show, plus a residual 3D lookup
+   table ``D`` (9 x 9 x 9 nodes, trilinear) fitted by least squares with a discrete Laplacian
+   smoothness prior and a small pull to zero (the lattice-regression idea of Garcia & Gupta 2009,
+   "Building accurate and smooth ICC profiles by lattice regression").
 
-``look(x) = T(x) + D(T(x))``. Robustness: the fit is iteratively reweighted (Huber weights,
+``look(x) = M [T(x), 1] + D(T(x))``. Robustness: the fit is iteratively reweighted (Huber weights,
 Huber 1964) against JPEG artefacts, and ignores clipped pixels, the strongest edges (where a
 slightly misaligned or ringing preview differs most) and any uniform border; the preview is aligned
 to the render by its aspect ratio, border and a phase-correlation shift. The look is applied to the
@@ -20,7 +21,7 @@ full-resolution render (:func:`apply_look`).
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -41,9 +42,11 @@ class Look:
     curve: np.ndarray
     lut: np.ndarray
     source: str = ""
+    matrix: np.ndarray = field(default_factory=lambda: np.hstack([np.eye(3), np.zeros((3, 1))]))  # affine (3, 4)
 
     def to_json(self) -> str:
         return json.dumps({"rawdev_look": 1, "source": self.source, "tone_curve": np.round(self.curve, 6).tolist(),
+                           "matrix": np.round(self.matrix, 6).tolist(),
                            "lut_size": int(self.lut.shape[0]), "lut_residual": np.round(self.lut, 6).ravel().tolist()})
 
     @classmethod
@@ -59,7 +62,10 @@ class Look:
                 raise ValueError("not a rawdev look")
         except (ValueError, KeyError, TypeError) as e:
             raise InputError(f"not a rawdev look file ({e})", path) from None
-        return cls(curve, lut, str(d.get("source", "")))
+        m = np.asarray(d.get("matrix", np.hstack([np.eye(3), np.zeros((3, 1))])), dtype=np.float64)
+        if m.shape != (3, 4) or not np.all(np.isfinite(m)):
+            raise InputError("not a rawdev look file (matrix must be 3 x 4)", path)
+        return cls(curve, lut, str(d.get("source", "")), m)
 
     @classmethod
     def load(cls, path: str | Path) -> "Look":
@@ -243,16 +249,32 @@ def fit_look(neutral: np.ndarray, preview: np.ndarray, *, source: str = "", smoo
     xs, ys = _samples(x, y, max_samples)
     if xs.shape[0] < 500:
         raise ValueError(f"only {xs.shape[0]} usable preview pixels")
+    # Tone curve and affine colour matrix, alternately: the curve is fitted to the preview with the
+    # matrix's mixing undone (a camera's saturation otherwise bends the pooled curve), the matrix to
+    # the preview given the curve. Huber reweighting (IRLS) throughout: JPEG blocks and misfits
+    # count linearly.
+    target = ys
     w = np.ones(xs.size)
-    for _ in range(3):  # IRLS with Huber weights: JPEG blocks and misfits count linearly
-        curve = _fit_curve(xs.ravel(), ys.ravel(), w)
-        res = ys.ravel() - _eval_curve(curve, xs.ravel())
-        w = np.minimum(1.0, 0.02 / np.maximum(np.abs(res), 1e-9))
-    t = _eval_curve(curve, xs)
+    for _ in range(3):
+        for _ in range(2):
+            curve = _fit_curve(xs.ravel(), target.ravel(), w)
+            res = target.ravel() - _eval_curve(curve, xs.ravel())
+            w = np.minimum(1.0, 0.02 / np.maximum(np.abs(res), 1e-9))
+        t = _eval_curve(curve, xs)
+        ta = np.hstack([t, np.ones((t.shape[0], 1))])
+        wm = np.ones(t.shape[0])
+        for _ in range(2):
+            sw = np.sqrt(wm)[:, None]
+            M = np.linalg.lstsq(ta * sw, ys * sw, rcond=None)[0].T
+            e = np.abs(ys - ta @ M.T).max(axis=1)
+            wm = np.minimum(1.0, 0.02 / np.maximum(e, 1e-9))
+        if abs(np.linalg.det(M[:, :3])) < 1e-3:
+            break
+        target = np.clip((ys - M[:, 3]) @ np.linalg.inv(M[:, :3]).T, 0.0, 1.0)
     A = _trilinear(t, _LUT)
     L = _laplacian(_LUT)
     N = A.shape[0]
-    r = ys - t
+    r = ys - ta @ M.T
     wp = np.ones(N)
     for _ in range(3):
         Aw = A.multiply(wp[:, None]).tocsr()
@@ -261,7 +283,7 @@ def fit_look(neutral: np.ndarray, preview: np.ndarray, *, source: str = "", smoo
         lut = np.stack([solve(Aw.T @ r[:, c]) for c in range(3)], axis=-1)
         e = np.abs(r - A @ lut).max(axis=1)
         wp = np.minimum(1.0, 0.02 / np.maximum(e, 1e-9))
-    return Look(curve, lut.reshape(_LUT, _LUT, _LUT, 3), source)
+    return Look(curve, lut.reshape(_LUT, _LUT, _LUT, 3), source, M)
 
 
 def apply_look(img: np.ndarray, look: Look, *, rows: int = 256) -> np.ndarray:
@@ -283,5 +305,5 @@ def apply_look(img: np.ndarray, look: Look, *, rows: int = 256) -> np.ndarray:
                 wgt = wgt * (frac[c] if bits[c] else 1 - frac[c])
                 f = f * n + idx[c] + bits[c]
             acc += wgt[:, None] * flat[f]
-        out[y0 : y0 + rows] = np.clip(v + acc, 0.0, 1.0).reshape(shp)
+        out[y0 : y0 + rows] = np.clip(v @ look.matrix[:, :3].T + look.matrix[:, 3] + acc, 0.0, 1.0).reshape(shp)
     return out

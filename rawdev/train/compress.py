@@ -213,10 +213,11 @@ def export_student(student: torch.nn.Module, path: str | Path, metadata: dict | 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     meta = {"format": FORMAT, "widths": list(student.widths), "post_width": student.post_width,
-            "noise_input": student.noise_input, **(metadata or {})}
+            "noise_input": student.noise_input, "base": student.base, **(metadata or {})}
     sd = {k: v.detach().float().cpu().contiguous() for k, v in student.state_dict().items()}
     tmp = path.with_name(path.name + ".tmp")
-    save_file(sd, str(tmp), metadata={k: v if isinstance(v, str) else json.dumps(v) for k, v in meta.items()})
+    # Every value JSON-encoded (strings too) except the format line, so reading is uniform.
+    save_file(sd, str(tmp), metadata={k: v if k == "format" else json.dumps(v) for k, v in meta.items()})
     tmp.replace(path)
     return path
 
@@ -240,7 +241,8 @@ def read_student(path: str | Path) -> tuple[torch.nn.Module, dict]:
             raw = f.metadata() or {}
             sd = {k: f.get_tensor(k) for k in f.keys()}
         meta = {k: json.loads(v) if k != "format" else v for k, v in raw.items()}
-        net = StudentJDD(meta["widths"], meta["post_width"], bool(meta.get("noise_input", True)))
+        net = StudentJDD(meta["widths"], meta["post_width"], bool(meta.get("noise_input", True)),
+                         base=bool(meta.get("base", True)))
         net.load_state_dict(sd, strict=True)
     except (KeyError, ValueError, RuntimeError, OSError) as err:
         raise WeightsError(f"not a rawdev student ({err})", path) from None

@@ -1,0 +1,124 @@
+"""Compression of jdd-noise: the student network, distillation, sub-networks, int8 and sparsity."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from rawdev.cfa import bayer_masks, mosaic
+from rawdev.errors import UsageError
+from rawdev.models.li2020 import StudentJDD, macs_per_pixel, student_border
+from rawdev.models.quantise import Int8Student, calibrate_ranges, magnitude_sparsify, sparsity
+from rawdev.stages.demosaic import demosaic
+
+
+def _m3(n=2, size=64, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    rgb = torch.rand(n, 3, size // 8, size // 8, generator=g).repeat_interleave(8, -1).repeat_interleave(8, -2)
+    return mosaic(rgb, "GRBG") * bayer_masks("GRBG", size, size), rgb
+
+
+def _randomise(net: StudentJDD, seed=1) -> StudentJDD:
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in net.parameters():
+            p.add_(0.05 * torch.randn(p.shape, generator=g))
+    return net
+
+
+def test_fresh_student_is_malvar():
+    net = StudentJDD((8,) * 3, 4)
+    m3, _ = _m3()
+    out = net(m3, torch.tensor([0.0, 0.05]))
+    b = student_border(3)
+    ref = demosaic(m3.sum(1, keepdim=True), "GRBG", "malvar")[..., b:-b, b:-b]
+    assert out.shape == (2, 3, 64 - 2 * b, 64 - 2 * b)
+    assert torch.allclose(out, ref, atol=1e-5)
+
+
+def test_once_for_all_subnet_equals_the_sliced_network():
+    net = _randomise(StudentJDD((12,) * 3, 4, gates=True))
+    m3, _ = _m3()
+    s = torch.tensor([0.01, 0.03])
+    for w in (0.5, 1.0):
+        sub = net.subnet(w)
+        assert sub.gates is None and sub.widths == net.active_widths(w)
+        assert torch.allclose(sub(m3, s), net(m3, s, width=w), atol=1e-5)
+
+
+def test_prune_drops_zero_gates_exactly():
+    net = _randomise(StudentJDD((12,) * 3, 4, gates=True))
+    with torch.no_grad():
+        net.gates[1][:5] = 0.0
+    cut = net.prune(1e-6)
+    assert cut.widths == (12, 7, 12)
+    m3, _ = _m3()
+    s = torch.tensor([0.0, 0.02])
+    assert torch.allclose(cut(m3, s), net(m3, s), atol=1e-5)
+    assert macs_per_pixel(cut.widths, 4) < macs_per_pixel(net.widths, 4)
+
+
+def test_int8_trunk_tracks_float_and_sparsity_counts():
+    net = _randomise(StudentJDD((16,) * 3, 8)).eval()
+    m3, _ = _m3(size=96)
+    s = torch.tensor([0.0, 0.04])
+    q = Int8Student(net, calibrate_ranges(net, [(m3, s)]))
+    with torch.no_grad():
+        ref, got = net(m3, s), q(m3, s)
+    mse = float((ref - got).square().mean())
+    assert 10 * np.log10(float(ref.square().mean()) / mse) > 25  # int8 noise well below the signal
+    with pytest.raises(ValueError):
+        Int8Student(net, {})
+    sp = magnitude_sparsify(net, 0.75)
+    assert abs(sparsity(sp) - 0.75) < 0.01 and sparsity(net) == 0.0
+
+
+def test_distillation_runs_resumes_and_exports(tmp_path):
+    from PIL import Image
+
+    from rawdev.cli.compress import parse_widths
+    from rawdev.train.compress import CompressRecipe, export_student, read_student, train_student
+    from rawdev.train.loop import TrainConfig
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(3):
+        Image.fromarray(rng.integers(0, 256, (80, 96, 3), dtype=np.uint8)).save(photos / f"{i}.png")
+    recipe = CompressRecipe(widths=parse_widths("8x3"), post_width=4, ofa_widths=(0.5, 1.0), slim_l1=0.01,
+                            patch=72, batch=2)
+    teacher = lambda m3, sigma: m3[..., 31:-31, 31:-31].sum(1, keepdim=True).expand(-1, 3, -1, -1)  # noqa: E731
+    run = tmp_path / "run"
+    cfg = TrainConfig(steps=2, lr=1e-3, device="cpu", run_dir=run, log_every=1, checkpoint_every=1)
+    res, net = train_student([photos], cfg, recipe, teacher=teacher)
+    assert res.step == 2 and net.gates is not None
+    cfg3 = TrainConfig(steps=3, lr=1e-3, device="cpu", run_dir=run, log_every=1, checkpoint_every=1, resume=True)
+    res, net = train_student([photos], cfg3, recipe, teacher=teacher)
+    steps = [json.loads(line)["step"] for line in (run / "log.jsonl").read_text().splitlines()]
+    assert res.step == 3 and steps == [1, 2, 3]
+    path = export_student(net.prune(0.5), tmp_path / "s.safetensors", {"teacher": "test"})
+    back, meta = read_student(path)
+    assert meta["teacher"] == "test" and back.widths == net.prune(0.5).widths
+    with pytest.raises(UsageError):
+        export_student(net, tmp_path / "gated.safetensors")
+    with pytest.raises(UsageError):
+        parse_widths("wide")
+
+
+def test_student_runner_is_exact_under_tiling():
+    from rawdev.backends.learned import JDDRunner
+
+    net = _randomise(StudentJDD((8,) * 6, 4))
+    runner = JDDRunner(net, device=torch.device("cpu"), dtype=torch.float32, tile=48, batch=1, workers=1,
+                       uses_noise=True, xtrans_spec=None, margin=14)
+    x = torch.rand(1, 1, 101, 87)
+    whole = JDDRunner(net, device=torch.device("cpu"), dtype=torch.float32, tile=512, batch=1, workers=1,
+                      uses_noise=True, xtrans_spec=None, margin=14)
+    for pattern in ("RGGB", "GBRG"):
+        a = runner(x, pattern, noise=torch.tensor([0.02]))
+        b = whole(x, pattern, noise=torch.tensor([0.02]))
+        assert a.shape == (1, 3, 101, 87)
+        assert torch.allclose(a, b, atol=1e-5)
