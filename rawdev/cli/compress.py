@@ -129,14 +129,14 @@ def export(
 @app.command()
 @handle_errors
 def int8(
-    student: Path = typer.Option(..., "--student", help="A plain student written by `rawdev compress export`."),
-    data: List[Path] = typer.Option(..., "--data", help="Calibration photos: folder, file or .npz pack (train split)."),
-    out: Path = typer.Option(..., "--out", help="Safetensors file of the calibrated activation ranges."),
-    batches: int = typer.Option(16, "--batches", help="Calibration batches."),
-    batch: int = typer.Option(8, "--batch", help="Patches per batch."),
-    patch: int = typer.Option(128, "--patch", help="Patch side (even)."),
-    sigma_max: float = typer.Option(20.0, "--sigma-max", help="Largest noise std of the calibration mosaics (0-255)."),
-    seed: int = typer.Option(0, "--seed"),
+    student: Annotated[Path, typer.Option("--student", help="A plain student written by `rawdev compress export`.")],
+    data: Annotated[List[Path], typer.Option("--data", help="Calibration photos: folder, file or .npz pack (train split).")],
+    out: Annotated[Path, typer.Option("--out", help="Safetensors file of the calibrated activation ranges.")],
+    batches: Annotated[int, typer.Option("--batches", help="Calibration batches.")] = 16,
+    batch: Annotated[int, typer.Option("--batch", help="Patches per batch.")] = 8,
+    patch: Annotated[int, typer.Option("--patch", help="Patch side (even).")] = 128,
+    sigma_max: Annotated[float, typer.Option("--sigma-max", help="Largest noise std of the calibration mosaics (0-255).")] = 20.0,
+    seed: Annotated[int, typer.Option("--seed")] = 0,
 ) -> None:
     """Calibrate int8 activation ranges of a student's trunk (min/max over synthetic noisy mosaics)."""
     import json
