@@ -41,7 +41,7 @@ from ..models.isp_frame import LearnedISP, build_isp, jdd_noise_sigma
 from ..stages.tone import srgb_decode, srgb_encode
 from ..tiling import resolve_device, resolve_dtype, run_tiled
 from .specs import ISP_MARGIN, ISP_WEIGHTS
-from .weights import load_into, resolve_path
+from .weights import load_into, read_verified, resolve_path, safetensors_metadata
 
 __all__ = ["ISPRunner", "ISP_WEIGHTS", "ISP_MARGIN", "STATS_MEGAPIXELS", "JDDNoiseStart", "learned_start"]
 
@@ -223,13 +223,17 @@ def _build_isp(name: str, *, device: str | torch.device = "auto", dtype=None, ti
     path = resolve_path(spec.file)
     if not path.is_file() or not spec.sha256:
         raise WeightsError(f"the {name} weights {path} are not there yet: train them with `rawdev train {name}`")
-    from safetensors import safe_open
-
-    with safe_open(str(path), framework="pt") as f:
-        meta = f.metadata() or {}
+    # Verified before any byte is used: the configuration below builds the network, and a header
+    # edited to claim huge layers would otherwise allocate whatever it says.
+    verified = read_verified(spec)
+    meta = safetensors_metadata(verified[1], path)
     try:
         config = json.loads(meta["config"])
+        net = build_isp(config)
+        net.learned_start = learned_start(net.base)  # handed in: models never import backends
     except (KeyError, json.JSONDecodeError) as err:
         raise WeightsError(f"{path} has no model configuration in its metadata", path) from err
-    net = load_into(build_isp(config, learned_start(config.get("base", "bilinear"))), spec)
+    except (TypeError, ValueError) as err:
+        raise WeightsError(f"{path}: the model configuration in its metadata does not build a network ({err})", path) from err
+    net = load_into(net, spec, verified)
     return ISPRunner(net, device=dev, dtype=cdtype, tile=DEFAULT_TILE[dev.type] if tile is None else int(tile))
