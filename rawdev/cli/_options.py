@@ -11,7 +11,7 @@ import typer
 
 from ..errors import EXIT_FAILED, RawdevError
 
-__all__ = ["handle_errors", "parse_wb", "parse_look", "console_err", "notice"]
+__all__ = ["handle_errors", "parse_wb", "parse_look", "parse_lens", "console_err", "notice"]
 
 
 def console_err():
@@ -78,3 +78,11 @@ def parse_look(value: str) -> str:
     if not Path(v).is_file():
         raise typer.BadParameter(f"{value!r}: use neutral, camera or an existing look file (rawdev look fit)")
     return v
+
+
+def parse_lens(value: str) -> str:
+    """``off|auto`` or a lens's name as lensfun spells it (``"Maker Model"``)."""
+    v = value.strip()
+    if not v:
+        raise typer.BadParameter("give off, auto or a lens's \"Maker Model\"")
+    return v.lower() if v.lower() in ("off", "auto") else v
