@@ -32,8 +32,8 @@ pools before they start.
 from __future__ import annotations
 
 import collections
-import glob
 import importlib
+import math
 import os
 import signal
 import sys
@@ -43,7 +43,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Literal, Sequence
 
-from .errors import EXIT_FAILED, EXIT_OK, RawdevError
+from .errors import EXIT_FAILED, EXIT_OK, OutputExistsError, RawdevError
+from .io.temporaries import remove_stale_temporaries
 
 __all__ = [
     "THREAD_ENV_VARS",
@@ -176,7 +177,13 @@ def default_threads(jobs: int) -> int:
 
 
 def parse_memory(text: str | None) -> int | None:
-    """``"2G"``, ``"1500M"``, ``"512k"``, a byte count, or ``"none"``/``"0"`` -> bytes or None."""
+    """``"2G"``, ``"1500M"``, ``"512k"``, a byte count, or ``"none"``/``"0"`` -> bytes or None.
+
+    Raises:
+        UsageError: not a size, negative, or not finite (``-5G`` is not "no limit").
+    """
+    from .errors import UsageError
+
     if text is None:
         return None
     t = text.strip().lower().removesuffix("b").removesuffix("i")
@@ -188,10 +195,10 @@ def parse_memory(text: str | None) -> int | None:
     try:
         value = float(num)
     except ValueError:
-        from .errors import UsageError
-
         raise UsageError(f"--max-memory {text!r}: use a size like 4G or 1500M, or none") from None
-    if value <= 0:
+    if not math.isfinite(value) or value < 0:
+        raise UsageError(f"--max-memory {text!r}: a size must be a positive number, like 4G or 1500M (or none for no limit)")
+    if value == 0:
         return None
     return int(value * scale)
 
@@ -283,23 +290,6 @@ def _resolve(p: Path) -> Path:
         return p.resolve()
     except OSError:
         return p.absolute()
-
-
-def remove_stale_temporaries(dst: Path) -> int:
-    """Remove temporary files that an interrupted write of ``dst`` left behind; returns how many.
-
-    They are named ``.<name>.<random>.rawdev-tmp`` next to ``dst`` (see
-    :class:`rawdev.io.write.atomic_output`) and are never a final output.
-    """
-    n = 0
-    pattern = str(dst.parent / f".{glob.escape(dst.name)}.*.rawdev-tmp")
-    for t in glob.glob(pattern):
-        try:
-            os.unlink(t)
-            n += 1
-        except OSError:
-            pass
-    return n
 
 
 # --------------------------------------------------------------------------------------------------
@@ -713,12 +703,23 @@ def develop_task(task: dict) -> dict:
     from .pipeline import develop_to_file
 
     src, dst = Path(task["src"]), Path(task["dst"])
-    remove_stale_temporaries(dst)
     t0 = time.perf_counter()
-    res = develop_to_file(src, dst, task["cfg"], quality=task["quality"], overwrite=task["overwrite"])
+    try:
+        res = develop_to_file(src, dst, task["cfg"], quality=task["quality"], overwrite=task["overwrite"])
+    except OutputExistsError:
+        return _raced(task)
     h, w = res.shape[:2]
     return {"status": "developed", "seconds": time.perf_counter() - t0, "backend": res.backend,
             "width": int(w), "height": int(h), "notices": list(res.notices)}
+
+
+def _raced(task: dict) -> dict:
+    """The output appeared while this file was being developed: another run (a second ``batch`` or
+    ``develop`` into the same folder) finished it first. Its file is complete (outputs are written
+    atomically), so with ``skip_existing`` this file is skipped, as if it had existed at the start."""
+    if task.get("skip_existing", True):
+        return {"status": "skipped", "reason": "output exists (made by another run meanwhile)"}
+    raise OutputExistsError("output exists (use --overwrite to replace it)", task["dst"])
 
 
 def preview_task(task: dict) -> dict:
@@ -726,9 +727,11 @@ def preview_task(task: dict) -> dict:
     from .io.preview import write_preview
 
     src, dst = Path(task["src"]), Path(task["dst"])
-    remove_stale_temporaries(dst)
     t0 = time.perf_counter()
-    w, h = write_preview(src, dst, quality=task["quality"], overwrite=task["overwrite"])
+    try:
+        w, h = write_preview(src, dst, quality=task["quality"], overwrite=task["overwrite"])
+    except OutputExistsError:
+        return _raced(task)
     return {"status": "developed", "seconds": time.perf_counter() - t0, "backend": "embedded-preview",
             "width": int(w), "height": int(h), "notices": []}
 
@@ -786,7 +789,8 @@ def run_batch(
                 stopped = True
                 break
             continue
-        todo.append((i, {"src": str(job.src), "dst": str(job.dst), "cfg": cfg, "quality": quality, "overwrite": overwrite}))
+        todo.append((i, {"src": str(job.src), "dst": str(job.dst), "cfg": cfg, "quality": quality, "overwrite": overwrite,
+                         "skip_existing": skip_existing}))
     if stopped or not todo:
         todo = []
     ref = fn_ref or ("rawdev.batch:preview_task" if preview else "rawdev.batch:develop_task")

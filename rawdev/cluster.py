@@ -379,7 +379,7 @@ def run(paths: Sequence[str | Path] | str | Path, out: str | Path, *, client: An
     """Develop files and folders into ``out`` like ``rawdev batch``, on ``client``'s Dask cluster, or
     with the local worker pool when ``client`` is None; for notebooks and scripts.
 
-    ``develop_options`` are :class:`rawdev.pipeline.PipelineConfig` fields (``backend="jdd"``,
+    ``develop_options`` are :class:`rawdev.config.PipelineConfig` fields (``backend="jdd"``,
     ``exposure_ev=0.5``, ...), or give ``cfg``. ``on_result`` is called with each
     :class:`~rawdev.batch.FileResult` as it arrives (a progress display). Example::
 
@@ -389,7 +389,7 @@ def run(paths: Sequence[str | Path] | str | Path, out: str | Path, *, client: An
         print(done.summary.line(), [r.src for r in done.results if r.status == "failed"])
     """
     from .batch import cpu_count
-    from .pipeline import PipelineConfig
+    from .config import PipelineConfig
 
     if fmt not in ("jpg", "png", "tif"):
         raise UsageError(f"format {fmt!r}: use jpg, png or tif")

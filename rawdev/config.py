@@ -29,3 +29,4 @@ class PipelineConfig:
     tile: int | None = None  # learned back-ends: tile side in pixels; None = the back-end default
     noise: float | None = None  # noise sigma for noise-aware back-ends, in their input domain
     band_rows: int = 256
+    allow_black: bool = False  # develop a mosaic or picture with no content (a real black frame)

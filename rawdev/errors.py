@@ -21,11 +21,22 @@ __all__ = [
     "UnknownBackendError",
     "WeightsError",
     "ClusterError",
+    "printable",
 ]
 
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130  # Ctrl-C and SIGTERM alike (128 + SIGINT, as shells report Ctrl-C)
+
+
+def printable(path: str | Path) -> str:
+    """``path`` as it can be shown on one line: control characters (a newline in a file name) are
+    written as escapes (``\\n``), everything else, non-ASCII letters included, as it is."""
+    s = str(path)
+    if s.isprintable():
+        return s
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in s)
 
 
 class RawdevError(Exception):
@@ -39,7 +50,7 @@ class RawdevError(Exception):
         super().__init__(self.one_line())
 
     def one_line(self) -> str:
-        return f"{self.path}: {self.reason}" if self.path is not None else self.reason
+        return f"{printable(self.path)}: {self.reason}" if self.path is not None else self.reason
 
 
 class UsageError(RawdevError):

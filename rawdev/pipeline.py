@@ -23,7 +23,7 @@ import torch
 from .backends import registry
 from .cfa import pattern_after_crop
 from .config import PipelineConfig
-from .io.raw import read_raw, render_libraw
+from .io.raw import check_decoded, read_raw, render_libraw
 from .stages.colour import apply_matrix
 from .stages.highlights import blend_highlights, check_mode
 from .stages.normalise import normalise
@@ -512,6 +512,8 @@ def _develop_with_look(raw: RawImage, cfg: PipelineConfig) -> DevelopStream:
 def develop_stream(raw: RawImage, cfg: PipelineConfig = PipelineConfig()) -> DevelopStream:
     """Decide how to develop a decoded :class:`RawImage` with ``cfg``; the pixels come as the
     stream's bands are taken (all at once with a look: it is fitted on the whole render)."""
+    if not cfg.allow_black:
+        check_decoded(raw)  # a mosaic with no picture is a decode failure (a damaged file)
     if cfg.look != "neutral" or cfg.lens != "off":
         return _develop_with_look(raw, cfg)
     meta = raw.meta
@@ -586,6 +588,33 @@ def develop(path: str | Path, cfg: PipelineConfig | None = None, **options) -> D
     return develop_raw(read_raw(path), cfg)
 
 
+def _refuse_flat(bands: Iterator[np.ndarray], path: str | Path) -> Iterator[np.ndarray]:
+    """``bands``, passed on one by one; after the last, a picture in which every channel holds one
+    value throughout (all black, all white, one flat colour) is refused with a
+    :class:`~rawdev.errors.CorruptFileError`, so the writer removes its temporary file and nothing
+    appears at the output path.
+
+    The mosaic check (:func:`~rawdev.io.raw.check_decoded`) catches most such files before any work;
+    this one covers what it cannot see: LibRaw's own renders (linear DNGs, 4-colour sensors) and data
+    that only become flat on the way.
+    """
+    lo = hi = None
+    for b in bands:
+        flat = b.reshape(-1, b.shape[-1])
+        blo, bhi = flat.min(axis=0), flat.max(axis=0)
+        lo = blo if lo is None else np.minimum(lo, blo)
+        hi = bhi if hi is None else np.maximum(hi, bhi)
+        yield b
+        del b, flat
+    if lo is not None and np.array_equal(lo, hi):
+        from .errors import CorruptFileError
+
+        values = ",".join(f"{v:g}" for v in np.asarray(lo, dtype=np.float64))
+        raise CorruptFileError(f"the developed picture is one flat colour ({values}): nothing would show (a damaged "
+                               "file, or options such as --exposure that leave no picture); --allow-black writes it "
+                               "anyway", path)
+
+
 def _reporting(bands: Iterator[np.ndarray], total: int, progress: Callable[[int, int], None]) -> Iterator[np.ndarray]:
     """``bands`` unchanged, calling ``progress(rows done, total)`` before the first and after each."""
     done = 0
@@ -629,7 +658,8 @@ def develop_to_file(src: str | Path, dst: str | Path, cfg: PipelineConfig | None
 
     from .stages.output_space import get_space
 
-    bands = st.bands if progress is None else _reporting(st.bands, st.shape[0], progress)
+    bands = st.bands if cfg.allow_black else _refuse_flat(st.bands, src)
+    bands = bands if progress is None else _reporting(bands, st.shape[0], progress)
     write_bands(dst, st.shape, st.dtype, bands, exif=st.raw.meta.exif, source=src, quality=quality,
                 icc=get_space(cfg.colorspace).icc(), overwrite=overwrite, on_notice=late_notice)
     return DevelopResult(None, st.raw, st.wb, st.backend, st.orientation, st.notices,

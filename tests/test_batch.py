@@ -119,13 +119,20 @@ def test_parse_memory_and_threads():
 
 
 def test_remove_stale_temporaries(tmp_path):
+    """Only temporaries of ``dst`` whose owner process is gone are removed: not a live process's,
+    not another output's."""
+    from rawdev.io.temporaries import temporary_prefix
+
     dst = tmp_path / "a[1].jpg"
-    stale = tmp_path / ".a[1].jpg.abc123.rawdev-tmp"
-    other = tmp_path / ".b.jpg.abc123.rawdev-tmp"
-    stale.write_bytes(b"partial")
-    other.write_bytes(b"partial")
+    dead = subprocess.Popen(["true"])
+    dead.wait()  # a pid that existed and is gone (reaped)
+    stale = tmp_path / f"{temporary_prefix(dst, dead.pid)}abc123.rawdev-tmp"
+    live = tmp_path / f"{temporary_prefix(dst, os.getppid())}abc123.rawdev-tmp"
+    other = tmp_path / f"{temporary_prefix(tmp_path / 'b.jpg', dead.pid)}abc123.rawdev-tmp"
+    for t in (stale, live, other):
+        t.write_bytes(b"partial")
     assert remove_stale_temporaries(dst) == 1
-    assert not stale.exists() and other.exists()
+    assert not stale.exists() and live.exists() and other.exists()
 
 
 # --------------------------------------------------------------------------------------- isolation

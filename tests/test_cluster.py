@@ -52,7 +52,7 @@ def client():
     config = {"distributed.scheduler.allowed-failures": 1, "distributed.scheduler.worker-saturation": 1.0}
     with dask.config.set(config):
         cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
-                                           dashboard_address=None, silence_logs=50)
+                                           dashboard_address=":0", silence_logs=50)
         c = distributed.Client(cluster, set_as_default=False)
     try:
         yield c
@@ -151,6 +151,31 @@ def test_cluster_worker_killed_mid_batch(tmp_path, client):
     assert not list((tmp_path / "out").glob(".*rawdev-tmp"))
 
 
+def _busy_files() -> int:
+    from rawdev import cluster
+
+    with cluster._lock:
+        return sum(len(pools) for pools in cluster._running.values())
+
+
+def test_cluster_interrupt_stops_running_files(tmp_path, client):
+    """What Ctrl-C does (the CLI closes the results on KeyboardInterrupt): tasks not started are
+    cancelled, files being developed are stopped on the workers, nothing partial is left."""
+    _ready(client)
+    names = ["good", "hang1", "hang2", "hang3"]
+    for n in names:
+        make_dng(tmp_path / "in" / f"{n}.dng")
+    jobs = [Job(tmp_path / "in" / f"{n}.dng", tmp_path / "out" / f"{n}.jpg") for n in names]
+    results = run_batch(jobs, PipelineConfig(), timeout=600, fn_ref=FAULTS, pool_factory=pool_factory(client, PipelineConfig()))
+    first = next(results)
+    assert first.src.stem == "good" and first.status == "developed"
+    t0 = time.monotonic()
+    results.close()
+    assert time.monotonic() - t0 < 30
+    assert sum(client.run(_busy_files).values()) == 0  # no file is being developed any more
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["good.jpg"]
+
+
 def test_cluster_python_entry_point(tmp_path, client):
     import rawdev.batch
 
@@ -203,3 +228,28 @@ def test_kept_runners_are_built_once():
     finally:
         pipeline.keep_runners(False)
     assert pipeline._runner(spec, torch.device("cpu"), 256) is not first
+
+
+class _FakeClient:
+    """Just what gpu_resources reads: the scheduler's list of workers and their resources."""
+
+    def __init__(self, *resources: dict) -> None:
+        self.workers = {f"tcp://10.0.0.{i}:4000": {"nthreads": 1, "resources": r} for i, r in enumerate(resources)}
+
+    def scheduler_info(self, n_workers: int = 5) -> dict:
+        return {"workers": self.workers}
+
+
+def test_gpu_resource_for_learned_backends_only():
+    from rawdev.cluster import gpu_resources
+    from rawdev.errors import UsageError
+
+    gpu = _FakeClient({}, {"GPU": 1})
+    cpu_only = _FakeClient({}, {})
+    assert gpu_resources(gpu, PipelineConfig(backend="jdd")) == {"GPU": 1}
+    assert gpu_resources(gpu, PipelineConfig(backend="jdd", device="cpu")) is None
+    assert gpu_resources(gpu, PipelineConfig(backend="malvar")) is None  # classical: any worker
+    assert gpu_resources(gpu, None) is None  # --preview
+    assert gpu_resources(cpu_only, PipelineConfig(backend="jdd")) is None  # auto: the CPUs then
+    with pytest.raises(UsageError, match="no worker of the cluster offers a GPU"):
+        gpu_resources(cpu_only, PipelineConfig(backend="jdd", device="cuda"))

@@ -40,7 +40,7 @@ from ..errors import UsageError, WeightsError
 from ..models.isp_frame import LearnedISP, build_isp
 from ..tiling import resolve_device, resolve_dtype, run_tiled
 from .specs import ISP_FILES, ISP_MARGIN, ISP_SHA256, ISP_WEIGHTS
-from .weights import load_into, resolve_path
+from .weights import load_into, read_verified, resolve_path, safetensors_metadata
 
 __all__ = ["ISPRunner", "ISP_WEIGHTS", "ISP_MARGIN", "STATS_MEGAPIXELS"]
 
@@ -190,13 +190,16 @@ def _build_isp(name: str, *, device: str | torch.device = "auto", dtype=None, ti
     path = resolve_path(spec.file)
     if not path.is_file() or not spec.sha256:
         raise WeightsError(f"the {name} weights {path} are not there yet: train them with `rawdev train {name}`")
-    from safetensors import safe_open
-
-    with safe_open(str(path), framework="pt") as f:
-        meta = f.metadata() or {}
+    # Verified before any byte is used: the configuration below builds the network, and a header
+    # edited to claim huge layers would otherwise allocate whatever it says.
+    verified = read_verified(spec)
+    meta = safetensors_metadata(verified[1], path)
     try:
         config = json.loads(meta["config"])
+        net = build_isp(config)
     except (KeyError, json.JSONDecodeError) as err:
         raise WeightsError(f"{path} has no model configuration in its metadata", path) from err
-    net = load_into(build_isp(config), spec)
+    except (TypeError, ValueError) as err:
+        raise WeightsError(f"{path}: the model configuration in its metadata does not build a network ({err})", path) from err
+    net = load_into(net, spec, verified)
     return ISPRunner(net, device=dev, dtype=cdtype, tile=DEFAULT_TILE[dev.type] if tile is None else int(tile))

@@ -13,8 +13,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from ..errors import UsageError
-from ._options import handle_errors, parse_lens, parse_look, parse_wb
+from ..errors import UsageError, printable
+from ._options import MAX_EXPOSURE_EV, TILE_RANGE, check_max_memory, check_wb, handle_errors, in_range, parse_lens, parse_look, parse_wb
 from .develop import ColourSpace, Curve, Device, Fmt, Highlights
 
 __all__ = ["batch_command", "register"]
@@ -25,11 +25,11 @@ def batch_command(
     out_dir: Annotated[Path, typer.Option("--output", "-o", help="Output folder; the input folders' structure is mirrored under it. Created if missing.", show_default=False)],
     fmt: Annotated[Fmt, typer.Option("--format", "-f", help="Output format.")] = Fmt.jpg,
     bits: Annotated[Optional[int], typer.Option("--bits", help="8 or 16 bits per channel (PNG/TIFF). Default: 8 for JPEG/PNG, 16 for TIFF.")] = None,
-    quality: Annotated[int, typer.Option("--quality", "-q", min=1, max=100, help="JPEG quality.")] = 92,
+    quality: Annotated[int, typer.Option("--quality", "-q", callback=in_range(1, 100, integer=True), help="JPEG quality, 1..100.")] = 92,
     backend: Annotated[str, typer.Option("--backend", "-b", "--demosaic", help="Demosaicker or learned back-end (see `rawdev backends`).")] = "malvar",
-    wb: Annotated[str, typer.Option("--wb", help="White balance: camera | daylight | auto | R,G,B[,G] multipliers.")] = "camera",
+    wb: Annotated[str, typer.Option("--wb", callback=check_wb, help="White balance: camera | daylight | auto | R,G,B[,G] multipliers.")] = "camera",
     highlights: Annotated[Highlights, typer.Option("--highlights", "-H", help="clip | unclip | blend.")] = Highlights.clip,
-    exposure: Annotated[float, typer.Option("--exposure", "-e", help="Exposure compensation in EV (stops).")] = 0.0,
+    exposure: Annotated[float, typer.Option("--exposure", "-e", callback=in_range(-MAX_EXPOSURE_EV, MAX_EXPOSURE_EV, what="EV"), help="Exposure compensation in EV (stops), -20..20.")] = 0.0,
     auto_bright: Annotated[bool, typer.Option("--auto-bright", help="Brighten so the 99th percentile reaches white.")] = False,
     curve: Annotated[Curve, typer.Option("--curve", help="srgb transfer curve, or linear values.")] = Curve.srgb,
     colorspace: Annotated[ColourSpace, typer.Option("--colorspace", help="Output colour space; its ICC profile is embedded.")] = ColourSpace.srgb,
@@ -37,18 +37,19 @@ def batch_command(
     lens: Annotated[str, typer.Option("--lens", help="off | auto | \"Maker Model\": lens corrections from lensfun.")] = "off",
     no_orient: Annotated[bool, typer.Option("--no-orient", help="Keep the sensor orientation.")] = False,
     device: Annotated[Device, typer.Option("--device", help="Where learned back-ends run.")] = Device.auto,
-    tile: Annotated[int, typer.Option("--tile", min=32, help="Tile size for learned back-ends.")] = 512,
-    noise: Annotated[Optional[float], typer.Option("--noise", help="Noise level for noise-aware back-ends.")] = None,
+    tile: Annotated[int, typer.Option("--tile", callback=in_range(*TILE_RANGE, what="pixels", integer=True), help="Tile size for learned back-ends, 32..8192.")] = 512,
+    noise: Annotated[Optional[float], typer.Option("--noise", callback=in_range(0.0, 1.0), help="Noise level for noise-aware back-ends (0..1).")] = None,
     preview: Annotated[bool, typer.Option("--preview", help="Extract each file's embedded JPEG preview (orientation applied) instead of developing: fast contact sheets.")] = False,
-    jobs: Annotated[Optional[int], typer.Option("--jobs", "-j", min=1, help="Worker processes. Default: the number of cores.", show_default=False)] = None,
-    threads: Annotated[Optional[int], typer.Option("--threads", min=1, help="Threads per worker. Default: cores // jobs.", show_default=False)] = None,
-    timeout: Annotated[float, typer.Option("--timeout", min=0, help="Seconds one file may take before its worker is stopped and the file fails (0: no limit).")] = 600.0,
-    max_memory: Annotated[str, typer.Option("--max-memory", help="Memory one worker may map for one file, e.g. 4G or 1500M (beyond its ~0.6 GB start-up footprint); a file needing more fails alone. 'none': no limit.")] = "none",
+    jobs: Annotated[Optional[int], typer.Option("--jobs", "-j", callback=in_range(1, 1024, integer=True), help="Worker processes. Default: the number of cores.", show_default=False)] = None,
+    threads: Annotated[Optional[int], typer.Option("--threads", callback=in_range(1, 1024, integer=True), help="Threads per worker. Default: cores // jobs.", show_default=False)] = None,
+    timeout: Annotated[float, typer.Option("--timeout", callback=in_range(0.0, None, what="seconds"), help="Seconds one file may take before its worker is stopped and the file fails (0: no limit).")] = 600.0,
+    max_memory: Annotated[str, typer.Option("--max-memory", callback=check_max_memory, help="Memory one worker may map for one file, e.g. 4G or 1500M (beyond its ~0.6 GB start-up footprint); a file needing more fails alone. 'none': no limit.")] = "none",
     skip_existing: Annotated[bool, typer.Option("--skip-existing/--no-skip-existing", help="Skip inputs whose output exists (outputs are written atomically, so an existing one is complete: a re-run resumes). With --no-skip-existing an existing output is a failure.")] = True,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace existing outputs.")] = False,
     fail_fast: Annotated[bool, typer.Option("--fail-fast", help="Stop at the first failure (files being developed are abandoned; nothing partial is left).")] = False,
     json_lines: Annotated[bool, typer.Option("--json", help="One JSON object per file on stdout (for scripts); the summary goes to stderr.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress bar, no per-file lines or notices; failures are still reported.")] = False,
+    allow_black: Annotated[bool, typer.Option("--allow-black", help="Develop files whose sensor data or picture hold no content (all black, all clipped, one flat value) instead of failing them.")] = False,
     cluster: Annotated[Optional[str], typer.Option("--cluster", help="Run on the workers of this Dask scheduler, e.g. tcp://head:8786 (pip install 'rawdev[cluster]'; see docs/batch.md). --jobs is then the cluster's.", show_default=False)] = None,
     scheduler_file: Annotated[Optional[Path], typer.Option("--scheduler-file", help="Run on the Dask scheduler described by this file (`dask scheduler --scheduler-file F`).", show_default=False)] = None,
 ) -> None:
@@ -57,8 +58,8 @@ def batch_command(
     Exit codes: 0 every file developed (or skipped), 1 some failed, 2 usage error, 130 interrupted.
     """
     code = _batch(inputs, out_dir, fmt, bits, quality, backend, wb, highlights, exposure, auto_bright, curve,
-                  colorspace, look, lens, no_orient, device, tile, noise, preview, jobs, threads, timeout, max_memory, skip_existing, overwrite, fail_fast,
-                  json_lines, quiet, cluster, scheduler_file)
+                  colorspace, look, lens, no_orient, device, tile, noise, preview, jobs, threads, timeout, max_memory,
+                  skip_existing, overwrite, fail_fast, json_lines, quiet, cluster, scheduler_file, allow_black)
     if code:
         raise typer.Exit(code)
 
@@ -100,17 +101,17 @@ class _Reporter:
             print(json.dumps(r.to_json()), flush=True)
         where = f"[{self.n}/{self.total}]"
         if r.status == "failed":
-            self._out(f"rawdev: error: {r.src}: {r.reason}", err=True)
+            self._out(f"rawdev: error: {printable(r.src)}: {r.reason}", err=True)
         elif not self.quiet and not self.json:
             if r.status == "developed":
-                self._out(f"{where} {r.src} -> {r.dst} ({r.seconds:.1f} s)")
+                self._out(f"{where} {printable(r.src)} -> {printable(r.dst)} ({r.seconds:.1f} s)")
             elif r.status == "skipped":
-                self._out(f"{where} {r.src}: skipped, {r.dst} exists")
+                self._out(f"{where} {printable(r.src)}: skipped, {printable(r.dst)} exists")
             else:
-                self._out(f"{where} {r.src}: not processed ({r.reason})")
+                self._out(f"{where} {printable(r.src)}: not processed ({r.reason})")
         if not self.quiet:
             for n in r.notices:
-                self._out(f"rawdev: note: {r.src}: {n}", err=True)
+                self._out(f"rawdev: note: {printable(r.src)}: {n}", err=True)
         if self.progress is not None:
             c = self.counts
             self.progress.update(self.task, advance=1,
@@ -134,8 +135,8 @@ def _on_sigterm(signum, frame):  # noqa: ARG001
 
 @handle_errors
 def _batch(inputs, out_dir, fmt, bits, quality, backend, wb, highlights, exposure, auto_bright, curve, colorspace,
-           look, lens, no_orient, device, tile, noise, preview, jobs, threads, timeout, max_memory, skip_existing, overwrite, fail_fast,
-           json_lines, quiet, cluster=None, scheduler_file=None) -> int:
+           look, lens, no_orient, device, tile, noise, preview, jobs, threads, timeout, max_memory, skip_existing,
+           overwrite, fail_fast, json_lines, quiet, cluster=None, scheduler_file=None, allow_black=False) -> int:
     from ..batch import BatchSummary, cpu_count, find_inputs, parse_memory, plan_jobs, run_batch, FileResult
 
     t0 = time.monotonic()
@@ -167,6 +168,7 @@ def _batch(inputs, out_dir, fmt, bits, quality, backend, wb, highlights, exposur
             auto_bright=auto_bright, curve=curve.value, apply_orientation=not no_orient,
             output_bits=bits or (16 if fmt.value == "tif" else 8), device=device.value, tile=tile, noise=noise,
             colorspace=colorspace.value, look=parse_look(look), lens=parse_lens(lens),
+            allow_black=allow_black,
         )
     client = pool_factory = None
     if on_cluster:

@@ -12,6 +12,7 @@ mapping LibRaw's errors follows :mod:`rawdev.io.raw`.
 from __future__ import annotations
 
 import io
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -22,7 +23,12 @@ from ..errors import CorruptFileError, OutputError, UnsupportedFileError
 from .raw import LIBRAW_FLIP_TO_EXIF, _CaptureNativeStderr, open_rawpy
 from .write import atomic_output, format_for, write_image
 
-__all__ = ["Preview", "read_preview", "preview_image", "write_preview"]
+__all__ = ["Preview", "read_preview", "preview_image", "write_preview", "check_preview_size", "MAX_PREVIEW_PIXELS"]
+
+#: No camera stores a preview larger than its sensor; a header claiming more than this (or more
+#: than the sensor) is damaged or crafted, and decoding it would take gigabytes (13000 x 13000 RGB
+#: is 0.5 GB of pixels, several GB on the way through rotation and encoding).
+MAX_PREVIEW_PIXELS = 120_000_000
 
 
 @dataclass(frozen=True)
@@ -44,8 +50,18 @@ class Preview:
 def _jpeg_size(data: bytes) -> tuple[int, int]:
     from PIL import Image
 
-    with Image.open(io.BytesIO(data)) as im:
-        return im.size
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # Pillow's warnings (bomb, corrupt EXIF): our guard decides
+        with Image.open(io.BytesIO(data)) as im:
+            return im.size
+
+
+def check_preview_size(width: int, height: int, sensor_pixels: int, path: str | Path | None = None) -> None:
+    """Refuse a preview larger than :data:`MAX_PREVIEW_PIXELS` or than the sensor (with a margin for
+    cameras whose preview is a little wider than the cropped sensor area)."""
+    pixels = int(width) * int(height)
+    if width <= 0 or height <= 0 or pixels > MAX_PREVIEW_PIXELS or pixels > 1.25 * max(sensor_pixels, 1) + 4_000_000:
+        raise CorruptFileError(f"the embedded preview claims an implausible size {width}x{height}", path)
 
 
 def read_preview(path: str | Path) -> Preview:
@@ -69,6 +85,7 @@ def _read_preview(path: Path) -> Preview:
     raw = open_rawpy(path, unpack=False)  # the preview needs no sensor data
     try:
         orientation = LIBRAW_FLIP_TO_EXIF.get(int(raw.sizes.flip), 1)
+        sensor_pixels = int(raw.sizes.raw_width) * int(raw.sizes.raw_height)
         try:
             thumb = raw.extract_thumb()
         except rawpy.LibRawNoThumbnailError:
@@ -85,8 +102,12 @@ def _read_preview(path: Path) -> Preview:
             w, h = _jpeg_size(data)
         except Exception as e:  # noqa: BLE001 - Pillow raises several kinds for a bad JPEG
             raise CorruptFileError(f"the embedded JPEG preview is damaged ({type(e).__name__})", path) from None
+        check_preview_size(w, h, sensor_pixels, path)
         return Preview("jpeg", w, h, orientation, jpeg=data)
     bmp = np.asarray(thumb.data)
+    if bmp.ndim < 2:
+        raise CorruptFileError("the embedded preview is damaged (no pixel rows)", path)
+    check_preview_size(bmp.shape[1], bmp.shape[0], sensor_pixels, path)
     if bmp.ndim == 2:
         bmp = np.repeat(bmp[..., None], 3, axis=2)
     if bmp.dtype != np.uint8:
@@ -101,8 +122,10 @@ def _pixels(p: Preview, path: Path) -> np.ndarray:
     from PIL import Image
 
     try:
-        with Image.open(io.BytesIO(p.jpeg or b"")) as im:
-            return np.asarray(im.convert("RGB"))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # sizes were checked in read_preview
+            with Image.open(io.BytesIO(p.jpeg or b"")) as im:
+                return np.asarray(im.convert("RGB"))
     except Exception as e:  # noqa: BLE001
         raise CorruptFileError(f"the embedded JPEG preview is damaged ({type(e).__name__}: {e})", path) from None
 

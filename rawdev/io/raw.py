@@ -8,7 +8,9 @@ rawdev does not demosaic itself (X-Trans, 4-colour CMYG, linear DNG) and as the 
 
 from __future__ import annotations
 
+import errno
 import os
+import stat
 from dataclasses import replace
 from pathlib import Path
 
@@ -17,7 +19,8 @@ import numpy as np
 from ..errors import CorruptFileError, InputError, UnsupportedFileError
 from ..types import CellMap, CFALayout, ExifInfo, RawImage, RawMetadata
 
-__all__ = ["read_raw", "open_rawpy", "render_libraw", "RAW_EXTENSIONS", "LIBRAW_FLIP_TO_EXIF", "MAX_PIXELS"]
+__all__ = ["read_raw", "open_rawpy", "render_libraw", "check_decoded", "check_size", "RAW_EXTENSIONS",
+           "LIBRAW_FLIP_TO_EXIF", "MAX_PIXELS", "MAX_PIXELS_PER_BYTE"]
 
 #: File extensions recognised as RAW (case-insensitive); LibRaw reads many more by content.
 RAW_EXTENSIONS = frozenset(
@@ -28,8 +31,16 @@ RAW_EXTENSIONS = frozenset(
 #: LibRaw/dcraw ``flip`` code -> EXIF Orientation. dcraw maps EXIF i -> "50132467"[i]; this inverts it.
 LIBRAW_FLIP_TO_EXIF = {0: 1, 1: 2, 3: 3, 2: 4, 4: 5, 6: 6, 7: 7, 5: 8}
 
-#: Refuse images larger than this before allocating (a header can claim any size).
-MAX_PIXELS = 400_000_000
+#: Refuse images larger than this before allocating (a header can claim any size). The largest
+#: single-shot sensors are about 150 MP (Phase One IQ4, 14204 x 10652); twice that leaves room for
+#: pixel-shift and stitched DNGs while bounding what a crafted header can make rawdev decode.
+MAX_PIXELS = 300_000_000
+#: Sensor pixels a file may decode to per byte it holds. Lossless RAW codecs need at least about a
+#: bit per sample and real files are 0.25-4.3 pixels a byte (measured: Nikon D1 NEF 0.66, Kodak
+#: DC50 KDC 4.24, a lossy linear DNG 2.42); a "decompression bomb" whose tile offsets all point at
+#: one compressed tile claims 100+ pixels a byte. Applied above :data:`_RATIO_FLOOR_PIXELS` only.
+MAX_PIXELS_PER_BYTE = 48.0
+_RATIO_FLOOR_PIXELS = 4_000_000
 
 # sRGB (D65) -> XYZ, IEC 61966-2-1; LibRaw's xyz_rgb.
 _XYZ_FROM_SRGB = np.array(
@@ -37,15 +48,81 @@ _XYZ_FROM_SRGB = np.array(
 )
 
 
+_NOT_REGULAR = (
+    (stat.S_ISFIFO, "is a FIFO (named pipe), not a RAW file"),
+    (stat.S_ISSOCK, "is a socket, not a RAW file"),
+    (stat.S_ISCHR, "is a character device, not a RAW file"),
+    (stat.S_ISBLK, "is a block device, not a RAW file"),
+)
+
+
 def _check_path(path: Path) -> None:
-    if not path.exists():
-        raise InputError("no such file", path)
-    if path.is_dir():
+    """Refuse what is not a readable, non-empty regular file, naming what it is instead (a FIFO
+    would block the decoder forever; a symlink loop is not a missing file)."""
+    try:
+        st = os.stat(path)
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            raise InputError("symbolic link loop (too many levels of symbolic links)", path) from None
+        if e.errno == errno.ENOENT and os.path.islink(path):
+            raise InputError("broken symbolic link (its target does not exist)", path) from None
+        if e.errno == errno.ENOENT:
+            raise InputError("no such file", path) from None
+        if e.errno == errno.EACCES:
+            raise InputError("permission denied (a folder on the way is not searchable)", path) from None
+        raise InputError(f"cannot read: {e.strerror or e}", path) from None
+    if stat.S_ISDIR(st.st_mode):
         raise InputError("is a directory, not a RAW file", path)
+    for test, reason in _NOT_REGULAR:
+        if test(st.st_mode):
+            raise InputError(reason, path)
     if not os.access(path, os.R_OK):
         raise InputError("permission denied (not readable)", path)
-    if path.stat().st_size == 0:
+    if st.st_size == 0:
         raise CorruptFileError("empty file (0 bytes)", path)
+
+
+def check_size(width: int, height: int, file_bytes: int, path: str | Path | None = None) -> None:
+    """Refuse a header whose image size is implausible, before anything is allocated for it: not
+    positive, above :data:`MAX_PIXELS`, or more than :data:`MAX_PIXELS_PER_BYTE` pixels per byte of
+    the file (a decompression bomb)."""
+    pixels = int(width) * int(height)
+    if width <= 0 or height <= 0 or pixels > MAX_PIXELS:
+        raise CorruptFileError(f"header claims an implausible size {width}x{height}", path)
+    if pixels > _RATIO_FLOOR_PIXELS and file_bytes > 0 and pixels / file_bytes > MAX_PIXELS_PER_BYTE:
+        raise CorruptFileError(
+            f"header claims {width}x{height} pixels from a {file_bytes / 1e6:.1f} MB file "
+            f"({pixels / file_bytes:.0f} pixels a byte; real RAWs hold under 5): damaged or crafted",
+            path,
+        )
+
+
+def check_decoded(raw: RawImage) -> None:
+    """Refuse decoded sensor data that hold no picture: all zero, one constant value, everything at
+    or below the black level, or everything clipped.
+
+    LibRaw returns such mosaics without an error for some damaged files (one changed byte in a DNG's
+    DNGVersion tag gives an all-zero mosaic); developing them would write a black (or white) picture
+    and report success. A real black or blown frame passes with ``--allow-black``.
+    """
+    data = raw.data
+    if data.size == 0:
+        return
+    lo, hi = int(data.min()), int(data.max())
+    black = max(raw.meta.black_level) if raw.meta.black_level else 0.0
+    white = raw.meta.white_level
+    if hi == 0:
+        why = "the decoded sensor data are all zero"
+    elif lo == hi:
+        why = f"the decoded sensor data are one constant value ({lo})"
+    elif hi <= black:
+        why = f"every decoded sample is at or below the black level ({black:g})"
+    elif lo >= white:
+        why = f"every decoded sample is clipped at the white level ({white:g})"
+    else:
+        return
+    raise CorruptFileError(f"{why}: no picture; the file is probably damaged "
+                           "(--allow-black develops a real black or blown frame)", raw.meta.path)
 
 
 class _CaptureNativeStderr:
@@ -107,9 +184,12 @@ def _open_rawpy(path: Path, unpack: bool):
     except OSError as e:
         raise InputError(f"cannot read: {e.strerror or e}", path) from None
     s = raw.sizes
-    if s.width * s.height > MAX_PIXELS or s.width <= 0 or s.height <= 0:
+    try:
+        # the size LibRaw will allocate for is the raw (uncropped) one
+        check_size(max(s.width, s.raw_width), max(s.height, s.raw_height), path.stat().st_size, path)
+    except CorruptFileError:
         raw.close()
-        raise CorruptFileError(f"header claims an implausible size {s.width}x{s.height}", path)
+        raise
     if not unpack:
         return raw
     try:

@@ -12,6 +12,7 @@ meantime, so an existing file is never replaced.
 
 from __future__ import annotations
 
+import errno
 import os
 import struct
 import tempfile
@@ -21,12 +22,14 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import OutputError, OutputExistsError, UsageError
+from ..errors import OutputError, OutputExistsError, RawdevError, UsageError
 from ..types import ExifInfo
 from .icc import srgb_profile
 from .metadata import copy_metadata, software
+from .temporaries import TMP_SUFFIX, remove_stale_temporaries, temporary_owner, temporary_prefix
 
-__all__ = ["FORMATS", "format_for", "check_destination", "write_image", "write_bands", "gather_bands", "atomic_output"]
+__all__ = ["FORMATS", "format_for", "check_destination", "write_image", "write_bands", "gather_bands", "atomic_output",
+           "temporary_prefix", "temporary_owner", "remove_stale_temporaries", "TMP_SUFFIX"]
 
 FORMATS = {".jpg": "jpeg", ".jpeg": "jpeg", ".png": "png", ".tif": "tiff", ".tiff": "tiff"}
 
@@ -38,6 +41,38 @@ def format_for(path: str | Path) -> str:
         return FORMATS[ext]
     except KeyError:
         raise UsageError(f"unknown output format {ext or '(no extension)'!r}; use .jpg, .png or .tif", path) from None
+
+
+def _no_space(folder: Path) -> bool:
+    """Whether the file system of ``folder`` is full (some writers report ENOSPC in their own words)."""
+    try:
+        st = os.statvfs(folder)
+    except (OSError, AttributeError):
+        return False
+    return st.f_bavail * st.f_frsize < (64 << 10)
+
+
+def _os_cause(exc: BaseException | None) -> OSError | None:
+    """The first OSError in ``exc``'s chain of causes (writers wrap it in their own exceptions)."""
+    seen = 0
+    while exc is not None and seen < 10:
+        if isinstance(exc, OSError):
+            return exc
+        exc = exc.__cause__ or exc.__context__
+        seen += 1
+    return None
+
+
+def _write_failure(exc: BaseException, folder: Path) -> str | None:
+    """The reason to report for a writer's failure, or None when it is not an I/O failure."""
+    os_err = _os_cause(exc)
+    if os_err is not None and os_err.errno in (errno.ENOSPC, errno.EDQUOT):
+        return os.strerror(os_err.errno)
+    if (os_err is None or os_err.errno is None) and _no_space(folder):
+        return os.strerror(errno.ENOSPC)
+    if os_err is not None:
+        return os_err.strerror or str(os_err)
+    return None
 
 
 def check_destination(src: str | Path, dst: str | Path, bits: int | None, overwrite: bool) -> str:
@@ -63,7 +98,9 @@ def check_destination(src: str | Path, dst: str | Path, bits: int | None, overwr
 class atomic_output:
     """Context manager yielding a temporary path next to ``final``; on success it becomes ``final``.
 
-    On any exception the temporary file is removed and nothing appears at ``final``.
+    On any exception the temporary file is removed and nothing appears at ``final``. The temporary is
+    named after this process (:func:`temporary_prefix`); temporaries of ``final`` left by processes
+    that no longer exist are removed first.
     """
 
     def __init__(self, final: str | Path, overwrite: bool = False) -> None:
@@ -77,22 +114,34 @@ class atomic_output:
             raise OutputError("output path is a directory", self.final)
         if self.final.exists() and not self.overwrite:
             raise OutputExistsError("output exists (use --overwrite to replace it)", self.final)
+        self.folder = folder
+        # Ctrl-C or SIGTERM between creating the temporary and recording it would leave it behind
+        # (__exit__ never runs when __enter__ raises): the two happen with those signals held.
+        held = _hold_signals()
         try:
             folder.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=f".{self.final.name}.", suffix=".rawdev-tmp", dir=folder)
+            remove_stale_temporaries(self.final)
+            fd, tmp = tempfile.mkstemp(prefix=temporary_prefix(self.final), suffix=TMP_SUFFIX, dir=folder)
             os.close(fd)
+            self.tmp = Path(tmp)
         except OSError as e:
             raise OutputError(f"cannot write in {folder}: {e.strerror or e}", self.final) from None
-        self.tmp = Path(tmp)
+        finally:
+            _release_signals(held)
         return self.tmp
 
     def __exit__(self, exc_type, exc, tb) -> bool:
         tmp = self.tmp
         assert tmp is not None
         if exc_type is not None:
+            why = None
+            if isinstance(exc, Exception) and not isinstance(exc, RawdevError):
+                # an I/O failure inside a writer (tifffile reports a full disk as a short write,
+                # "460800 requested and 130568 written"): looked at before the temporary is removed
+                why = _write_failure(exc, self.folder)
             tmp.unlink(missing_ok=True)
-            if isinstance(exc, OSError) and not isinstance(exc, OutputError):
-                raise OutputError(f"cannot write: {exc.strerror or exc}", self.final) from None
+            if why is not None:
+                raise OutputError(f"cannot write: {why}", self.final) from None
             return False
         try:
             with open(tmp, "rb+") as f:
@@ -114,9 +163,28 @@ class atomic_output:
             tmp.unlink(missing_ok=True)
             raise
         except OSError as e:
+            why = _write_failure(e, self.folder) or str(e)
             tmp.unlink(missing_ok=True)
-            raise OutputError(f"cannot write: {e.strerror or e}", self.final) from None
+            raise OutputError(f"cannot write: {why}", self.final) from None
         return False
+
+
+def _hold_signals():
+    """Block SIGINT and SIGTERM in this thread (where the platform allows); their handlers run when
+    :func:`_release_signals` unblocks them."""
+    import signal
+
+    try:
+        return signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+    except (AttributeError, OSError, ValueError):
+        return None
+
+
+def _release_signals(held) -> None:
+    import signal
+
+    if held is not None:
+        signal.pthread_sigmask(signal.SIG_SETMASK, held)
 
 
 def _umask() -> int:
