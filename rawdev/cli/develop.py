@@ -11,7 +11,7 @@ import typer
 
 from ..backends.registry import DEFAULT_BACKEND
 from ..errors import OutputError, UsageError, printable
-from ._options import MAX_EXPOSURE_EV, TILE_RANGE, check_wb, handle_errors, in_range, notice, parse_look, parse_wb
+from ._options import MAX_EXPOSURE_EV, TILE_RANGE, check_wb, handle_errors, in_range, notice, parse_lens, parse_look, parse_wb
 
 __all__ = ["develop_command", "develop_file", "output_path_for"]
 
@@ -174,7 +174,7 @@ def _develop(inputs, output, fmt, bits, quality, backend, wb, highlights, exposu
         out_bits = bits or (16 if kind == "tiff" else 8)
         cfg = PipelineConfig(
             backend=backend, wb=parse_wb(wb), highlights=highlights.value, exposure_ev=exposure,
-            auto_bright=auto_bright, curve=curve.value, colorspace=colorspace.value, look=parse_look(look), lens=lens.strip() if lens.strip().lower() not in ("off", "auto") else lens.strip().lower(),
+            auto_bright=auto_bright, curve=curve.value, colorspace=colorspace.value, look=parse_look(look), lens=parse_lens(lens),
             apply_orientation=not no_orient,
             output_bits=out_bits, device=device.value, tile=tile, noise=noise, allow_black=allow_black,
         )
