@@ -22,8 +22,9 @@ import torch
 
 from .backends import registry
 from .cfa import pattern_after_crop
+from .backends.registry import LIBRAW, LIBRAW_FALLBACK
 from .config import PipelineConfig
-from .io.raw import check_decoded, read_raw, render_libraw
+from .io.raw import check_decoded, read_raw
 from .stages.colour import apply_matrix
 from .stages.highlights import blend_highlights, check_mode
 from .stages.noise import NoiseModel, backend_sigma, choose_noise_model
@@ -531,7 +532,7 @@ def _fit_libraw_preview(raw: RawImage, base: LibRawWB, highlight_mode: int) -> t
         pv = preview_image(raw.meta.path)
     except (RawdevError, OSError, ValueError):
         return None
-    lin = render_libraw(raw.meta.path, wb=base.user_wb, camera_wb=base.camera, auto_wb=base.auto,
+    lin = registry.get(LIBRAW).build()(raw.meta.path, wb=base.user_wb, camera_wb=base.camera, auto_wb=base.auto,
                         highlight_mode=highlight_mode)
     H, W = lin.shape[:2]
     ow, oh = oriented_size(W, H, raw.meta.orientation)
@@ -551,19 +552,20 @@ def _develop_libraw(raw: RawImage, cfg: PipelineConfig, wb: WhiteBalance | LibRa
     ``wb``: rawdev's gains (3-colour sensors), or LibRaw's own settings (:class:`LibRawWB`)."""
     check_mode(cfg.highlights)
     hl = _LIBRAW_HIGHLIGHT[cfg.highlights]
+    render = registry.get(LIBRAW).build()
     if isinstance(wb, LibRawWB):
-        lin = render_libraw(raw.meta.path, wb=wb.user_wb, camera_wb=wb.camera, auto_wb=wb.auto, highlight_mode=hl)
+        lin = render(raw.meta.path, wb=wb.user_wb, camera_wb=wb.camera, auto_wb=wb.auto, highlight_mode=hl)
         post = np.diag(wb.post)
     else:
         g = wb.gains
-        lin = render_libraw(raw.meta.path, wb=(g[0], g[1], g[2], g[1]), highlight_mode=hl)
+        lin = render(raw.meta.path, wb=(g[0], g[1], g[2], g[1]), highlight_mode=hl)
         post = np.eye(3)
     rgb = torch.from_numpy(lin).permute(2, 0, 1)
     ev = cfg.exposure_ev
     if cfg.auto_bright:
         ev += float(np.log2(auto_bright_gain(rgb[:, ::2, ::2] * 2.0**ev)))
     H, W = lin.shape[:2]
-    out = np.empty((H, W, 3), dtype={8: np.uint8, 16: np.uint16, None: np.float32}[cfg.output_bits])
+    out = np.empty((H, W, 3), dtype=_dtype(cfg.output_bits))
     to_space, curve = _output_transform(cfg)
     for y0 in range(0, H, cfg.band_rows):
         y1 = min(H, y0 + cfg.band_rows)
@@ -671,7 +673,7 @@ def develop_stream(raw: RawImage, cfg: PipelineConfig = PipelineConfig()) -> Dev
             notices.append(f"linear (already demosaiced) DNG: back-end {spec.name!r} not used (nothing to demosaic); "
                            "rendered by LibRaw without demosaicking")
         else:
-            backend = "libraw-ahd"
+            backend = LIBRAW_FALLBACK
             notices.append(f"{meta.num_colors}-colour CFA ({meta.cfa.color_desc}): back-end {spec.name!r} cannot "
                            "demosaic it; demosaicked by LibRaw (AHD) instead")
         notices.append("white balance: " + ("LibRaw's automatic estimate" if lwb.auto else _WB_SOURCE[wb.source])
@@ -687,13 +689,18 @@ def develop_stream(raw: RawImage, cfg: PipelineConfig = PipelineConfig()) -> Dev
             notices.append(wb.notice)
         elif wb.source != "camera" and not isinstance(cfg.wb, tuple):
             notices.append(f"white balance: {_WB_SOURCE[wb.source]}")
-        if meta.cfa.kind not in spec.cfa_types:
+        if spec.input_domain == "raw_file":  # LibRaw's own pipeline, asked for
+            img = _develop_libraw(raw, cfg, wb, notices)
+            H, W = img.shape[:2]
+            bands = _bands_of(img, orientation, cfg.band_rows)
+            backend = spec.name
+        elif meta.cfa.kind not in spec.cfa_types:
             notices.append(f"{meta.cfa.kind} sensor: back-end {spec.name!r} handles {', '.join(sorted(spec.cfa_types))} "
                            "only; demosaicked by LibRaw (AHD) instead")
             img = _develop_libraw(raw, cfg, wb, notices)
             H, W = img.shape[:2]
             bands = _bands_of(img, orientation, cfg.band_rows)
-            backend = "libraw-ahd"
+            backend = LIBRAW_FALLBACK
         elif spec.output_domain == "srgb_display":
             img, sigma, noise_model = _develop_isp(raw, cfg, spec, wb, notices)
             H, W = img.shape[:2]
@@ -728,7 +735,7 @@ def develop_libraw(raw: RawImage, cfg: PipelineConfig = PipelineConfig()) -> Dev
     orientation = raw.meta.orientation if cfg.apply_orientation else 1
     if orientation != 1:
         img = apply_orientation(img, orientation)
-    return DevelopResult(img, raw, wb, "libraw-ahd", orientation, notices, None)
+    return DevelopResult(img, raw, wb, LIBRAW_FALLBACK, orientation, notices, None)
 
 
 def develop(path: str | Path, cfg: PipelineConfig | None = None, **options) -> DevelopResult:

@@ -21,7 +21,7 @@ import typer
 
 from ..errors import EXIT_FAILED, EXIT_INTERRUPTED, RawdevError, UsageError
 
-__all__ = ["handle_errors", "parse_wb", "parse_look", "console_err", "notice", "in_range", "check_max_memory",
+__all__ = ["handle_errors", "parse_wb", "parse_look", "parse_lens", "console_err", "notice", "in_range", "check_max_memory",
            "MAX_EXPOSURE_EV", "TILE_RANGE", "MIN_WORKER_MEMORY"]
 
 #: Exposure compensation beyond this many stops leaves no picture in 16 bits either way.
@@ -168,3 +168,11 @@ def parse_look(value: str) -> str:
     if not Path(v).is_file():
         raise typer.BadParameter(f"{value!r}: use neutral, camera or an existing look file (rawdev look fit)")
     return v
+
+
+def parse_lens(value: str) -> str:
+    """``off|auto`` or a lens's name as lensfun spells it (``"Maker Model"``)."""
+    v = value.strip()
+    if not v:
+        raise typer.BadParameter("give off, auto or a lens's \"Maker Model\"")
+    return v.lower() if v.lower() in ("off", "auto") else v

@@ -49,7 +49,6 @@ def tied_read(shot: float) -> float:
 
 for _shot in (1e-4, 1e-3, 3e-3, 1e-2):
     NOISE_LEVELS[f"shot-{_shot:.0e}"] = (_shot, tied_read(_shot))
-LIBRAW = "libraw"
 #: variance of 14-bit quantisation (white 16383, black 512) on the normalised signal: 1/12 LSB^2
 QUANTISATION_VARIANCE = 1.0 / (12 * (16383 - 512) ** 2)
 BORDER = 10
@@ -114,7 +113,7 @@ def evaluate_roundtrip(
     from PIL import Image
 
     from ..io.raw import read_raw
-    from ..pipeline import PipelineConfig, develop_libraw, develop_raw
+    from ..pipeline import PipelineConfig, develop_raw
     from .demosaic import list_images
 
     for n in noises:
@@ -135,9 +134,9 @@ def evaluate_roundtrip(
                                              noise_profile=noise_profile)
                     raw = read_raw(dng)
                     for m in methods:
-                        cfg = PipelineConfig(backend="malvar" if m == LIBRAW else m, output_bits=None, device=device)
+                        cfg = PipelineConfig(backend=m, output_bits=None, device=device)
                         t0 = time.perf_counter()
-                        res = develop_libraw(raw, cfg) if m == LIBRAW else develop_raw(raw, cfg)
+                        res = develop_raw(raw, cfg)
                         sec = time.perf_counter() - t0
                         p, s = _score(res.image, ref)
                         result.add((folder.name, noise, m), p, s, sec)

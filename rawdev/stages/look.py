@@ -286,24 +286,26 @@ def fit_look(neutral: np.ndarray, preview: np.ndarray, *, source: str = "", smoo
     return Look(curve, lut.reshape(_LUT, _LUT, _LUT, 3), source, M)
 
 
-def apply_look(img: np.ndarray, look: Look, *, rows: int = 256) -> np.ndarray:
-    """``look`` applied to ``img`` (``(H, W, 3)`` display sRGB in [0, 1]), band by band; float32."""
+def apply_look(img: np.ndarray, look: Look, *, rows: int = 512) -> np.ndarray:
+    """``look`` applied to ``img`` (``(H, W, 3)`` display sRGB in [0, 1]), band by band; float32.
+
+    The lattice is read by torch's trilinear ``grid_sample`` (the same interpolation the fit
+    assumed: corners aligned with the lattice's nodes)."""
+    import torch
+    import torch.nn.functional as F
+
     out = np.empty(img.shape, dtype=np.float32)
-    n = look.lut.shape[0]
-    flat = look.lut.reshape(-1, 3)
-    for y0 in range(0, img.shape[0], rows):
-        t = _eval_curve(look.curve, img[y0 : y0 + rows].astype(np.float64))
-        shp = t.shape
-        v = t.reshape(-1, 3)
-        idx, frac = zip(*(_hat(v[:, c], n) for c in range(3)))
-        acc = np.zeros_like(v)
-        for corner in range(8):
-            bits = [(corner >> k) & 1 for k in range(3)]
-            wgt = np.ones(v.shape[0])
-            f = np.zeros(v.shape[0], dtype=np.int64)
-            for c in range(3):
-                wgt = wgt * (frac[c] if bits[c] else 1 - frac[c])
-                f = f * n + idx[c] + bits[c]
-            acc += wgt[:, None] * flat[f]
-        out[y0 : y0 + rows] = np.clip(v @ look.matrix[:, :3].T + look.matrix[:, 3] + acc, 0.0, 1.0).reshape(shp)
+    # (1, 3, nR, nG, nB): grid_sample's (x, y, z) index (W, H, D) = (B, G, R).
+    lut = torch.from_numpy(np.ascontiguousarray(look.lut.transpose(3, 0, 1, 2), dtype=np.float32))[None]
+    m = torch.from_numpy(look.matrix.astype(np.float32))
+    knots = np.linspace(0.0, 1.0, look.curve.size, dtype=np.float32)
+    curve = look.curve.astype(np.float32)
+    with torch.inference_mode():
+        for y0 in range(0, img.shape[0], rows):
+            band = img[y0 : y0 + rows]
+            t = torch.from_numpy(np.interp(band, knots, curve).astype(np.float32)).reshape(-1, 3)
+            grid = (t.flip(-1) * 2.0 - 1.0).reshape(1, 1, 1, -1, 3)
+            res = F.grid_sample(lut, grid, mode="bilinear", padding_mode="border", align_corners=True)
+            v = t @ m[:, :3].T + m[:, 3] + res.reshape(3, -1).T
+            out[y0 : y0 + rows] = v.clamp_(0.0, 1.0).reshape(band.shape).numpy()
     return out
