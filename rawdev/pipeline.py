@@ -22,8 +22,9 @@ import torch
 
 from .backends import registry
 from .cfa import pattern_after_crop
+from .backends.registry import LIBRAW, LIBRAW_FALLBACK
 from .config import PipelineConfig
-from .io.raw import check_decoded, read_raw, render_libraw
+from .io.raw import check_decoded, read_raw
 from .stages.colour import apply_matrix
 from .stages.highlights import blend_highlights, check_mode
 from .stages.normalise import normalise
@@ -418,17 +419,19 @@ def _encode(rgb: torch.Tensor, matrix: np.ndarray, bits: int | None, curve: str)
 
 
 def _develop_libraw(raw: RawImage, cfg: PipelineConfig, wb: WhiteBalance, notices: list[str]) -> np.ndarray:
-    """Sensors rawdev does not demosaic itself go through LibRaw's demosaic, then our tone and output."""
+    """The ``libraw`` back-end (and sensors rawdev does not demosaic itself): LibRaw's demosaic and
+    colour matrix with our white balance, then our exposure, tone and output."""
     meta = raw.meta
     check_mode(cfg.highlights)
     g = wb.gains
-    lin = render_libraw(meta.path, wb=(g[0], g[1], g[2], g[1]), highlight_mode=_LIBRAW_HIGHLIGHT[cfg.highlights])
+    render = registry.get(LIBRAW).build()
+    lin = render(meta.path, wb=(g[0], g[1], g[2], g[1]), highlight_mode=_LIBRAW_HIGHLIGHT[cfg.highlights])
     rgb = torch.from_numpy(lin).permute(2, 0, 1)
     ev = cfg.exposure_ev
     if cfg.auto_bright:
         ev += float(np.log2(auto_bright_gain(rgb[:, ::2, ::2] * 2.0**ev)))
     H, W = lin.shape[:2]
-    out = np.empty((H, W, 3), dtype={8: np.uint8, 16: np.uint16, None: np.float32}[cfg.output_bits])
+    out = np.empty((H, W, 3), dtype=_dtype(cfg.output_bits))
     to_space, curve = _output_transform(cfg)
     for y0 in range(0, H, cfg.band_rows):
         y1 = min(H, y0 + cfg.band_rows)
@@ -539,17 +542,22 @@ def develop_stream(raw: RawImage, cfg: PipelineConfig = PipelineConfig()) -> Dev
         img = _develop_libraw(raw, cfg, wb, notices)
         H, W = img.shape[:2]
         bands = _bands_of(img, orientation, cfg.band_rows)
-        backend = "libraw-ahd"
+        backend = LIBRAW_FALLBACK
     else:
         wb = _wb_for(raw, cfg.wb)
         if wb.notice:
             notices.append(wb.notice)
-        if meta.cfa.kind not in spec.cfa_types:
+        if spec.input_domain == "raw_file":  # LibRaw's own pipeline, asked for
+            img = _develop_libraw(raw, cfg, wb, notices)
+            H, W = img.shape[:2]
+            bands = _bands_of(img, orientation, cfg.band_rows)
+            backend = spec.name
+        elif meta.cfa.kind not in spec.cfa_types:
             notices.append(f"{meta.cfa.kind} sensor: back-end {spec.name!r} handles {', '.join(sorted(spec.cfa_types))} only; demosaicked by LibRaw (AHD)")
             img = _develop_libraw(raw, cfg, wb, notices)
             H, W = img.shape[:2]
             bands = _bands_of(img, orientation, cfg.band_rows)
-            backend = "libraw-ahd"
+            backend = LIBRAW_FALLBACK
         elif spec.output_domain == "srgb_display":
             img, sigma = _develop_isp(raw, cfg, spec, wb, notices)
             H, W = img.shape[:2]
@@ -579,7 +587,7 @@ def develop_libraw(raw: RawImage, cfg: PipelineConfig = PipelineConfig()) -> Dev
     orientation = raw.meta.orientation if cfg.apply_orientation else 1
     if orientation != 1:
         img = apply_orientation(img, orientation)
-    return DevelopResult(img, raw, wb, "libraw-ahd", orientation, notices, None)
+    return DevelopResult(img, raw, wb, LIBRAW_FALLBACK, orientation, notices, None)
 
 
 def develop(path: str | Path, cfg: PipelineConfig | None = None, **options) -> DevelopResult:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import importlib
 from dataclasses import dataclass
 
-from .registry import BackendSpec, WeightsSpec, register
+from .registry import LIBRAW, BackendSpec, WeightsSpec, register
 
 __all__ = [
     "LazyBuild",
@@ -192,3 +192,18 @@ for _name in ISP_FILES:
         weights={"bayer": ISP_WEIGHTS[_name]},
         reference={"pynet": "Ignatov2020", "pynet-ca": "Kim2020", "cameranet": "Liang2019"}[_name],
     ))
+
+# -- LibRaw's own pipeline: the reference ---------------------------------------------------------
+register(BackendSpec(
+    name=LIBRAW,
+    kind="classical",
+    description="LibRaw's own pipeline: AHD demosaic (Hirakawa & Parks 2005) and LibRaw's colour matrix, "
+    "with rawdev's white balance, exposure and curve. The reference.",
+    replaces=("demosaic", "colour"),
+    cfa_types=frozenset({"bayer", "xtrans"}),
+    input_domain="raw_file",
+    output_domain="linear_srgb",
+    tile_exact=False,  # LibRaw renders whole files: never tiled
+    build=LazyBuild("rawdev.backends.libraw", "_build_libraw"),
+    reference="Hirakawa2005",
+))

@@ -36,7 +36,6 @@ PHASES = ("RGGB", "GRBG", "GBRG", "BGGR")
 #: name -> (shot, read): the noisy level is Brooks2019's model at shot 5e-3 (read from its
 #: log-linear fit, about ISO 3200 on a full-frame sensor).
 NOISE_LEVELS = {"clean": (0.0, 0.0), "noisy": (5e-3, 3.2e-5)}
-LIBRAW = "libraw"
 #: variance of 14-bit quantisation (white 16383, black 512) on the normalised signal: 1/12 LSB^2
 QUANTISATION_VARIANCE = 1.0 / (12 * (16383 - 512) ** 2)
 BORDER = 10
@@ -97,7 +96,7 @@ def evaluate_roundtrip(
     from PIL import Image
 
     from ..io.raw import read_raw
-    from ..pipeline import PipelineConfig, develop_libraw, develop_raw
+    from ..pipeline import PipelineConfig, develop_raw
     from .demosaic import list_images
 
     for n in noises:
@@ -117,9 +116,9 @@ def evaluate_roundtrip(
                     dng = make_roundtrip_dng(photo, i, Path(tmp) / f"{f.stem}_{noise}.dng", noise)
                     raw = read_raw(dng)
                     for m in methods:
-                        cfg = PipelineConfig(backend="malvar" if m == LIBRAW else m, output_bits=None, device=device)
+                        cfg = PipelineConfig(backend=m, output_bits=None, device=device)
                         t0 = time.perf_counter()
-                        res = develop_libraw(raw, cfg) if m == LIBRAW else develop_raw(raw, cfg)
+                        res = develop_raw(raw, cfg)
                         sec = time.perf_counter() - t0
                         p, s = _score(res.image, ref)
                         result.add((folder.name, noise, m), p, s, sec)
