@@ -626,7 +626,7 @@ def _develop_with_look(raw: RawImage, cfg: PipelineConfig) -> DevelopStream:
         try:
             prev = preview_image(raw.meta.path)
             if base.orientation != raw.meta.orientation:  # --no-orient: the preview back to sensor orientation
-                from .synthetic import INVERSE_ORIENTATION
+                from .stages.orientation import INVERSE_ORIENTATION
 
                 prev = apply_orientation(prev, INVERSE_ORIENTATION[raw.meta.orientation])
             if min(prev.shape[:2]) < MIN_PREVIEW_SIDE:

@@ -15,12 +15,10 @@ import numpy as np
 
 from .cameras import XYZ_TO_CAMERA, camera_from_srgb
 from .cfa import check_pattern, pattern_cell
-from .stages.orientation import apply_orientation
+from .stages.orientation import INVERSE_ORIENTATION, apply_orientation
 
 __all__ = ["write_dng", "demo_scene", "INVERSE_ORIENTATION"]
 
-#: The orientation that undoes each EXIF orientation (6 and 8 are each other's inverse).
-INVERSE_ORIENTATION = {1: 1, 2: 2, 3: 3, 4: 4, 5: 5, 6: 8, 7: 7, 8: 6}
 
 
 def _rationals(values, denominator: int = 10000) -> list[list[int]]:
