@@ -14,7 +14,7 @@ from typing import Annotated, Optional
 import typer
 
 from ..errors import UsageError, printable
-from ._options import MAX_EXPOSURE_EV, TILE_RANGE, check_max_memory, check_wb, handle_errors, in_range, parse_wb
+from ._options import MAX_EXPOSURE_EV, TILE_RANGE, interrupt_on_sigterm, check_max_memory, check_wb, handle_errors, in_range, parse_wb
 from .develop import Curve, Device, Fmt, Highlights
 
 __all__ = ["batch_command", "register"]
@@ -126,10 +126,6 @@ class _Reporter:
         print(line, file=sys.stderr if (self.json or self.quiet) else sys.stdout, flush=True)
 
 
-def _on_sigterm(signum, frame):  # noqa: ARG001
-    raise KeyboardInterrupt
-
-
 @handle_errors
 def _batch(inputs, out_dir, fmt, bits, quality, backend, wb, highlights, exposure, auto_bright, curve, no_orient,
            device, tile, noise, preview, jobs, threads, timeout, max_memory, skip_existing, overwrite, fail_fast,
@@ -183,7 +179,7 @@ def _batch(inputs, out_dir, fmt, bits, quality, backend, wb, highlights, exposur
     summary = BatchSummary()
     if total == 0:
         rep.note("no RAW files found in " + ", ".join(str(p) for p in inputs))
-    old_term = signal.signal(signal.SIGTERM, _on_sigterm)
+    old_term = signal.signal(signal.SIGTERM, interrupt_on_sigterm)
     try:
         for path, reason in walk_errors:
             r = FileResult(path, None, "failed", reason, "InputError")
