@@ -83,7 +83,7 @@ def test_cluster_cli_matches_local_batch(tmp_path, client):
     for name, extra in (("local", ["-j", "2"]), ("cluster", ["--cluster", address])):
         out = tmp_path / name
         runs[name] = (rawdev_cli("batch", str(src), "-o", str(out), "--json", *extra), out)
-    for name, (p, out) in runs.items():
+    for name, (p, _out) in runs.items():
         assert p.returncode == 1, (name, p.stderr)
         assert "3 developed, 1 failed, 0 skipped" in p.stderr, (name, p.stderr)
         err = [ln for ln in p.stderr.splitlines() if ln.startswith("rawdev: error")]

@@ -37,17 +37,50 @@ import torch.nn.functional as F
 
 from ..cfa import pattern_after_crop
 from ..errors import UsageError, WeightsError
-from ..models.isp_frame import LearnedISP, build_isp
+from ..models.isp_frame import LearnedISP, build_isp, jdd_noise_sigma
+from ..stages.tone import srgb_decode, srgb_encode
 from ..tiling import resolve_device, resolve_dtype, run_tiled
-from .specs import ISP_FILES, ISP_MARGIN, ISP_SHA256, ISP_WEIGHTS
+from .specs import ISP_MARGIN, ISP_WEIGHTS
 from .weights import load_into, read_verified, resolve_path, safetensors_metadata
 
-__all__ = ["ISPRunner", "ISP_WEIGHTS", "ISP_MARGIN", "STATS_MEGAPIXELS"]
+__all__ = ["ISPRunner", "ISP_WEIGHTS", "ISP_MARGIN", "STATS_MEGAPIXELS", "JDDNoiseStart", "learned_start"]
 
 ISP_OVERLAP = 48  # cross-fade half-width
 STATS_MEGAPIXELS = 0.5
 STATS_CROP = 256  # raw pixels per side of the full-resolution crops PyNET(-CA) statistics come from
 DEFAULT_TILE = {"cpu": 512, "cuda": 1024}
+
+class JDDNoiseStart:
+    """The ``jdd-noise`` back-end as a :class:`~rawdev.models.isp_frame.LearnedISP` start:
+    ``start(mosaic, noise) -> linear camera RGB`` of an RGGB mosaic, with no gradient.
+
+    Run as the pipeline runs it: on the clipped sRGB-encoded mosaic, with the sigma of
+    :func:`~rawdev.models.isp_frame.jdd_noise_sigma` for the (shot, read) ``noise``. The runner is
+    built on first use for the input's device and dtype (and again if they change).
+    """
+
+    def __init__(self) -> None:
+        self._key: tuple | None = None
+        self._runner = None
+
+    def __call__(self, mosaic: torch.Tensor, noise: torch.Tensor | None) -> torch.Tensor:
+        from .registry import get
+
+        key = (mosaic.device, mosaic.dtype)
+        if self._runner is None or self._key != key:
+            # workers=1: one tile at a time, so a training step's threads stay as set
+            self._runner = get("jdd-noise").build(device=str(mosaic.device), dtype=mosaic.dtype, workers=1)
+            self._key = key
+        with torch.no_grad():
+            out = srgb_decode(self._runner(srgb_encode(mosaic), "RGGB", noise=jdd_noise_sigma(noise, mosaic.shape[0])))
+        # the runner works in inference mode; a plain copy can take part in the training graph
+        return out.clone()
+
+
+def learned_start(base: str) -> JDDNoiseStart | None:
+    """The start a :class:`~rawdev.models.isp_frame.LearnedISP` with this ``base`` needs handed in."""
+    return JDDNoiseStart() if base == "jdd-noise" else None
+
 
 def _downscale_mosaic(mosaic: torch.Tensor, factor: int) -> torch.Tensor:
     """An RGGB mosaic ``factor`` times smaller: each colour plane box-averaged, then re-mosaicked."""
@@ -197,6 +230,7 @@ def _build_isp(name: str, *, device: str | torch.device = "auto", dtype=None, ti
     try:
         config = json.loads(meta["config"])
         net = build_isp(config)
+        net.learned_start = learned_start(net.base)  # handed in: models never import backends
     except (KeyError, json.JSONDecodeError) as err:
         raise WeightsError(f"{path} has no model configuration in its metadata", path) from err
     except (TypeError, ValueError) as err:

@@ -130,18 +130,18 @@ def check_max_memory(ctx: typer.Context, param: typer.CallbackParam, value: str 
 
 
 def parse_wb(value: str) -> str | tuple[float, ...]:
-    """``camera|daylight|auto`` or ``R,G,B[,G]`` multipliers (finite, positive).
+    """``camera|preview|auto|daylight`` or ``R,G,B[,G]`` multipliers (finite, positive).
 
     Raises:
         UsageError: anything else.
     """
     v = value.strip().lower()
-    if v in ("camera", "daylight", "auto"):
+    if v in ("camera", "preview", "daylight", "auto"):
         return v
     try:
         nums = tuple(float(x) for x in v.split(","))
     except ValueError:
-        raise UsageError(f"--wb {value!r}: use camera, daylight, auto or R,G,B[,G] numbers") from None
+        raise UsageError(f"--wb {value!r}: use camera, preview, auto, daylight or R,G,B[,G] numbers") from None
     if len(nums) not in (3, 4) or not all(math.isfinite(x) and 0 < x <= 1e6 for x in nums):
         raise UsageError(f"--wb {value!r}: give 3 or 4 positive, finite multipliers")
     return nums

@@ -13,6 +13,7 @@ from typing import Annotated, Optional
 
 import typer
 
+from ..backends.registry import DEFAULT_BACKEND
 from ..errors import UsageError, printable
 from ._options import MAX_EXPOSURE_EV, TILE_RANGE, check_max_memory, check_wb, handle_errors, in_range, parse_lens, parse_look, parse_wb
 from .develop import ColourSpace, Curve, Device, Fmt, Highlights
@@ -26,8 +27,8 @@ def batch_command(
     fmt: Annotated[Fmt, typer.Option("--format", "-f", help="Output format.")] = Fmt.jpg,
     bits: Annotated[Optional[int], typer.Option("--bits", help="8 or 16 bits per channel (PNG/TIFF). Default: 8 for JPEG/PNG, 16 for TIFF.")] = None,
     quality: Annotated[int, typer.Option("--quality", "-q", callback=in_range(1, 100, integer=True), help="JPEG quality, 1..100.")] = 92,
-    backend: Annotated[str, typer.Option("--backend", "-b", "--demosaic", help="Demosaicker or learned back-end (see `rawdev backends`).")] = "malvar",
-    wb: Annotated[str, typer.Option("--wb", callback=check_wb, help="White balance: camera | daylight | auto | R,G,B[,G] multipliers.")] = "camera",
+    backend: Annotated[str, typer.Option("--backend", "-b", "--demosaic", help="Demosaicker or learned back-end (see `rawdev backends`).")] = DEFAULT_BACKEND,
+    wb: Annotated[str, typer.Option("--wb", callback=check_wb, help="White balance: camera (as shot; else fitted to the embedded preview, else auto, else daylight) | preview | auto (grey-edge) | daylight | R,G,B[,G] multipliers. dcraw -w/-a/-r.")] = "camera",
     highlights: Annotated[Highlights, typer.Option("--highlights", "-H", help="clip | unclip | blend.")] = Highlights.clip,
     exposure: Annotated[float, typer.Option("--exposure", "-e", callback=in_range(-MAX_EXPOSURE_EV, MAX_EXPOSURE_EV, what="EV"), help="Exposure compensation in EV (stops), -20..20.")] = 0.0,
     auto_bright: Annotated[bool, typer.Option("--auto-bright", help="Brighten so the 99th percentile reaches white.")] = False,
