@@ -416,9 +416,20 @@ def run_tiled(
     # an output allocated under inference mode fails.
     inference = torch.is_inference_mode_enabled()
 
+    # Set by the first failing batch: batches not yet started return at once, so an error (or
+    # Ctrl-C) stops the work within one batch per worker, however late the caller's thread is
+    # scheduled to see the failure (it waits on the futures in order).
+    failed = threading.Event()
+
     def job(item) -> None:
-        with torch.inference_mode(inference):
-            write(item, compute(item))
+        if failed.is_set():
+            return
+        try:
+            with torch.inference_mode(inference):
+                write(item, compute(item))
+        except BaseException:
+            failed.set()
+            raise
 
     workers = max(1, min(int(workers), len(chunks)))
     if workers == 1 or dev.type != "cpu":
@@ -435,7 +446,8 @@ def run_tiled(
                     for f in futures:
                         f.result()
                 except BaseException:
-                    for f in futures:  # stop at the first failure (or Ctrl-C)
+                    failed.set()  # stop at the first failure (or Ctrl-C)
+                    for f in futures:
                         f.cancel()
                     raise
     return state["out"]

@@ -22,6 +22,7 @@ import typer
 from ..errors import EXIT_FAILED, EXIT_INTERRUPTED, RawdevError, UsageError
 
 __all__ = ["handle_errors", "parse_wb", "parse_look", "parse_lens", "console_err", "notice", "in_range", "check_max_memory",
+           "check_wb", "interrupt_on_sigterm",
            "MAX_EXPOSURE_EV", "TILE_RANGE", "MIN_WORKER_MEMORY"]
 
 #: Exposure compensation beyond this many stops leaves no picture in 16 bits either way.
@@ -54,7 +55,8 @@ def fail(err: RawdevError) -> NoReturn:
     raise typer.Exit(err.exit_code)
 
 
-def _on_sigterm(signum, frame):  # noqa: ARG001
+def interrupt_on_sigterm(signum, frame):  # noqa: ARG001
+    """A SIGTERM handler: stop as Ctrl-C stops (KeyboardInterrupt), so cleanup runs."""
     raise KeyboardInterrupt
 
 
@@ -67,7 +69,7 @@ def handle_errors(fn: Callable) -> Callable:
     def wrapper(*args, **kwargs):
         old_term = None
         if threading.current_thread() is threading.main_thread():
-            old_term = signal.signal(signal.SIGTERM, _on_sigterm)
+            old_term = signal.signal(signal.SIGTERM, interrupt_on_sigterm)
         try:
             return fn(*args, **kwargs)
         except RawdevError as e:

@@ -15,7 +15,8 @@ import typer
 
 from ..backends.registry import DEFAULT_BACKEND
 from ..errors import UsageError, printable
-from ._options import MAX_EXPOSURE_EV, TILE_RANGE, check_max_memory, check_wb, handle_errors, in_range, parse_lens, parse_look, parse_wb
+from ._options import (MAX_EXPOSURE_EV, TILE_RANGE, check_max_memory, check_wb, handle_errors, in_range,
+                       interrupt_on_sigterm, parse_lens, parse_look, parse_wb)
 from .develop import ColourSpace, Curve, Device, Fmt, Highlights
 
 __all__ = ["batch_command", "register"]
@@ -130,10 +131,6 @@ class _Reporter:
         print(line, file=sys.stderr if (self.json or self.quiet) else sys.stdout, flush=True)
 
 
-def _on_sigterm(signum, frame):  # noqa: ARG001
-    raise KeyboardInterrupt
-
-
 @handle_errors
 def _batch(inputs, out_dir, fmt, bits, quality, backend, wb, highlights, exposure, auto_bright, curve, colorspace,
            look, lens, no_orient, device, tile, noise, preview, jobs, threads, timeout, max_memory, skip_existing,
@@ -188,7 +185,7 @@ def _batch(inputs, out_dir, fmt, bits, quality, backend, wb, highlights, exposur
     summary = BatchSummary()
     if total == 0:
         rep.note("no RAW files found in " + ", ".join(str(p) for p in inputs))
-    old_term = signal.signal(signal.SIGTERM, _on_sigterm)
+    old_term = signal.signal(signal.SIGTERM, interrupt_on_sigterm)
     try:
         for path, reason in walk_errors:
             r = FileResult(path, None, "failed", reason, "InputError")
