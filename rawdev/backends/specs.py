@@ -103,9 +103,11 @@ JDD_XTRANS = WeightsSpec(
 JDD_NOISE_SHA256 = "f4b817677bfa0be28d5eca3c607126960c10e1760ccea7cd541ddf72b9b8c9fa"
 #: jdd-noise is the noise-free network up to the first noise std and the fine-tuned one from the
 #: second (sRGB-encoded [0, 1] units), mixed linearly between. The clean end sits above what the
-#: data-driven estimate reads on most clean files (the source photos' own grain and quantisation,
-#: about 1/255: docs/noise.md), so an estimated clean file gets the better demosaicker unmixed.
-JDD_NOISE_FADE = (1.5 / 255, 3.0 / 255)
+#: data-driven estimate reads on clean Kodak24 / McMaster files (the photos' own grain and
+#: quantisation: 1.0-2.95/255), so an estimated clean file gets the better demosaicker unmixed;
+#: the noisy end below shot 1e-3 (about 5.1-5.7/255), where the fine-tune is 3 dB better
+#: (docs/noise.md).
+JDD_NOISE_FADE = (3.0 / 255, 4.5 / 255)
 JDD_NOISE = WeightsSpec(
     file="jdd_noise.safetensors",
     sha256=JDD_NOISE_SHA256,
