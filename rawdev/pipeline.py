@@ -21,7 +21,6 @@ import numpy as np
 import torch
 
 from .backends import registry
-from .cfa import pattern_after_crop
 from .backends.registry import LIBRAW, LIBRAW_FALLBACK
 from .config import PipelineConfig
 from .io.raw import check_decoded, read_raw
@@ -33,7 +32,7 @@ from .stages.tone import (auto_bright_gain, quantise, quantise_scale, srgb_decod
                           srgb_encode, srgb_encode_unclipped)
 from .stages.white_balance import WhiteBalance, apply_gains_mosaic, choose_gains, grey_world_gains
 from .tiling import resolve_device
-from .types import RawImage
+from .types import CFALayout, RawImage
 
 __all__ = ["PipelineConfig", "DevelopResult", "DevelopStream", "develop_raw", "develop_stream", "develop",
            "develop_libraw", "develop_to_file", "keep_runners"]
@@ -204,12 +203,9 @@ def _wb_for(raw: RawImage, mode) -> WhiteBalance:
     return replace(wb, gains=tuple(g / lo for g in wb.gains))
 
 
-def _cfa_for_band(raw: RawImage, top: int, left: int = 0):
-    """The CFA of ``raw.data[top:, left:]``."""
-    cfa = raw.meta.cfa
-    if cfa.kind == "bayer":
-        return pattern_after_crop(cfa.bayer_pattern, top, left)
-    return np.roll(cfa.cell, (-top, -left), axis=(0, 1))
+def _cfa_for_band(raw: RawImage, top: int, left: int = 0) -> CFALayout:
+    """The CFA layout of ``raw.data[top:, left:]``, as runners take it."""
+    return raw.meta.cfa.shifted(top, left)
 
 
 def _preview_linear(raw: RawImage, gains, matrix) -> torch.Tensor:

@@ -49,8 +49,9 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
-from .cfa import check_pattern, pattern_after_crop
+from .cfa import align_phase, check_pattern
 from .errors import BackendError, UsageError
+from .types import CFALayout
 
 __all__ = [
     "run_tiled",
@@ -61,6 +62,7 @@ __all__ = [
     "resolve_dtype",
     "cfa_period",
     "window_pattern",
+    "mirror_pad",
 ]
 
 def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
@@ -115,10 +117,10 @@ def resolve_dtype(dtype: str | torch.dtype | None, device: torch.device) -> torc
 
 
 def cfa_period(pattern) -> int:
-    """2 for a Bayer pattern string, the cell size for a numpy ``(p, p)`` cell."""
-    if isinstance(pattern, str):
-        check_pattern(pattern)
-        return 2
+    """2 for a Bayer pattern string, the cell size for a :class:`~rawdev.types.CFALayout` or a numpy
+    ``(p, p)`` cell."""
+    if isinstance(pattern, (str, CFALayout)):
+        return CFALayout.of(pattern).period
     cell = np.asarray(pattern)
     if cell.ndim != 2 or cell.shape[0] != cell.shape[1] or cell.shape[0] < 1:
         raise UsageError(f"a CFA cell must be a square (p, p) array of colour indices, got shape {cell.shape}")
@@ -126,9 +128,11 @@ def cfa_period(pattern) -> int:
 
 
 def window_pattern(pattern, top: int, left: int):
-    """The CFA description of the window starting at ``(top, left)`` (may be negative)."""
-    if isinstance(pattern, str):
-        return pattern_after_crop(pattern, top, left)
+    """The CFA description of the window starting at ``(top, left)`` (may be negative), in the form
+    given: a Bayer string, a :class:`~rawdev.types.CFALayout`, or a ``(p, p)`` cell."""
+    if isinstance(pattern, (str, CFALayout)):
+        shifted = CFALayout.of(pattern).shifted(top, left)
+        return shifted if isinstance(pattern, CFALayout) else shifted.bayer_pattern
     cell = np.asarray(pattern)
     p = cell.shape[0]
     return np.roll(cell, (-(top % p), -(left % p)), axis=(0, 1))
@@ -153,6 +157,19 @@ def mirror_indices(start: int, stop: int, size: int, period: int = 1, device=Non
         m = m - torch.remainder(m - idx, period)  # same phase as idx, <= mirrored index
         m = torch.where(m < 0, m + period, m)
     return m.to(device)
+
+
+def mirror_pad(x: torch.Tensor, top: int, bottom: int, left: int, right: int, period: int = 1) -> torch.Tensor:
+    """``x (..., H, W)`` extended by ``top``/``bottom`` rows and ``left``/``right`` columns, mirrored
+    without edge repeat (:func:`mirror_indices`: repeated for pads longer than the axis, the phase
+    modulo ``period`` kept). Mirroring without edge repeat keeps the Bayer parity, so a padded mosaic
+    is still a mosaic of the same pattern."""
+    h, w = x.shape[-2:]
+    if top or bottom:
+        x = x.index_select(-2, mirror_indices(-top, h + bottom, h, period, device=x.device))
+    if left or right:
+        x = x.index_select(-1, mirror_indices(-left, w + right, w, period, device=x.device))
+    return x
 
 
 def tile_origins(size: int, tile: int) -> list[tuple[int, int]]:
@@ -318,12 +335,7 @@ def run_tiled(
 
     # Alignment shift so that windows start on native_pattern (same for every window: origins are
     # multiples of the step and the margin is fixed).
-    dy = dx = 0
-    if native_pattern is not None:
-        for cy in range(2):
-            for cx in range(2):
-                if pattern_after_crop(pattern, -margin - cy, -margin - cx) == native_pattern:
-                    dy, dx = cy, cx
+    dy, dx = (0, 0) if native_pattern is None else align_phase(pattern, native_pattern, margin)
     win_pattern = window_pattern(pattern, -margin - dy, -margin - dx)
 
     rows = [(Y0 + o, n) for o, n in tile_origins(Y1 - Y0, th)]
