@@ -92,6 +92,9 @@ class FileResult:
     width: int | None = None
     height: int | None = None
     notices: list[str] = field(default_factory=list)
+    requested_backend: str | None = None  # the back-end asked for; ``backend`` is the one that ran
+    white_balance: str | None = None  # where the gains came from: camera, preview, auto, daylight, custom
+    noise: str | None = None  # where a noise-aware back-end's model came from: --noise, profile, estimate
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready dict (paths as strings)."""
@@ -104,6 +107,9 @@ class FileResult:
             "error": self.error,
             "seconds": round(self.seconds, 3),
             "backend": self.backend,
+            "requested_backend": self.requested_backend,
+            "white_balance": self.white_balance,
+            "noise": self.noise,
             "width": self.width,
             "height": self.height,
             "notices": list(self.notices),
@@ -294,7 +300,9 @@ def develop_task(task: dict) -> dict:
         return _raced(task)
     h, w = res.shape[:2]
     return {"status": "developed", "seconds": time.perf_counter() - t0, "backend": res.backend,
-            "width": int(w), "height": int(h), "notices": list(res.notices)}
+            "width": int(w), "height": int(h), "notices": list(res.notices),
+            "requested_backend": res.requested, "white_balance": res.wb.source,
+            "noise": None if res.noise_model is None else res.noise_model.source}
 
 
 def _raced(task: dict) -> dict:
@@ -396,7 +404,8 @@ def run_batch(
             r = FileResult(
                 job.src, job.dst, status, reason, result.get("error"),
                 float(result.get("seconds", 0.0)), result.get("backend"), result.get("width"), result.get("height"),
-                list(result.get("notices", [])),
+                list(result.get("notices", [])), result.get("requested_backend"), result.get("white_balance"),
+                result.get("noise"),
             )
             yield r
             if status == "failed" and fail_fast and not stopped:

@@ -538,16 +538,31 @@ def _execute(chunks: list, job: Callable, *, workers: int, threads: int | None, 
         for item in chunks:
             job(item)
         return
+    # Set by the first failing batch: batches not yet started return at once, so an error (or
+    # Ctrl-C) stops the work within one batch per worker, however late the caller's thread is
+    # scheduled to see the failure (it waits on the futures in order).
+    failed = threading.Event()
+
+    def guarded(item) -> None:
+        if failed.is_set():
+            return
+        try:
+            job(item)
+        except BaseException:
+            failed.set()
+            raise
+
     # Tiles run concurrently, each op single-threaded (or threads // workers): no barrier per
     # layer, which is faster on a CPU and far more robust when other processes share the cores.
     # The first write allocates the output (under the lock).
     with _intra_op_threads(max(1, (threads or torch.get_num_threads()) // workers)):
         with ThreadPoolExecutor(workers, thread_name_prefix="rawdev-tile") as pool:
-            futures = [pool.submit(job, item) for item in chunks]
+            futures = [pool.submit(guarded, item) for item in chunks]
             try:
                 for f in futures:
                     f.result()
             except BaseException:
-                for f in futures:  # stop at the first failure (or Ctrl-C)
+                failed.set()  # stop at the first failure (or Ctrl-C)
+                for f in futures:
                     f.cancel()
                 raise

@@ -253,3 +253,15 @@ def test_gpu_resource_for_learned_backends_only():
     assert gpu_resources(cpu_only, PipelineConfig(backend="jdd")) is None  # auto: the CPUs then
     with pytest.raises(UsageError, match="no worker of the cluster offers a GPU"):
         gpu_resources(cpu_only, PipelineConfig(backend="jdd", device="cuda"))
+
+
+def test_tasks_carry_absolute_paths(tmp_path, monkeypatch):
+    from rawdev.cluster import _for_workers
+    from rawdev.config import PipelineConfig as Config
+
+    monkeypatch.chdir(tmp_path)
+    task = _for_workers({"src": "in/a.dng", "dst": "out/a.jpg", "cfg": Config(look="looks/d1.json"), "quality": 92})
+    assert task["src"] == str(tmp_path / "in/a.dng") and task["dst"] == str(tmp_path / "out/a.jpg")
+    assert task["cfg"].look == str(tmp_path / "looks/d1.json") and task["quality"] == 92
+    assert _for_workers({"src": "a", "dst": "b", "cfg": Config(look="camera")})["cfg"].look == "camera"
+    assert _for_workers({"src": "a", "dst": "b", "cfg": None})["cfg"] is None  # --preview

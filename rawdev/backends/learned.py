@@ -143,16 +143,18 @@ class JDDRunner:
         """jdd-noise's output: the fine-tuned network, faded into the noise-free one below ``fade_sigma``.
 
         At sigma 0 there is nothing to denoise and the released noise-free network is the better
-        demosaicker (our fine-tune costs it 0.25-0.58 dB there: weights/jdd_noise.md); from
-        ``fade_sigma`` up the fine-tuned network alone runs. In between the two outputs are mixed
-        linearly in sigma, so the result is continuous in the noise level.
+        demosaicker (our fine-tune costs it 0.25-0.58 dB there: weights/jdd_noise.md), and below
+        ``fade_sigma[0]`` it runs alone; from ``fade_sigma[1]`` up the fine-tuned network alone
+        runs. In between the two outputs are mixed linearly in sigma, so the result is continuous
+        in the noise level.
         """
         if self.clean_net is None:
             return self.bayer_net(m3, noise)
         sig = torch.as_tensor(noise, dtype=m3.dtype, device=m3.device).reshape(-1)
         if sig.numel() == 1:
             sig = sig.expand(m3.shape[0])
-        w = (sig / self.fade_sigma).clamp(0.0, 1.0)
+        lo, hi = self.fade_sigma
+        w = ((sig - lo) / (hi - lo)).clamp(0.0, 1.0)
         if bool((w >= 1).all()):
             return self.bayer_net(m3, sig)
         clean = self.clean_net(m3, None)
@@ -239,7 +241,7 @@ def _build_jdd(
             default one per torch thread. 1 gives classic intra-op parallelism.
         threads: if given, ``torch.set_num_threads(threads)`` (process-wide); torch's default is
             the number of physical cores, which is the fastest setting measured here.
-        fade: ``jdd-noise`` only: fade into the noise-free network below :data:`JDD_NOISE_FADE`
+        fade: ``jdd-noise`` only: fade into the noise-free network over :data:`JDD_NOISE_FADE`
             (False: the fine-tuned network alone at every noise level).
 
     Raises:

@@ -101,8 +101,11 @@ JDD_XTRANS = WeightsSpec(
 )
 #: sha256 of weights/jdd_noise.safetensors (see weights/jdd_noise.md); re-record it after re-training.
 JDD_NOISE_SHA256 = "f4b817677bfa0be28d5eca3c607126960c10e1760ccea7cd541ddf72b9b8c9fa"
-#: jdd-noise fades into the noise-free network below this noise std (sRGB-encoded [0, 1] units).
-JDD_NOISE_FADE = 2.0 / 255
+#: jdd-noise is the noise-free network up to the first noise std and the fine-tuned one from the
+#: second (sRGB-encoded [0, 1] units), mixed linearly between. The clean end sits above what the
+#: data-driven estimate reads on most clean files (the source photos' own grain and quantisation,
+#: about 1/255: docs/noise.md), so an estimated clean file gets the better demosaicker unmixed.
+JDD_NOISE_FADE = (1.5 / 255, 3.0 / 255)
 JDD_NOISE = WeightsSpec(
     file="jdd_noise.safetensors",
     sha256=JDD_NOISE_SHA256,

@@ -15,7 +15,8 @@ import typer
 
 from ..backends.registry import DEFAULT_BACKEND
 from ..errors import UsageError, printable
-from ._options import MAX_EXPOSURE_EV, TILE_RANGE, check_max_memory, check_wb, handle_errors, in_range, parse_lens, parse_look, parse_wb
+from ._options import (MAX_EXPOSURE_EV, TILE_RANGE, check_max_memory, check_wb, handle_errors, in_range,
+                       interrupt_on_sigterm, parse_lens, parse_look, parse_wb)
 from .develop import ColourSpace, Curve, Device, Fmt, Highlights
 
 __all__ = ["batch_command", "register"]
@@ -28,7 +29,7 @@ def batch_command(
     bits: Annotated[Optional[int], typer.Option("--bits", help="8 or 16 bits per channel (PNG/TIFF). Default: 8 for JPEG/PNG, 16 for TIFF.")] = None,
     quality: Annotated[int, typer.Option("--quality", "-q", callback=in_range(1, 100, integer=True), help="JPEG quality, 1..100.")] = 92,
     backend: Annotated[str, typer.Option("--backend", "-b", "--demosaic", help="Demosaicker or learned back-end (see `rawdev backends`).")] = DEFAULT_BACKEND,
-    wb: Annotated[str, typer.Option("--wb", callback=check_wb, help="White balance: camera | daylight | auto | R,G,B[,G] multipliers.")] = "camera",
+    wb: Annotated[str, typer.Option("--wb", callback=check_wb, help="White balance: camera (as shot; else fitted to the embedded preview, else auto, else daylight) | preview | auto (grey-edge) | daylight | R,G,B[,G] multipliers. dcraw -w/-a/-r.")] = "camera",
     highlights: Annotated[Highlights, typer.Option("--highlights", "-H", help="clip | unclip | blend.")] = Highlights.clip,
     exposure: Annotated[float, typer.Option("--exposure", "-e", callback=in_range(-MAX_EXPOSURE_EV, MAX_EXPOSURE_EV, what="EV"), help="Exposure compensation in EV (stops), -20..20.")] = 0.0,
     auto_bright: Annotated[bool, typer.Option("--auto-bright", help="Brighten so the 99th percentile reaches white.")] = False,
@@ -130,10 +131,6 @@ class _Reporter:
         print(line, file=sys.stderr if (self.json or self.quiet) else sys.stdout, flush=True)
 
 
-def _on_sigterm(signum, frame):  # noqa: ARG001
-    raise KeyboardInterrupt
-
-
 @handle_errors
 def _batch(inputs, out_dir, fmt, bits, quality, backend, wb, highlights, exposure, auto_bright, curve, colorspace,
            look, lens, no_orient, device, tile, noise, preview, jobs, threads, timeout, max_memory, skip_existing,
@@ -188,7 +185,7 @@ def _batch(inputs, out_dir, fmt, bits, quality, backend, wb, highlights, exposur
     summary = BatchSummary()
     if total == 0:
         rep.note("no RAW files found in " + ", ".join(str(p) for p in inputs))
-    old_term = signal.signal(signal.SIGTERM, _on_sigterm)
+    old_term = signal.signal(signal.SIGTERM, interrupt_on_sigterm)
     try:
         for path, reason in walk_errors:
             r = FileResult(path, None, "failed", reason, "InputError")

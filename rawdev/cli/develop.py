@@ -117,7 +117,7 @@ def develop_command(
     bits: Annotated[Optional[int], typer.Option("--bits", help="8 or 16 bits per channel (PNG/TIFF). Default: 8 for JPEG/PNG, 16 for TIFF. dcraw -6.")] = None,
     quality: Annotated[int, typer.Option("--quality", "-q", callback=in_range(1, 100, integer=True), help="JPEG quality, 1..100.")] = 92,
     backend: Annotated[str, typer.Option("--backend", "-b", "--demosaic", help="Demosaicker or learned back-end (see `rawdev backends`).")] = DEFAULT_BACKEND,
-    wb: Annotated[str, typer.Option("--wb", callback=check_wb, help="White balance: camera | daylight | auto (grey-world) | R,G,B[,G] multipliers. dcraw -w/-a/-r.")] = "camera",
+    wb: Annotated[str, typer.Option("--wb", callback=check_wb, help="White balance: camera (as shot; else fitted to the embedded preview, else auto, else daylight) | preview | auto (grey-edge) | daylight | R,G,B[,G] multipliers. dcraw -w/-a/-r.")] = "camera",
     highlights: Annotated[Highlights, typer.Option("--highlights", "-H", help="clip (white, default) | unclip (raw values) | blend (recover colour). dcraw -H 0/1/2.")] = Highlights.clip,
     exposure: Annotated[float, typer.Option("--exposure", "-e", callback=in_range(-MAX_EXPOSURE_EV, MAX_EXPOSURE_EV, what="EV"), help="Exposure compensation in EV (stops), -20..20.")] = 0.0,
     auto_bright: Annotated[bool, typer.Option("--auto-bright", help="Brighten so the 99th percentile reaches white (dcraw's default; off here).")] = False,

@@ -163,6 +163,9 @@ def roundtrip(
     device: Annotated[str, typer.Option("--device")] = "auto",
     json_out: Annotated[Optional[Path], typer.Option("--json", help="Also write per-image scores here.")] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="A line per image and back-end.")] = False,
+    no_noise_profile: Annotated[bool, typer.Option(
+        "--no-noise-profile", help="Write the DNGs without a NoiseProfile, as real cameras do: "
+        "noise-aware back-ends estimate the noise from the data.")] = False,
 ) -> None:
     """Photo -> synthetic DNG (every CFA phase, real camera matrices, clean / shot+read noise) -> develop ->
     PSNR/SSIM against the photo, for whole developers including the learned ISPs."""
@@ -177,7 +180,8 @@ def roundtrip(
             raise UsageError(f"{d}: not a folder")
     console = Console(stderr=True)
     res = evaluate_roundtrip(directories, methods, [n.strip() for n in noise.split(",")], limit=limit,
-                             device=device, progress=console.print if verbose else None)
+                             device=device, progress=console.print if verbose else None,
+                             noise_profile=not no_noise_profile)
     lines = ["| data | noise | " + " | ".join(methods) + " |", "|---|---|" + "---|" * len(methods)]
     for d in directories:
         for nz in [n.strip() for n in noise.split(",")]:
@@ -186,7 +190,8 @@ def roundtrip(
                 p, s = res.mean((d.name, nz, m))
                 cells.append(f"{p:.2f} / {s:.4f}")
             lines.append(f"| {d.name} | {nz} | " + " | ".join(cells) + " |")
-    typer.echo("PSNR (dB) / SSIM, mean over images, 10-pixel border excluded")
+    typer.echo("PSNR (dB) / SSIM, mean over images, 10-pixel border excluded"
+               + ("; DNGs without NoiseProfile" if no_noise_profile else ""))
     typer.echo("\n".join(lines))
     if json_out is not None:
         json_out.write_text(json.dumps(res.to_json(), indent=1))
