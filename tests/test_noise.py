@@ -109,3 +109,15 @@ def test_estimator_cost_does_not_grow_with_the_image(tmp_path):
     with um.patch.object(noise, "_estimate_channel", spy):
         noise.estimate_noise_model(raw)
     assert max(calls) <= noise.MAX_PATCHES
+
+
+@pytest.mark.parametrize("profile, source", [(True, "profile"), (False, "estimate")])
+def test_info_shows_the_noise_model_and_white_balance_and_their_sources(tmp_path, profile, source):
+    from rawdev.cli.info import _human, file_info
+
+    path = write_dng(tmp_path / "i.dng", _textured_scene(96, 128), shot=2e-3, read=2e-6, noise_profile=profile)
+    info = file_info(path)
+    assert info["noise_model"]["source"] == source and info["noise_model"]["sigma_18"] > 0
+    assert info["white_balance"]["source"] == "camera"
+    text = _human(info)
+    assert "noise model" in text and "WB develop" in text and "(as shot)" in text
