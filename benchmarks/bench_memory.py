@@ -23,9 +23,6 @@ import sys
 import tempfile
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_develop import make_dng  # noqa: E402
-
 RUN = r"""
 import json, resource, sys, time
 which, src, dst = sys.argv[1], sys.argv[2], sys.argv[3]

@@ -7,6 +7,9 @@ and back-end:
 * the mean colour difference (mean over the image of each channel's signed difference, 8-bit levels,
   the worst channel): a colour cast shows here;
 * PSNR against the classical render (dB): how far the learned render strays overall;
+* high-frequency energy ratio: the mean squared 3x3 Laplacian of the back-end's render over the
+  classical one's (luma): well under 1 is smearing (detail or noise removed), over 1 added detail
+  or noise;
 * for back-ends that tile with blending (the learned ISPs): PSNR of the default tiled render against
   a whole-image render (one tile): seams show here (the target is >= 45 dB).
 
@@ -33,6 +36,13 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
     return 10 * np.log10(1.0 / mse) if mse > 0 else float("inf")
 
 
+def hf_energy(img: np.ndarray) -> float:
+    """Mean squared 4-neighbour Laplacian of the image's luma (Rec. 709 weights)."""
+    y = img.astype(np.float64) @ np.array([0.2126, 0.7152, 0.0722])
+    lap = 4 * y[1:-1, 1:-1] - y[:-2, 1:-1] - y[2:, 1:-1] - y[1:-1, :-2] - y[1:-1, 2:]
+    return float(np.mean(lap**2))
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("files", nargs="*", type=Path)
@@ -50,16 +60,17 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     names = [b.strip() for b in args.backends.split(",") if b.strip()]
     print("| file | CFA | back-end | mean colour diff vs malvar (8-bit levels, worst channel) | "
-          "PSNR vs malvar (dB) | tiled vs whole (dB) | seconds |")
-    print("|---|---|---|---|---|---|---|")
+          "PSNR vs malvar (dB) | HF energy / malvar's | tiled vs whole (dB) | seconds |")
+    print("|---|---|---|---|---|---|---|---|")
     for f in files:
         raw = read_raw(f)
         kind = raw.meta.cfa.kind
         if kind != "bayer":
-            print(f"| {f.name} | {kind} | (all) | skipped: not a Bayer sensor, LibRaw develops it | | | |")
+            print(f"| {f.name} | {kind} | (all) | skipped: not a Bayer sensor, LibRaw develops it | | | | |")
             continue
         base = PipelineConfig(backend="malvar", output_bits=None)
         ref = develop_raw(raw, base).image
+        ref_hf = hf_energy(ref)
         for name in names:
             spec = registry.get(name)
             cfg = PipelineConfig(backend=name, output_bits=None)
@@ -75,7 +86,8 @@ def main(argv: list[str] | None = None) -> int:
                 whole = develop_raw(raw, PipelineConfig(backend=name, output_bits=None, tile=1 << 16)).image
                 seam = f"{psnr(tiled, whole):.2f}"
             print(f"| {f.name} | {raw.meta.cfa.bayer_pattern} | {res.backend} | {worst:+.2f} "
-                  f"(R {diff[0]:+.2f}, G {diff[1]:+.2f}, B {diff[2]:+.2f}) | {psnr(img, ref):.2f} | {seam} | {sec:.1f} |")
+                  f"(R {diff[0]:+.2f}, G {diff[1]:+.2f}, B {diff[2]:+.2f}) | {psnr(img, ref):.2f} | "
+                  f"{hf_energy(img) / ref_hf:.2f} | {seam} | {sec:.1f} |")
     return 0
 
 

@@ -12,7 +12,7 @@ from .cfa import check_pattern
 __all__ = ["demosaic"]
 
 
-def demosaic(cfa, pattern: str, method: str = "malvar", *, device: str = "cpu", noise: float | None = None):
+def demosaic(cfa, pattern: str, method: str = registry.DEFAULT_BACKEND, *, device: str = "cpu", noise: float | None = None):
     """Demosaic an ``(H, W)`` float mosaic (NumPy or torch) with any registered back-end.
 
     Returns ``(H, W, 3)`` of the same kind (NumPy in, NumPy out), in the input's units. Learned

@@ -35,6 +35,7 @@ the same paths on every machine (a shared file system).
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import logging
 import os
@@ -263,6 +264,16 @@ def _failure_reason(exc: BaseException) -> dict:
             "reason": f"the cluster failed this file: {type(exc).__name__}{': ' + text if text else ''}"}
 
 
+def _for_workers(task: dict) -> dict:
+    """The task with every path in it absolute: workers run in other folders, on other machines."""
+    out = dict(task, src=os.path.abspath(task["src"]), dst=os.path.abspath(task["dst"]))
+    cfg = task.get("cfg")
+    look = getattr(cfg, "look", None)
+    if look is not None and look not in ("neutral", "camera"):  # a look file
+        out["cfg"] = dataclasses.replace(cfg, look=os.path.abspath(look))
+    return out
+
+
 class ClusterPool:
     """Run task dicts on the workers of a Dask cluster; the interface of :class:`rawdev.batch.WorkerPool`.
 
@@ -335,7 +346,7 @@ class ClusterPool:
             return
         names = [f"{self.batch_id}-{n}" for n in range(len(items))]
         key_of = {name: key for name, (key, _task) in zip(names, items)}
-        payloads = [dict(task, src=os.path.abspath(task["src"]), dst=os.path.abspath(task["dst"])) for _key, task in items]
+        payloads = [_for_workers(task) for _key, task in items]
         self._futures = self.client.map(develop_on_worker, payloads, key=names, opts=self.options, batch_id=self.batch_id,
                                         pure=False, retries=self.retries, resources=self.resources)
         try:

@@ -7,8 +7,9 @@ is the steady-state develop time (decode included, process start-up and weight l
 its memory the peak resident memory above the idle worker (weights and caches included). A back-end
 that crashes, hangs past the timeout or runs out of memory fails in its own row; the others go on.
 
-The pseudo back-end ``libraw`` is LibRaw's own AHD demosaic with rawdev's white balance, colour and
-tone, the natural reference for real files that have no ground truth.
+The registered back-end ``libraw`` (:mod:`rawdev.backends.libraw`) is LibRaw's own AHD demosaic
+and colour matrix with rawdev's white balance and tone, the natural reference for real files that
+have no ground truth.
 
 The regions shown zoomed are chosen automatically: the per-pixel spread (max - min over the
 back-ends, and the reference when there is one) of luma is box-filtered with the crop size and the
@@ -29,6 +30,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from .backends.registry import LIBRAW, LIBRAW_FALLBACK
 from .batch import WorkerPool, prepare_worker  # noqa: F401 - prepare_worker: the worker's set-up hook
 from .errors import RawdevError, UsageError
 
@@ -47,7 +49,7 @@ __all__ = [
 ]
 
 #: Pseudo back-end: LibRaw's AHD demosaic inside rawdev's pipeline (white balance, colour, tone).
-LIBRAW_BACKEND = "libraw"
+LIBRAW_BACKEND = LIBRAW  # the name compare's callers import
 
 _BG = (40, 40, 40)
 _FG = (235, 235, 235)
@@ -65,7 +67,7 @@ class BackendRun:
     image: np.ndarray | None = None  # (H, W, 3) uint16
     seconds: float | None = None
     peak_mb: float | None = None
-    used: str | None = None  # the back-end that really ran (e.g. "libraw-ahd" for a 4-colour sensor)
+    used: str | None = None  # the back-end that really ran (e.g. LIBRAW_FALLBACK for a 4-colour sensor)
     notices: list[str] = field(default_factory=list)
     reason: str | None = None
     psnr: float | None = None
@@ -146,16 +148,13 @@ def _develop(src: Path, cfg, backend: str) -> tuple[np.ndarray, str, list[str], 
     from . import pipeline
     from .io.raw import read_raw
 
-    cfg = replace(cfg, backend="malvar" if backend == LIBRAW_BACKEND else backend)
+    cfg = replace(cfg, backend=backend)
     raw = read_raw(src)
     m = raw.meta
     meta = {
         "camera": _camera_name(m.exif.make, m.exif.model),
         "width": m.width, "height": m.height, "cfa": m.cfa.bayer_pattern or m.cfa.kind,
     }
-    if backend == LIBRAW_BACKEND and raw.colors is not None:
-        res = pipeline.develop_libraw(raw, cfg)
-        return res.image, res.backend, list(res.notices), meta
     res = pipeline.develop_raw(raw, cfg)
     return res.image, res.backend, list(res.notices), meta
 
@@ -540,7 +539,7 @@ def contact_sheet(comp: Comparison, *, zoom: int = 5, overview: tuple[int, int] 
             draw_image_row(_to_u8(run.image), y)
             title = run.name + ("  (reference)" if run.name == comp.reference_name else "")
             lines = [(title, f_big, _FG)]
-            if run.used and run.used != run.name and not (run.name == LIBRAW_BACKEND and run.used == "libraw-ahd"):
+            if run.used and run.used != run.name and not (run.name == LIBRAW_BACKEND and run.used == LIBRAW_FALLBACK):
                 lines.append((f"ran as {run.used}", f_txt, _BAD))
             lines.append((f"{_fmt_time(run.seconds)} · {run.peak_mb:.0f} MB peak", f_txt, _DIM))
             if run.psnr is not None:
@@ -578,7 +577,7 @@ def _rows(comp: Comparison) -> list[list[str]]:
     for r in comp.runs:
         name = r.name + (" (reference)" if r.name == comp.reference_name else "")
         if r.ok:
-            used = "" if r.used in (r.name, "libraw-ahd") else f" (ran as {r.used})"
+            used = "" if r.used in (r.name, LIBRAW_FALLBACK) else f" (ran as {r.used})"
             rows.append([name, "ok" + used, _fmt_time(r.seconds), f"{r.peak_mb:.0f} MB",
                          _cell(r.psnr, ".2f") + (" dB" if r.psnr is not None else ""), _cell(r.ssim, ".4f")])
         else:

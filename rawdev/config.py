@@ -6,6 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from .backends.registry import DEFAULT_BACKEND
+
 __all__ = ["PipelineConfig"]
 
 
@@ -14,7 +16,7 @@ class PipelineConfig:
     """Every choice the developer makes. Defaults give a neutral render comparable with LibRaw's
     ``postprocess(use_camera_wb=True, gamma=(2.4, 12.92), no_auto_bright=True)``."""
 
-    backend: str = "malvar"
+    backend: str = DEFAULT_BACKEND
     wb: str | tuple[float, ...] = "camera"
     highlights: str = "clip"
     exposure_ev: float = 0.0

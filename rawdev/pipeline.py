@@ -21,21 +21,23 @@ import numpy as np
 import torch
 
 from .backends import registry
-from .cfa import pattern_after_crop
+from .backends.registry import LIBRAW, LIBRAW_FALLBACK
 from .config import PipelineConfig
-from .io.raw import check_decoded, read_raw, render_libraw
+from .io.raw import check_decoded, read_raw
 from .stages.colour import apply_matrix
 from .stages.highlights import blend_highlights, check_mode
+from .stages.noise import NoiseModel, backend_sigma, choose_noise_model
 from .stages.normalise import normalise
 from .stages.orientation import apply_orientation, oriented_size
 from .stages.tone import (auto_bright_gain, quantise, quantise_scale, srgb_decode, srgb_decode_unclipped,
                           srgb_encode, srgb_encode_unclipped)
-from .stages.white_balance import WhiteBalance, apply_gains_mosaic, choose_gains, grey_world_gains
+from .stages.white_balance import (CameraThumb, WhiteBalance, apply_gains_mosaic, camera_thumbnail, choose_gains, chromaticity_error,
+                                   grey_edge_gains, preview_gains, preview_grid)
 from .tiling import resolve_device
-from .types import RawImage
+from .types import CFALayout, RawImage
 
 __all__ = ["PipelineConfig", "DevelopResult", "DevelopStream", "develop_raw", "develop_stream", "develop",
-           "develop_libraw", "develop_to_file", "keep_runners"]
+           "develop_libraw", "develop_to_file", "keep_runners", "white_balance_for"]
 
 _LIBRAW_HIGHLIGHT = {"clip": 0, "unclip": 1, "blend": 2}
 #: Length of the regions a band is made of, along the band: learned back-ends in tiles, classical
@@ -62,6 +64,8 @@ class DevelopResult:
     notices: list[str] = field(default_factory=list)
     noise_sigma: float | None = None
     written_shape: tuple[int, int, int] | None = None  # set by develop_to_file
+    noise_model: NoiseModel | None = None  # the model a noise-aware back-end was given, and its source
+    requested: str | None = None  # the back-end asked for (``backend`` is the one that ran)
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -87,12 +91,15 @@ class DevelopStream:
     shape: tuple[int, int, int]
     dtype: np.dtype
     bands: Iterator[np.ndarray]
+    noise_model: NoiseModel | None = None
+    requested: str | None = None  # the back-end asked for (``backend`` is the one that ran)
 
     def collect(self) -> DevelopResult:
         from .io.write import gather_bands
 
         out = gather_bands(self.bands, self.shape, self.dtype)
-        return DevelopResult(out, self.raw, self.wb, self.backend, self.orientation, self.notices, self.noise_sigma)
+        return DevelopResult(out, self.raw, self.wb, self.backend, self.orientation, self.notices, self.noise_sigma,
+                             noise_model=self.noise_model, requested=self.requested)
 
 
 #: Built back-end runners kept for the life of the process, by (back-end, device, tile); None: build
@@ -187,28 +194,73 @@ def _bands_of(img: np.ndarray, orientation: int, band: int) -> Iterator[np.ndarr
     yield from _oriented_bands(H, W, orientation, band, lambda rows, cols: img[rows, cols])
 
 
+def _fit_preview(raw: RawImage):
+    """The embedded preview on its fitting grid and a camera thumbnail on the same grid, or None when
+    the file has no preview rawpy can read (:mod:`rawdev.io.preview` decodes it)."""
+    from .errors import RawdevError
+    from .io.preview import preview_image
+    from .stages.orientation import oriented_size
+
+    try:
+        pv = preview_image(raw.meta.path)
+    except (RawdevError, OSError, ValueError):
+        return None
+    H, W = raw.data.shape[:2]
+    ow, oh = oriented_size(W, H, raw.meta.orientation)
+    # every cell of the grid must hold samples of every colour of the CFA
+    grid, (gh, gw) = preview_grid(pv, ow / oh, max(H, W) // (2 * raw.meta.cfa.period))
+    size = (gw, gh) if raw.meta.orientation in (5, 6, 7, 8) else (gh, gw)
+    m = normalise(raw.data, np.asarray(raw.black_map), raw.meta.white_level)
+    thumb = camera_thumbnail(m, raw.colors, size, raw.meta.orientation)
+    return grid, thumb
+
+
 def _wb_for(raw: RawImage, mode) -> WhiteBalance:
+    """:func:`choose_gains` for a CFA ``raw``, with the estimators it may need made lazily from the
+    data (the preview is read only when the chain reaches it)."""
     meta = raw.meta
+    cache: dict = {}
 
-    def grey():
+    def fitted():
+        if "p" not in cache:
+            cache["p"] = _fit_preview(raw) if raw.colors is not None and raw.data.size else None
+        return cache["p"]
+
+    def preview():
+        f = fitted()
+        return None if f is None else preview_gains(f[1], f[0], meta.rgb_cam)
+
+    def ones_error():
+        f = fitted()
+        return None if f is None else chromaticity_error(f[1], f[0], meta.rgb_cam, (1.0, 1.0, 1.0))
+
+    def auto():
         if raw.colors is None or raw.data.size == 0:
-            return (1.0, 1.0, 1.0)
-        m = normalise(raw.data[::1], np.asarray(raw.black_map), meta.white_level)
-        return grey_world_gains(m, torch.from_numpy(np.asarray(raw.colors)))
+            return None
+        H, W = raw.data.shape[:2]
+        k = max(2 * meta.cfa.period, int(np.ceil(max(H, W) / 512)))
+        m = normalise(raw.data, np.asarray(raw.black_map), meta.white_level)
+        return grey_edge_gains(camera_thumbnail(m, raw.colors, (max(1, H // k), max(1, W // k))))
 
-    wb = choose_gains(mode, camera=meta.camera_wb, daylight=meta.daylight_wb, grey_world=grey)
+    wb = choose_gains(mode, camera=meta.camera_wb, daylight=meta.daylight_wb, preview=preview,
+                      ones_error=ones_error, auto=auto)
     # LibRaw's convention: the smallest multiplier is 1, so every channel's clip point is >= 1.0
     # and clipped highlights come out white, not grey.
     lo = min(wb.gains)
     return replace(wb, gains=tuple(g / lo for g in wb.gains))
 
 
-def _cfa_for_band(raw: RawImage, top: int, left: int = 0):
-    """The CFA of ``raw.data[top:, left:]``."""
-    cfa = raw.meta.cfa
-    if cfa.kind == "bayer":
-        return pattern_after_crop(cfa.bayer_pattern, top, left)
-    return np.roll(cfa.cell, (-top, -left), axis=(0, 1))
+def white_balance_for(raw: RawImage, mode="camera", highlights: str = "clip") -> WhiteBalance:
+    """The white balance :func:`develop_stream` would use for ``raw`` with ``--wb mode`` (gains, source,
+    notice); on LibRaw-rendered sensors the gains are the correction applied to LibRaw's render."""
+    if raw.meta.cfa.kind == "linear" or raw.colors is None:
+        return _libraw_wb(raw, mode, _LIBRAW_HIGHLIGHT[check_mode(highlights)]).wb
+    return _wb_for(raw, mode)
+
+
+def _cfa_for_band(raw: RawImage, top: int, left: int = 0) -> CFALayout:
+    """The CFA layout of ``raw.data[top:, left:]``, as runners take it."""
+    return raw.meta.cfa.shifted(top, left)
 
 
 def _preview_linear(raw: RawImage, gains, matrix) -> torch.Tensor:
@@ -227,30 +279,25 @@ def _preview_linear(raw: RawImage, gains, matrix) -> torch.Tensor:
     return apply_matrix(rgb, matrix)
 
 
-def _noise_sigma(raw: RawImage, cfg: PipelineConfig, spec, gains) -> float | None:
-    """Noise level for noise-aware back-ends, in the back-end's input domain.
-
-    ``--noise`` wins; else the DNG NoiseProfile (var = S x + O on normalised data) evaluated at 18 %
-    grey and carried through the sRGB curve's slope there; else an estimate from the data.
-    """
+def _noise_sigma(raw: RawImage, cfg: PipelineConfig, spec, gains, notices: list[str]) -> tuple[float | None, NoiseModel | None]:
+    """Noise level for noise-aware back-ends, in the back-end's input domain, and the model it came
+    from (:func:`rawdev.stages.noise.choose_noise_model`: ``--noise``, else the DNG NoiseProfile,
+    else an estimate from the data); the notice says which."""
     if not spec.uses_noise:
-        return None
-    if cfg.noise is not None:
-        return float(cfg.noise)
-    from .stages.noise import SIGMA_GREY as x, estimate_sigma_linear, srgb_slope
+        return None, None
+    model = choose_noise_model(raw, cfg.noise)
+    sigma = backend_sigma(raw, model, gains, encoded=spec.input_domain == "mosaic_srgb_wb")
+    notices.append(f"noise model from {_NOISE_SOURCE[model.source]}: {model.describe()}; back-end told sigma {sigma * 255:.2f}/255")
+    return sigma, model
 
-    if raw.meta.noise_profile is not None:
-        s, o = raw.meta.noise_profile
-        sigma_lin = float(np.sqrt(max(s * x + o, 0.0))) * gains[1]
-    else:
-        sigma_lin = estimate_sigma_linear(raw)
-    if spec.input_domain == "mosaic_srgb_wb":
-        return sigma_lin * srgb_slope(x)
-    return sigma_lin
+
+_WB_SOURCE = {"camera": "as shot", "preview": "fitted to the embedded preview", "auto": "grey-edge (automatic)",
+              "daylight": "daylight multipliers", "custom": "user multipliers"}
+_NOISE_SOURCE = {"--noise": "--noise", "profile": "the DNG NoiseProfile", "estimate": "the data (no NoiseProfile)"}
 
 
 def _develop_cfa(raw: RawImage, cfg: PipelineConfig, spec, wb: WhiteBalance, notices: list[str],
-                 orientation: int = 1) -> tuple[Iterator[np.ndarray], float | None]:
+                 orientation: int = 1) -> tuple[Iterator[np.ndarray], float | None, NoiseModel | None]:
     """Demosaicking back-ends (mosaic -> camera RGB), then rawdev's colour, exposure and tone: the
     output bands (:func:`_oriented_bands`) and the noise sigma handed to the back-end."""
     meta = raw.meta
@@ -264,7 +311,7 @@ def _develop_cfa(raw: RawImage, cfg: PipelineConfig, spec, wb: WhiteBalance, not
     ev = cfg.exposure_ev
     if cfg.auto_bright:
         ev += float(np.log2(auto_bright_gain(_preview_linear(raw, gains, matrix) * 2.0**ev)))
-    sigma = _noise_sigma(raw, cfg, spec, gains)
+    sigma, model = _noise_sigma(raw, cfg, spec, gains, notices)
     noise = None if sigma is None else torch.tensor([sigma], dtype=torch.float32)
 
     H, W = raw.data.shape
@@ -322,26 +369,23 @@ def _develop_cfa(raw: RawImage, cfg: PipelineConfig, spec, wb: WhiteBalance, not
                 rgb = blend_highlights(rgb, 1.0)
             return _encode(rgb, m_out, bits, curve)
 
-    return _oriented_bands(H, W, orientation, band, region, chunk), sigma
+    return _oriented_bands(H, W, orientation, band, region, chunk), sigma, model
 
 
-def _noise_coefficients(raw: RawImage, cfg: PipelineConfig, gains) -> tuple[float, float]:
+def _noise_coefficients(raw: RawImage, cfg: PipelineConfig, gains, notices: list[str]) -> tuple[tuple[float, float], NoiseModel]:
     """(shot, read) variance coefficients on the white-balanced, normalised mosaic, as the green
-    channel sees them: from ``--noise`` (a read-noise sigma), the DNG NoiseProfile (var = S x + O on
-    normalised data), or an estimate from the data (taken as read noise)."""
-    if cfg.noise is not None:
-        return 0.0, float(cfg.noise) ** 2
-    g = float(gains[1])
-    if raw.meta.noise_profile is not None:
-        s, o = raw.meta.noise_profile
-        # x_wb = g x: var_wb = g^2 (S x + O) = g S x_wb + g^2 O
-        return max(g * float(s), 0.0), max(g * g * float(o), 0.0)
-    from .stages.noise import estimate_sigma_linear
-
-    return 0.0, float(estimate_sigma_linear(raw)) ** 2 * g * g
+    channel sees them (x_wb = g x: var_wb = g a x_wb + g^2 b), from the chosen model; ``--noise``
+    is a read-noise sigma there."""
+    model = choose_noise_model(raw, cfg.noise)
+    notices.append(f"noise model from {_NOISE_SOURCE[model.source]}: {model.describe()}")
+    if model.source == "--noise":
+        return (0.0, float(cfg.noise) ** 2), model
+    wb = model.white_balanced(gains)
+    return (wb.shot[1], wb.read[1]), model
 
 
-def _develop_isp(raw: RawImage, cfg: PipelineConfig, spec, wb: WhiteBalance, notices: list[str]) -> tuple[np.ndarray, float | None]:
+def _develop_isp(raw: RawImage, cfg: PipelineConfig, spec, wb: WhiteBalance,
+                 notices: list[str]) -> tuple[np.ndarray, float | None, NoiseModel]:
     """End-to-end learned ISPs: the whole white-balanced mosaic in, display sRGB out (the back-end
     tiles and blends itself); the file's colour matrix and the exposure are handed to it."""
     meta = raw.meta
@@ -362,7 +406,7 @@ def _develop_isp(raw: RawImage, cfg: PipelineConfig, spec, wb: WhiteBalance, not
     if cfg.auto_bright:
         ev += float(np.log2(auto_bright_gain(_preview_linear(raw, gains, matrix) * 2.0**ev)))
     m_out = (np.eye(3) if matrix is None else np.asarray(matrix)) * 2.0**ev
-    shot, read = _noise_coefficients(raw, cfg, gains)
+    (shot, read), model = _noise_coefficients(raw, cfg, gains, notices)
     H = raw.data.shape[0]
     with torch.inference_mode():
         m = _linear_wb_band(raw, 0, H, gains).clamp_(max=1.0)
@@ -376,7 +420,7 @@ def _develop_isp(raw: RawImage, cfg: PipelineConfig, spec, wb: WhiteBalance, not
             out = hwc.contiguous().numpy()
         else:  # already encoded: plain rounding to codes, which is quantise's "linear" mode
             out = quantise(hwc * quantise_scale(cfg.output_bits, "linear"), cfg.output_bits, "linear").numpy()
-    return out, float(np.sqrt(shot * 0.18 + read))
+    return out, float(np.sqrt(shot * 0.18 + read)), model
 
 
 def _linear_wb_band(raw: RawImage, a: int, b: int, gains, c: int = 0, d: int | None = None) -> torch.Tensor:
@@ -417,22 +461,112 @@ def _encode(rgb: torch.Tensor, matrix: np.ndarray, bits: int | None, curve: str)
     return quantise(hwc, bits, curve).numpy()
 
 
-def _develop_libraw(raw: RawImage, cfg: PipelineConfig, wb: WhiteBalance, notices: list[str]) -> np.ndarray:
-    """Sensors rawdev does not demosaic itself go through LibRaw's demosaic, then our tone and output."""
+@dataclass(frozen=True)
+class LibRawWB:
+    """How LibRaw is asked to white-balance a sensor it renders itself (4-colour CFAs, linear DNGs):
+    its own settings (``user_wb`` multipliers in its colour order, or the as-shot or automatic ones,
+    or its daylight default), then ``post``, per-channel gains on its linear sRGB output (the
+    preview fit, which has no camera-space form for a 4-colour sensor)."""
+
+    wb: WhiteBalance
+    user_wb: tuple[float, ...] | None = None
+    camera: bool = False
+    auto: bool = False
+    post: tuple[float, float, float] = (1.0, 1.0, 1.0)
+
+
+def _libraw_wb(raw: RawImage, mode, highlight_mode: int) -> LibRawWB:
+    """``--wb`` for LibRaw-rendered sensors, in LibRaw's own terms, so that every choice renders
+    exactly as LibRaw renders it; ``preview`` fits a correction of the as-shot render to the
+    embedded preview. Falls back like :func:`choose_gains`, with notices."""
     meta = raw.meta
+    ones = (1.0, 1.0, 1.0)
+    if isinstance(mode, (tuple, list)):
+        vals = [float(v) for v in mode]
+        wb = choose_gains(mode, camera=None, daylight=None)
+        return LibRawWB(wb, user_wb=tuple(vals) if len(vals) == 4 else (vals[0], vals[1], vals[2], vals[1]))
+    mode = str(mode).lower()
+    if mode in ("camera", "preview"):
+        base = LibRawWB(WhiteBalance(ones, "camera"), camera=True) if meta.camera_wb is not None \
+            else LibRawWB(WhiteBalance(ones, "daylight"))
+        # A 4-colour sensor's as-shot multipliers go through LibRaw's generic CMYG conversion, not
+        # a colour matrix rawdev can check; the camera's own preview is the camera's conversion, so
+        # where one is usable the as-shot render is corrected to it (the Canon G1's as-shot render
+        # is 13 % off its preview, a visible cast), with a notice saying by how much.
+        check = meta.cfa.kind == "other"
+        if mode == "camera" and meta.camera_wb is not None and not check:
+            return base
+        fit = _fit_libraw_preview(raw, base, highlight_mode)
+        if mode == "camera" and meta.camera_wb is not None:
+            if fit is None:
+                return base
+            return replace(base, wb=WhiteBalance(fit[0], "preview", f"{meta.num_colors}-colour sensor: the as-shot render "
+                                                 f"differs from the embedded preview by {fit[1]:.0%}; corrected to the preview"
+                                                 ), post=fit[0])
+        if fit is not None:
+            why = None if mode == "preview" else "no as-shot white balance in the file"
+            return replace(base, wb=WhiteBalance(fit[0], "preview", None if why is None else f"{why}; fitted to the embedded preview"),
+                           post=fit[0])
+        why = "no usable embedded preview" if mode == "preview" else "no as-shot white balance and no usable embedded preview"
+        return LibRawWB(WhiteBalance(ones, "auto", f"{why}; using LibRaw's automatic white balance"), auto=True)
+    if mode in ("auto", "grey-world", "gray-world", "grey-edge", "gray-edge"):
+        return LibRawWB(WhiteBalance(ones, "auto"), auto=True)
+    if mode == "daylight":
+        return LibRawWB(WhiteBalance(ones, "daylight"))
+    choose_gains(mode, camera=None, daylight=None)  # raises the usage error for an unknown mode
+    raise AssertionError(mode)
+
+
+def _fit_libraw_preview(raw: RawImage, base: LibRawWB, highlight_mode: int) -> tuple[tuple[float, float, float], float] | None:
+    """Per-channel gains on LibRaw's linear sRGB render (with ``base``'s settings) that make its mean
+    chromaticity match the embedded preview's (:func:`preview_gains` with an identity matrix), and
+    how far the render is from the preview without them (:func:`chromaticity_error`)."""
+    from .errors import RawdevError
+    from .io.preview import preview_image
+
+    try:
+        pv = preview_image(raw.meta.path)
+    except (RawdevError, OSError, ValueError):
+        return None
+    lin = registry.get(LIBRAW).build()(raw.meta.path, wb=base.user_wb, camera_wb=base.camera, auto_wb=base.auto,
+                        highlight_mode=highlight_mode)
+    H, W = lin.shape[:2]
+    ow, oh = oriented_size(W, H, raw.meta.orientation)
+    grid, (gh, gw) = preview_grid(pv, ow / oh)
+    size = (gw, gh) if raw.meta.orientation in (5, 6, 7, 8) else (gh, gw)
+    t = torch.from_numpy(lin).permute(2, 0, 1)[None]
+    pool = torch.nn.functional.adaptive_avg_pool2d
+    rgb = pool(t, size)[0].permute(1, 2, 0).numpy()
+    clipped = (pool((t >= 0.95).float().amax(1, keepdim=True), size)[0, 0] > 0).numpy()
+    thumb = CameraThumb(apply_orientation(rgb, raw.meta.orientation), apply_orientation(clipped, raw.meta.orientation))
+    fit = preview_gains(thumb, grid, None)
+    return None if fit is None else (fit.gains, chromaticity_error(thumb, grid, None, (1.0, 1.0, 1.0)))
+
+
+def _develop_libraw(raw: RawImage, cfg: PipelineConfig, wb: WhiteBalance | LibRawWB, notices: list[str]) -> np.ndarray:
+    """Sensors rawdev does not demosaic itself go through LibRaw's demosaic, then our tone and output.
+    ``wb``: rawdev's gains (3-colour sensors), or LibRaw's own settings (:class:`LibRawWB`)."""
     check_mode(cfg.highlights)
-    g = wb.gains
-    lin = render_libraw(meta.path, wb=(g[0], g[1], g[2], g[1]), highlight_mode=_LIBRAW_HIGHLIGHT[cfg.highlights])
+    hl = _LIBRAW_HIGHLIGHT[cfg.highlights]
+    render = registry.get(LIBRAW).build()
+    if isinstance(wb, LibRawWB):
+        lin = render(raw.meta.path, wb=wb.user_wb, camera_wb=wb.camera, auto_wb=wb.auto, highlight_mode=hl)
+        post = np.diag(wb.post)
+    else:
+        g = wb.gains
+        lin = render(raw.meta.path, wb=(g[0], g[1], g[2], g[1]), highlight_mode=hl)
+        post = np.eye(3)
     rgb = torch.from_numpy(lin).permute(2, 0, 1)
     ev = cfg.exposure_ev
     if cfg.auto_bright:
         ev += float(np.log2(auto_bright_gain(rgb[:, ::2, ::2] * 2.0**ev)))
     H, W = lin.shape[:2]
-    out = np.empty((H, W, 3), dtype={8: np.uint8, 16: np.uint16, None: np.float32}[cfg.output_bits])
+    out = np.empty((H, W, 3), dtype=_dtype(cfg.output_bits))
     to_space, curve = _output_transform(cfg)
     for y0 in range(0, H, cfg.band_rows):
         y1 = min(H, y0 + cfg.band_rows)
-        out[y0:y1] = _encode(rgb[:, y0:y1], to_space * 2.0**ev, cfg.output_bits, curve)
+        # the preview correction (linear sRGB) first, then the output space
+        out[y0:y1] = _encode(rgb[:, y0:y1], np.asarray(to_space) @ post * 2.0**ev, cfg.output_bits, curve)
     return out
 
 
@@ -488,7 +622,7 @@ def _develop_with_look(raw: RawImage, cfg: PipelineConfig) -> DevelopStream:
         try:
             prev = preview_image(raw.meta.path)
             if base.orientation != raw.meta.orientation:  # --no-orient: the preview back to sensor orientation
-                from .synthetic import INVERSE_ORIENTATION
+                from .stages.orientation import INVERSE_ORIENTATION
 
                 prev = apply_orientation(prev, INVERSE_ORIENTATION[raw.meta.orientation])
             if min(prev.shape[:2]) < MIN_PREVIEW_SIDE:
@@ -525,41 +659,55 @@ def develop_stream(raw: RawImage, cfg: PipelineConfig = PipelineConfig()) -> Dev
     spec = registry.get(cfg.backend)
     orientation = meta.orientation if cfg.apply_orientation else 1
     H, W = raw.data.shape[:2]  # LibRaw's renders below have their own size (a linear DNG has no mosaic)
-    sigma = None
+    sigma = noise_model = None
     if meta.cfa.kind == "linear" or raw.colors is None:
-        wb = choose_gains(cfg.wb if cfg.wb != "auto" else "camera", camera=meta.camera_wb, daylight=meta.daylight_wb)
-        lo = min(wb.gains)
-        wb = replace(wb, gains=tuple(x / lo for x in wb.gains))
+        check_mode(cfg.highlights)
+        lwb = _libraw_wb(raw, cfg.wb, _LIBRAW_HIGHLIGHT[cfg.highlights])
+        wb = lwb.wb
         if meta.cfa.kind == "linear":
-            notices.append("linear (already demosaiced) DNG: demosaicking skipped")
+            backend = "libraw-linear"
+            notices.append(f"linear (already demosaiced) DNG: back-end {spec.name!r} not used (nothing to demosaic); "
+                           "rendered by LibRaw without demosaicking")
         else:
-            notices.append(f"{meta.num_colors}-colour CFA ({meta.cfa.color_desc}): demosaicked by LibRaw (AHD)")
+            backend = LIBRAW_FALLBACK
+            notices.append(f"{meta.num_colors}-colour CFA ({meta.cfa.color_desc}): back-end {spec.name!r} cannot "
+                           "demosaic it; demosaicked by LibRaw (AHD) instead")
+        notices.append("white balance: " + ("LibRaw's automatic estimate" if lwb.auto else _WB_SOURCE[wb.source])
+                       + " (rendered with LibRaw's own settings)")
         if wb.notice:
             notices.append(wb.notice)
-        img = _develop_libraw(raw, cfg, wb, notices)
+        img = _develop_libraw(raw, cfg, lwb, notices)
         H, W = img.shape[:2]
         bands = _bands_of(img, orientation, cfg.band_rows)
-        backend = "libraw-ahd"
     else:
         wb = _wb_for(raw, cfg.wb)
         if wb.notice:
             notices.append(wb.notice)
-        if meta.cfa.kind not in spec.cfa_types:
-            notices.append(f"{meta.cfa.kind} sensor: back-end {spec.name!r} handles {', '.join(sorted(spec.cfa_types))} only; demosaicked by LibRaw (AHD)")
+        elif wb.source != "camera" and not isinstance(cfg.wb, tuple):
+            notices.append(f"white balance: {_WB_SOURCE[wb.source]}")
+        if spec.input_domain == "raw_file":  # LibRaw's own pipeline, asked for
             img = _develop_libraw(raw, cfg, wb, notices)
             H, W = img.shape[:2]
             bands = _bands_of(img, orientation, cfg.band_rows)
-            backend = "libraw-ahd"
+            backend = spec.name
+        elif meta.cfa.kind not in spec.cfa_types:
+            notices.append(f"{meta.cfa.kind} sensor: back-end {spec.name!r} handles {', '.join(sorted(spec.cfa_types))} "
+                           "only; demosaicked by LibRaw (AHD) instead")
+            img = _develop_libraw(raw, cfg, wb, notices)
+            H, W = img.shape[:2]
+            bands = _bands_of(img, orientation, cfg.band_rows)
+            backend = LIBRAW_FALLBACK
         elif spec.output_domain == "srgb_display":
-            img, sigma = _develop_isp(raw, cfg, spec, wb, notices)
+            img, sigma, noise_model = _develop_isp(raw, cfg, spec, wb, notices)
             H, W = img.shape[:2]
             bands = _bands_of(img, orientation, cfg.band_rows)
             backend = spec.name
         else:
-            bands, sigma = _develop_cfa(raw, cfg, spec, wb, notices, orientation)
+            bands, sigma, noise_model = _develop_cfa(raw, cfg, spec, wb, notices, orientation)
             backend = spec.name
     ow, oh = oriented_size(W, H, orientation)
-    return DevelopStream(raw, wb, backend, orientation, notices, sigma, (oh, ow, 3), _dtype(cfg.output_bits), bands)
+    return DevelopStream(raw, wb, backend, orientation, notices, sigma, (oh, ow, 3), _dtype(cfg.output_bits), bands,
+                         noise_model, spec.name)
 
 
 def develop_raw(raw: RawImage, cfg: PipelineConfig = PipelineConfig()) -> DevelopResult:
@@ -571,15 +719,19 @@ def develop_libraw(raw: RawImage, cfg: PipelineConfig = PipelineConfig()) -> Dev
     """The reference render: LibRaw's own demosaic (AHD) with rawdev's white balance, LibRaw's colour
     matrix, then rawdev's exposure, curve and orientation (``cfg.backend`` is ignored)."""
     notices: list[str] = []
-    wb = _wb_for(raw, cfg.wb) if raw.colors is not None else choose_gains("camera", camera=raw.meta.camera_wb,
-                                                                             daylight=raw.meta.daylight_wb)
+    check_mode(cfg.highlights)
+    if raw.colors is not None:
+        wb = spec_wb = _wb_for(raw, cfg.wb)
+    else:
+        spec_wb = _libraw_wb(raw, cfg.wb, _LIBRAW_HIGHLIGHT[cfg.highlights])
+        wb = spec_wb.wb
     if wb.notice:
         notices.append(wb.notice)
-    img = _develop_libraw(raw, cfg, wb, notices)
+    img = _develop_libraw(raw, cfg, spec_wb, notices)
     orientation = raw.meta.orientation if cfg.apply_orientation else 1
     if orientation != 1:
         img = apply_orientation(img, orientation)
-    return DevelopResult(img, raw, wb, "libraw-ahd", orientation, notices, None)
+    return DevelopResult(img, raw, wb, LIBRAW_FALLBACK, orientation, notices, None)
 
 
 def develop(path: str | Path, cfg: PipelineConfig | None = None, **options) -> DevelopResult:
@@ -663,4 +815,4 @@ def develop_to_file(src: str | Path, dst: str | Path, cfg: PipelineConfig | None
     write_bands(dst, st.shape, st.dtype, bands, exif=st.raw.meta.exif, source=src, quality=quality,
                 icc=get_space(cfg.colorspace).icc(), overwrite=overwrite, on_notice=late_notice)
     return DevelopResult(None, st.raw, st.wb, st.backend, st.orientation, st.notices,
-                         st.noise_sigma, written_shape=st.shape)
+                         st.noise_sigma, written_shape=st.shape, noise_model=st.noise_model, requested=st.requested)

@@ -15,12 +15,10 @@ import numpy as np
 
 from .cameras import XYZ_TO_CAMERA, camera_from_srgb
 from .cfa import check_pattern, pattern_cell
-from .stages.orientation import apply_orientation
+from .stages.orientation import INVERSE_ORIENTATION, apply_orientation
 
 __all__ = ["write_dng", "demo_scene", "INVERSE_ORIENTATION"]
 
-#: The orientation that undoes each EXIF orientation (6 and 8 are each other's inverse).
-INVERSE_ORIENTATION = {1: 1, 2: 2, 3: 3, 4: 4, 5: 5, 6: 8, 7: 7, 8: 6}
 
 
 def _rationals(values, denominator: int = 10000) -> list[list[int]]:
@@ -41,6 +39,8 @@ def write_dng(
     shot: float = 0.0,
     read: float = 0.0,
     noise_profile_floor: float | None = None,
+    noise_profile: bool = True,
+    as_shot: bool = True,
     seed: int = 0,
     make: str = "rawdev",
     model: str = "Synthetic",
@@ -52,7 +52,9 @@ def write_dng(
     ``shot`` / ``read`` add heteroscedastic noise of variance ``shot * x + read`` on the normalised
     signal ``x`` in [0, 1] (Brooks2019's model) and record it as the DNG NoiseProfile tag.
     ``noise_profile_floor``: if given, NoiseProfile is always written, its offset being ``read`` plus
-    this floor (e.g. the quantisation variance of a clean file).
+    this floor (e.g. the quantisation variance of a clean file). ``noise_profile=False`` writes no
+    NoiseProfile at all, as real cameras' RAW files (the noise is still added); ``as_shot=False``
+    writes no AsShotNeutral (old cameras that store no white balance).
     """
     from pidng.core import RAW2DNG, DNGTags, Tag
     from pidng.defs import CalibrationIlluminant, DNGVersion, PhotometricInterpretation
@@ -100,9 +102,12 @@ def write_dng(
     t.set(Tag.WhiteLevel, int(white))
     t.set(Tag.ColorMatrix1, _rationals(cam_xyz))
     t.set(Tag.CalibrationIlluminant1, CalibrationIlluminant.D65)
-    t.set(Tag.AsShotNeutral, _rationals(neutral, 1_000_000))
+    if as_shot:
+        t.set(Tag.AsShotNeutral, _rationals(neutral, 1_000_000))
     t.set(Tag.BaselineExposure, [[0, 1]])
-    if noise_profile_floor is not None:
+    if not noise_profile:
+        pass
+    elif noise_profile_floor is not None:
         t.set(Tag.NoiseProfile, [float(shot), float(read) + float(noise_profile_floor)])
     elif shot > 0 or read > 0:
         t.set(Tag.NoiseProfile, [float(shot), float(read)])

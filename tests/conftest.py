@@ -39,3 +39,23 @@ def demo_dng(tmp_path_factory) -> Path:
     from rawdev.synthetic import write_demo_dng
 
     return write_demo_dng(tmp_path_factory.mktemp("demo") / "demo.dng", 240, 160)
+
+
+class CliResult:
+    """What an in-process ``rawdev`` run gave: ``returncode``, ``stdout``, ``stderr`` (as
+    ``subprocess.run`` names them, so tests read the same either way)."""
+
+    def __init__(self, returncode: int, stdout: str, stderr: str) -> None:
+        self.returncode, self.stdout, self.stderr = returncode, stdout, stderr
+
+
+def run_cli(*args) -> CliResult:
+    """Run ``rawdev ARGS`` in this process (Typer's CliRunner): no interpreter start-up per call.
+    Tests of exit codes on signals, of process isolation and of the installed entry point keep
+    real subprocesses."""
+    from typer.testing import CliRunner
+
+    from rawdev.cli import app
+
+    r = CliRunner().invoke(app, [str(a) for a in args], catch_exceptions=False)
+    return CliResult(r.exit_code, r.stdout, r.stderr)

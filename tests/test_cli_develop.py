@@ -31,7 +31,7 @@ def test_jpeg_png_tiff_with_exif_icc_and_orientation(tmp_path, rotated_dng):
 
     with rawpy.imread(str(rotated_dng)) as raw:
         assert (raw.sizes.width, raw.sizes.height, raw.sizes.flip) == (80, 120, 6)
-    for ext, mode_bits in (("jpg", 8), ("png", 8), ("tif", 16)):
+    for ext in ("jpg", "png", "tif"):
         out = tmp_path / f"o.{ext}"
         r = rawdev("develop", rotated_dng, "-o", out)
         assert r.returncode == 0, r.stderr

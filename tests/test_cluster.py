@@ -83,7 +83,7 @@ def test_cluster_cli_matches_local_batch(tmp_path, client):
     for name, extra in (("local", ["-j", "2"]), ("cluster", ["--cluster", address])):
         out = tmp_path / name
         runs[name] = (rawdev_cli("batch", str(src), "-o", str(out), "--json", *extra), out)
-    for name, (p, out) in runs.items():
+    for name, (p, _out) in runs.items():
         assert p.returncode == 1, (name, p.stderr)
         assert "3 developed, 1 failed, 0 skipped" in p.stderr, (name, p.stderr)
         err = [ln for ln in p.stderr.splitlines() if ln.startswith("rawdev: error")]
@@ -253,3 +253,15 @@ def test_gpu_resource_for_learned_backends_only():
     assert gpu_resources(cpu_only, PipelineConfig(backend="jdd")) is None  # auto: the CPUs then
     with pytest.raises(UsageError, match="no worker of the cluster offers a GPU"):
         gpu_resources(cpu_only, PipelineConfig(backend="jdd", device="cuda"))
+
+
+def test_tasks_carry_absolute_paths(tmp_path, monkeypatch):
+    from rawdev.cluster import _for_workers
+    from rawdev.config import PipelineConfig as Config
+
+    monkeypatch.chdir(tmp_path)
+    task = _for_workers({"src": "in/a.dng", "dst": "out/a.jpg", "cfg": Config(look="looks/d1.json"), "quality": 92})
+    assert task["src"] == str(tmp_path / "in/a.dng") and task["dst"] == str(tmp_path / "out/a.jpg")
+    assert task["cfg"].look == str(tmp_path / "looks/d1.json") and task["quality"] == 92
+    assert _for_workers({"src": "a", "dst": "b", "cfg": Config(look="camera")})["cfg"].look == "camera"
+    assert _for_workers({"src": "a", "dst": "b", "cfg": None})["cfg"] is None  # --preview

@@ -288,8 +288,8 @@ class TestRealPhoto:
 
 
 def test_jdd_noise_fades_into_jdd_below_the_fade_level():
-    """sigma 0: exactly the noise-free network; sigma >= JDD_NOISE_FADE: the fine-tuned one alone;
-    in between a mix of the two."""
+    """sigma 0 and up to JDD_NOISE_FADE[0]: exactly the noise-free network; from JDD_NOISE_FADE[1]:
+    the fine-tuned one alone; in between a linear mix of the two."""
     from rawdev.backends import learned
     from rawdev.backends.registry import get
 
@@ -299,9 +299,11 @@ def test_jdd_noise_fades_into_jdd_below_the_fade_level():
     faded = get("jdd-noise").build(device="cpu")
     alone = learned._build_jdd(True, device="cpu", fade=False)
     with torch.inference_mode():
+        lo, top = learned.JDD_NOISE_FADE
         assert torch.equal(faded(m, "BGGR", noise=torch.tensor([0.0])), jdd(m, "BGGR"))
-        hi = torch.tensor([learned.JDD_NOISE_FADE * 1.5])
+        assert torch.equal(faded(m, "BGGR", noise=torch.tensor([lo * 0.99])), jdd(m, "BGGR"))
+        hi = torch.tensor([top * 1.5])
         assert torch.equal(faded(m, "BGGR", noise=hi), alone(m, "BGGR", noise=hi))
-        mid = torch.tensor([learned.JDD_NOISE_FADE / 2])
+        mid = torch.tensor([(lo + top) / 2])
         a, b, c = jdd(m, "BGGR"), alone(m, "BGGR", noise=mid), faded(m, "BGGR", noise=mid)
         assert torch.allclose(c, (a + b) / 2, atol=1e-5)

@@ -56,16 +56,48 @@ def test_bayer_files_match_libraw(name):
     assert 10 * np.log10(255**2 / np.mean(d**2)) > 30
 
 
-def test_missing_white_balance_falls_back_with_notice():
-    res = develop(_path("nikon_d1.nef"))
-    assert res.wb.source == "daylight"
-    assert any("no as-shot white balance" in n for n in res.notices)
-    res = develop(_path("kodak_dc50.kdc"))
-    assert res.wb.source == "auto"
+def test_stored_ones_stand_when_the_preview_agrees():
+    """The Nikon D1 and Kodak DC50 store 1, 1, 1: their renders with it match their own previews
+    (within the 10 % tolerance), so the stored balance is used, not daylight."""
+    for name in ("nikon_d1.nef", "kodak_dc50.kdc"):
+        res = develop(_path(name))
+        assert res.wb.source == "camera" and res.wb.gains == (1.0, 1.0, 1.0), name
+
+
+def test_wb_preview_matches_the_embedded_preview():
+    from rawdev.io.raw import read_raw
+    from rawdev.pipeline import _fit_preview
+    from rawdev.stages.white_balance import chromaticity_error
+
+    for name in ("nikon_d1.nef", "kodak_dc50.kdc"):
+        res = develop(_path(name), wb="preview")
+        assert res.wb.source == "preview" and not res.wb.notice, name
+        raw = read_raw(_path(name))
+        grid, thumb = _fit_preview(raw)
+        g = np.asarray(res.wb.gains) / res.wb.gains[1]
+        assert chromaticity_error(thumb, grid, raw.meta.rgb_cam, tuple(g)) < 0.02, name
 
 
 def test_non_bayer_goes_through_libraw_with_notice():
-    res = develop(_path("canon_powershot_g1.crw"))
-    assert res.backend == "libraw-ahd" and any("4-colour" in n for n in res.notices)
-    res = develop(_path("canon_eos_6d_acr_lossy_linear.dng"))
-    assert any("linear" in n for n in res.notices)
+    res = develop(_path("canon_powershot_g1.crw"), backend="jdd")
+    assert res.backend == "libraw-ahd" and res.requested == "jdd"
+    assert any("4-colour" in n and "'jdd' cannot demosaic it" in n for n in res.notices)
+    # its as-shot render is off its preview (a visible cast): corrected to the preview, said so
+    assert res.wb.source == "preview" and "differs from the embedded preview" in res.wb.notice
+    res = develop(_path("canon_eos_6d_acr_lossy_linear.dng"), backend="jdd")
+    assert res.backend == "libraw-linear" and any("linear" in n and "'jdd' not used" in n for n in res.notices)
+
+
+@pytest.mark.parametrize("wb, flags", [("camera", {"use_camera_wb": True}), ("auto", {"use_auto_wb": True}),
+                                       ("daylight", {}), ((2.0, 1.0, 1.5, 1.0), {"user_wb": [2.0, 1.0, 1.5, 1.0]})])
+def test_libraw_rendered_wb_options_render_as_libraw_does(wb, flags):
+    """On a linear DNG every --wb choice is LibRaw's own render with the same settings."""
+    import rawpy
+
+    path = _path("canon_eos_6d_acr_lossy_linear.dng")
+    ours = develop(path, wb=wb, output_bits=16, apply_orientation=False)
+    with rawpy.imread(str(path)) as r:
+        ref = r.postprocess(no_auto_bright=True, output_bps=16, user_flip=0, gamma=(2.4, 12.92), **flags)
+    d = ours.image.astype(np.float64) - ref.astype(np.float64)
+    assert np.abs(d.reshape(-1, 3).mean(0)).max() < 0.01 * 65535, wb
+

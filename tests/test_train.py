@@ -104,7 +104,7 @@ class TestData:
         x = pool.sample(16, 4, generator=torch.Generator().manual_seed(0), augment=False)
         full = photo.float() / 255
         for crop in x:
-            found = any(torch.equal(crop, full[:, t:t + 4, l:l + 4]) for t in range(0, 5, 2) for l in range(0, 7, 2))
+            found = any(torch.equal(crop, full[:, t:t + 4, c:c + 4]) for t in range(0, 5, 2) for c in range(0, 7, 2))
             assert found
 
     def test_colour_augment(self):
@@ -427,7 +427,6 @@ class TestISPTraining:
     def test_trains_over_the_jdd_noise_start(self, pack, tmp_path, kind, steps):
         """The jdd-noise start runs in inference mode inside a training step (a coarse PyNET level
         pools it, CameraNet's joint loss sees it twice); the step must still reach the network."""
-        import torch
         from safetensors.torch import load_file
 
         from rawdev.train.isp import ISPRecipe, train_isp

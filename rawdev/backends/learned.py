@@ -43,10 +43,11 @@ import logging
 import numpy as np
 import torch
 
-from ..cfa import bayer_masks, check_pattern, pattern_from_cell
+from ..cfa import bayer_masks
 from ..errors import BackendError, UsageError, WeightsError
 from ..models.gharbi2016 import BAYER_BORDER, XTRANS_BORDER, BayerDemosaicNet, XTransDemosaicNet
 from ..tiling import resolve_device, resolve_dtype, run_tiled
+from ..types import CFALayout
 from .registry import WeightsSpec
 from .specs import JDD_BAYER, JDD_MARGIN, JDD_NOISE, JDD_NOISE_FADE, JDD_NOISE_SHA256, JDD_XTRANS
 from .weights import load_into, resolve_path
@@ -60,23 +61,14 @@ DEFAULT_BATCH = {"cpu": 1, "cuda": 4}
 
 
 def _as_cfa(pattern):
-    """``("bayer", pattern string)`` or ``("xtrans", (6, 6) int cell)``.
+    """``("bayer", pattern string)`` or ``("xtrans", (6, 6) int cell)``: :meth:`CFALayout.of`'s
+    classification (a :class:`~rawdev.types.CFALayout` is taken as is).
 
     Raises:
         UsageError: neither a Bayer pattern nor a 2x2 / 6x6 colour-index cell.
     """
-    if isinstance(pattern, str):
-        return "bayer", check_pattern(pattern)
-    cell = np.asarray(pattern)
-    if cell.shape == (2, 2):
-        return "bayer", pattern_from_cell(cell)
-    if cell.shape == (6, 6) and np.issubdtype(cell.dtype, np.integer) and set(np.unique(cell)) <= {0, 1, 2}:
-        if len(set(np.unique(cell))) != 3:
-            raise UsageError("an X-Trans cell must contain the colours 0 (R), 1 (G) and 2 (B)")
-        return "xtrans", cell.astype(np.int64)
-    raise UsageError(
-        f"pattern must be a Bayer string, a (2, 2) or a (6, 6) integer colour-index cell; got {pattern!r}"
-    )
+    layout = CFALayout.of(pattern)
+    return layout.kind, layout.describe()
 
 
 class JDDRunner:
@@ -151,16 +143,18 @@ class JDDRunner:
         """jdd-noise's output: the fine-tuned network, faded into the noise-free one below ``fade_sigma``.
 
         At sigma 0 there is nothing to denoise and the released noise-free network is the better
-        demosaicker (our fine-tune costs it 0.25-0.58 dB there: weights/jdd_noise.md); from
-        ``fade_sigma`` up the fine-tuned network alone runs. In between the two outputs are mixed
-        linearly in sigma, so the result is continuous in the noise level.
+        demosaicker (our fine-tune costs it 0.25-0.58 dB there: weights/jdd_noise.md), and below
+        ``fade_sigma[0]`` it runs alone; from ``fade_sigma[1]`` up the fine-tuned network alone
+        runs. In between the two outputs are mixed linearly in sigma, so the result is continuous
+        in the noise level.
         """
         if self.clean_net is None:
             return self.bayer_net(m3, noise)
         sig = torch.as_tensor(noise, dtype=m3.dtype, device=m3.device).reshape(-1)
         if sig.numel() == 1:
             sig = sig.expand(m3.shape[0])
-        w = (sig / self.fade_sigma).clamp(0.0, 1.0)
+        lo, hi = self.fade_sigma
+        w = ((sig - lo) / (hi - lo)).clamp(0.0, 1.0)
         if bool((w >= 1).all()):
             return self.bayer_net(m3, sig)
         clean = self.clean_net(m3, None)
@@ -247,7 +241,7 @@ def _build_jdd(
             default one per torch thread. 1 gives classic intra-op parallelism.
         threads: if given, ``torch.set_num_threads(threads)`` (process-wide); torch's default is
             the number of physical cores, which is the fastest setting measured here.
-        fade: ``jdd-noise`` only: fade into the noise-free network below :data:`JDD_NOISE_FADE`
+        fade: ``jdd-noise`` only: fade into the noise-free network over :data:`JDD_NOISE_FADE`
             (False: the fine-tuned network alone at every noise level).
 
     Raises:

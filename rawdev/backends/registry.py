@@ -4,7 +4,9 @@ and their weights (after timm's ``register_model`` / ``create_model``).
 A back-end is one frozen :class:`BackendSpec`. Classical demosaickers and learned networks are both
 back-ends; the pipeline asks the spec which stages it replaces and which domain it wants its input in.
 Registrations live in :mod:`rawdev.backends.specs` (torch-free), imported explicitly (never a folder
-scan); the runners they build live in :mod:`.classical`, :mod:`.learned` and :mod:`.isp`.
+scan); the runners they build live in :mod:`.classical`, :mod:`.learned`, :mod:`.isp` and
+:mod:`.libraw`. The names other modules need (the default, LibRaw's) are the constants below:
+nothing outside this package spells a back-end's name.
 """
 
 from __future__ import annotations
@@ -16,13 +18,27 @@ from typing import Any, Callable, Literal
 
 from ..errors import UnknownBackendError
 
-__all__ = ["WeightsSpec", "BackendSpec", "register", "get", "list_backends"]
+__all__ = ["WeightsSpec", "BackendSpec", "register", "get", "list_backends", "DEFAULT_BACKEND", "LIBRAW",
+           "LIBRAW_FALLBACK", "COMPARE_BACKENDS", "ROUNDTRIP_BACKENDS"]
+
+#: The back-end ``develop``, ``batch`` and the Python API use when none is named.
+DEFAULT_BACKEND = "malvar"
+#: LibRaw's own pipeline as a registered back-end (:mod:`rawdev.backends.libraw`): the reference.
+LIBRAW = "libraw"
+#: What a result says ran when a sensor the asked back-end cannot handle (4-colour, X-Trans for a
+#: Bayer-only back-end, linear DNG) went through LibRaw's AHD demosaic instead.
+LIBRAW_FALLBACK = "libraw-ahd"
+#: ``rawdev compare``'s default line-up, and ``rawdev eval roundtrip``'s.
+COMPARE_BACKENDS = ("bilinear", "malvar", "menon", LIBRAW)
+ROUNDTRIP_BACKENDS = ("bilinear", "malvar", "jdd", "jdd-noise", LIBRAW)
 
 Domain = Literal[
     "mosaic_linear_wb",  # white-balanced, normalised linear mosaic (clip point 1.0)
     "mosaic_srgb_wb",  # the same, sRGB-encoded (demosaicnet was trained on sRGB-encoded data)
     "linear_camera_wb",  # demosaiced, white-balanced linear camera RGB
     "srgb_display",  # display-referred sRGB, encoded
+    "raw_file",  # the RAW file itself (LibRaw decodes it)
+    "linear_srgb",  # demosaiced, white-balanced linear sRGB (clip point 1.0)
 ]
 
 

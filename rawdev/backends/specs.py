@@ -12,7 +12,7 @@ from __future__ import annotations
 import importlib
 from dataclasses import dataclass
 
-from .registry import BackendSpec, WeightsSpec, register
+from .registry import LIBRAW, BackendSpec, WeightsSpec, register
 
 __all__ = [
     "LazyBuild",
@@ -104,8 +104,11 @@ JDD_XTRANS = WeightsSpec(
 )
 #: sha256 of weights/jdd_noise.safetensors (see weights/jdd_noise.md); re-record it after re-training.
 JDD_NOISE_SHA256 = "f4b817677bfa0be28d5eca3c607126960c10e1760ccea7cd541ddf72b9b8c9fa"
-#: jdd-noise fades into the noise-free network below this noise std (sRGB-encoded [0, 1] units).
-JDD_NOISE_FADE = 2.0 / 255
+#: jdd-noise is the noise-free network up to the first noise std and the fine-tuned one from the
+#: second (sRGB-encoded [0, 1] units), mixed linearly between. The clean end sits above what the
+#: data-driven estimate reads on most clean files (the source photos' own grain and quantisation,
+#: about 1/255: docs/noise.md), so an estimated clean file gets the better demosaicker unmixed.
+JDD_NOISE_FADE = (1.5 / 255, 3.0 / 255)
 JDD_NOISE = WeightsSpec(
     file="jdd_noise.safetensors",
     sha256=JDD_NOISE_SHA256,
@@ -195,6 +198,21 @@ for _name in ISP_FILES:
         weights={"bayer": ISP_WEIGHTS[_name]},
         reference={"pynet": "Ignatov2020", "pynet-ca": "Kim2020", "cameranet": "Liang2019"}[_name],
     ))
+
+# -- LibRaw's own pipeline: the reference ---------------------------------------------------------
+register(BackendSpec(
+    name=LIBRAW,
+    kind="classical",
+    description="LibRaw's own pipeline: AHD demosaic (Hirakawa & Parks 2005) and LibRaw's colour matrix, "
+    "with rawdev's white balance, exposure and curve. The reference.",
+    replaces=("demosaic", "colour"),
+    cfa_types=frozenset({"bayer", "xtrans"}),
+    input_domain="raw_file",
+    output_domain="linear_srgb",
+    tile_exact=False,  # LibRaw renders whole files: never tiled
+    build=LazyBuild("rawdev.backends.libraw", "_build_libraw"),
+    reference="Hirakawa2005",
+))
 
 # -- compressed students of jdd-noise: jdd-fast, jdd-fast-int8 ------------------------------------
 STUDENT_MARGIN = 14  # the shipped student has 6 half-resolution layers: border 2 * 6 + 1 = 13, made even

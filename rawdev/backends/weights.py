@@ -5,8 +5,9 @@ A ``WeightsSpec.file`` is either
 * ``pkg:<distribution>/<path>``: a data file of an installed distribution, found through
   :mod:`importlib.metadata` without importing the distribution (``demosaicnet``'s ``__init__`` needs
   ``pkg_resources`` and fails on recent setuptools), e.g. ``pkg:demosaicnet/demosaicnet/data/bayer.pth``;
-* a path relative to the weights folder: ``$RAWDEV_WEIGHTS_DIR`` when set, else ``weights/`` next to
-  the ``rawdev`` package (the repository root in a checkout).
+* a path relative to the weights folder: ``$RAWDEV_WEIGHTS_DIR`` when set, else the package
+  ``rawdev.weights`` found through :mod:`importlib.resources` (the repository's top-level ``weights/``
+  folder, installed under that name by setup.py in a wheel and mapped to it by an editable install).
 
 The sha256 of the file is checked on every load, on the very bytes that are then used: the file is
 read once (:func:`read_verified`), checked, and only then parsed, so nothing in it (not even the
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib.metadata
+import importlib.resources
 import io
 import json
 import os
@@ -39,11 +41,19 @@ MAX_WEIGHTS_BYTES = 1 << 30
 
 
 def weights_dir() -> Path:
-    """The folder holding rawdev's own weights files (``$RAWDEV_WEIGHTS_DIR`` overrides)."""
+    """The folder holding rawdev's own weights files (``$RAWDEV_WEIGHTS_DIR`` overrides).
+
+    The installed package ``rawdev.weights`` (wheel or editable install: plain files, never zipped);
+    in a source tree used without installing it (``PYTHONPATH=.``, or an editable install made
+    before the package existed) the top-level ``weights/`` folder next to ``rawdev/``.
+    """
     env = os.environ.get("RAWDEV_WEIGHTS_DIR")
     if env:
         return Path(env)
-    return Path(__file__).resolve().parents[2] / "weights"
+    try:
+        return Path(str(importlib.resources.files("rawdev.weights")))
+    except ModuleNotFoundError:
+        return Path(__file__).resolve().parents[2] / "weights"
 
 
 def resolve_path(file: str) -> Path:

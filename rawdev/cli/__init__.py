@@ -7,15 +7,56 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
+from typer.core import TyperGroup
+
+try:  # Typer >= 0.24 carries its own copy of Click
+    from typer._click.exceptions import ClickException, NoArgsIsHelpError
+except ImportError:  # older Typer runs on Click
+    from click.exceptions import ClickException, NoArgsIsHelpError
 
 from .. import __version__
+from ..backends.registry import DEFAULT_BACKEND
 from ._options import handle_errors
 from .develop import develop_command
 
-__all__ = ["app", "main"]
+__all__ = ["app", "main", "RawdevGroup"]
+
+
+def _hide_flag_types(command) -> None:
+    """Flags take no value: give them an empty metavar, so help shows no ``<bool>`` type for them."""
+    for param in command.params:
+        if getattr(param, "is_flag", False) and param.metavar is None:
+            param.metavar = ""
+    for sub in getattr(command, "commands", {}).values():
+        _hide_flag_types(sub)
+
+
+class RawdevGroup(TyperGroup):
+    """The root command: every usage error (a bad option value, an unknown option, a missing
+    argument) is one line ``rawdev: error: ...`` on stderr and exit 2, as rawdev's own usage errors
+    are (rawdev/cli/_options.py), instead of Typer's boxed panel."""
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        _hide_flag_types(self)
+        try:
+            rv = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except NoArgsIsHelpError as e:  # `rawdev develop` alone: its help, as before
+            print(e.ctx.get_help() if e.ctx is not None else e.format_message())
+            sys.exit(e.exit_code)
+        except ClickException as e:
+            msg = " ".join(e.format_message().split())
+            print(f"rawdev: error: {msg}", file=sys.stderr)
+            sys.exit(e.exit_code)
+        except typer.Abort:
+            print("rawdev: interrupted", file=sys.stderr)
+            sys.exit(130)
+        # standalone_mode=False returns typer.Exit's code instead of exiting
+        sys.exit(rv if isinstance(rv, int) else 0)
+
 
 app = typer.Typer(
     name="rawdev",
+    cls=RawdevGroup,
     help="Develop camera RAW files (DNG, CR2, NEF, ARW, RAF, ...) into sRGB images, with classical or learned back-ends.",
     no_args_is_help=True,
     add_completion=False,
@@ -43,22 +84,27 @@ app.command("develop", no_args_is_help=True)(develop_command)
 @app.command("demo")
 def demo_command(
     out_dir: Annotated[Path, typer.Option("--out-dir", "-o", help="Where to write rawdev-demo.dng and rawdev-demo.jpg.")] = Path("."),
-    backend: Annotated[str, typer.Option("--backend", "-b", help="Back-end to develop with.")] = "malvar",
+    backend: Annotated[str, typer.Option("--backend", "-b", help="Back-end to develop with.")] = DEFAULT_BACKEND,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace rawdev-demo.dng and rawdev-demo.jpg if they exist.")] = False,
 ) -> None:
     """Write a sample DNG made by rawdev's own code (colour patches, grey ramp, fine detail, a blown
     highlight) and develop it to JPEG."""
-    _demo(out_dir, backend)
+    _demo(out_dir, backend, overwrite)
 
 
 @handle_errors
-def _demo(out_dir: Path, backend: str) -> None:
+def _demo(out_dir: Path, backend: str, overwrite: bool = False) -> None:
     from ..config import PipelineConfig
+    from ..errors import OutputExistsError
     from ..synthetic import write_demo_dng
     from .develop import develop_file
 
+    dng, jpg = out_dir / "rawdev-demo.dng", out_dir / "rawdev-demo.jpg"
+    for p in (dng, jpg):
+        if p.exists() and not overwrite:  # as develop: nothing is replaced unless asked
+            raise OutputExistsError("output exists (use --overwrite to replace it)", p)
     out_dir.mkdir(parents=True, exist_ok=True)
-    dng = write_demo_dng(out_dir / "rawdev-demo.dng")
-    jpg = out_dir / "rawdev-demo.jpg"
+    write_demo_dng(dng)
     res = develop_file(dng, jpg, PipelineConfig(backend=backend), quality=92, overwrite=True)
     h, w = res.shape[:2]
     print(f"wrote {dng} (synthetic 14-bit RGGB DNG) and developed it with {res.backend} -> {jpg} ({w}x{h})")
@@ -69,6 +115,8 @@ _DOMAIN_LABELS = {
     "mosaic_srgb_wb": "sRGB-encoded mosaic",
     "linear_camera_wb": "linear camera RGB",
     "srgb_display": "display sRGB",
+    "raw_file": "RAW file",
+    "linear_srgb": "linear sRGB",
 }
 
 
@@ -77,9 +125,18 @@ def backends_command(
     pattern: Annotated[str, typer.Argument(help="Shell wildcard on names.")] = "*",
 ) -> None:
     """List the back-ends: name, kind, sensors, what they consume and produce, weights."""
+    _backends(pattern)
+
+
+@handle_errors
+def _backends(pattern: str) -> None:
     from ..backends.registry import list_backends
+    from ..errors import UsageError
 
     specs = list_backends(pattern)
+    if not specs:
+        known = ", ".join(s.name for s in list_backends())
+        raise UsageError(f"no back-end matches {pattern!r}; known: {known}")
     w = max((len(s.name) for s in specs), default=10)
     for s in specs:
         io = f"{_DOMAIN_LABELS.get(s.input_domain, s.input_domain)} -> {_DOMAIN_LABELS.get(s.output_domain, s.output_domain)}"

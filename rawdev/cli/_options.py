@@ -21,7 +21,8 @@ import typer
 
 from ..errors import EXIT_FAILED, EXIT_INTERRUPTED, RawdevError, UsageError
 
-__all__ = ["handle_errors", "parse_wb", "parse_look", "console_err", "notice", "in_range", "check_max_memory",
+__all__ = ["handle_errors", "parse_wb", "parse_look", "parse_lens", "console_err", "notice", "in_range", "check_max_memory",
+           "check_wb", "interrupt_on_sigterm",
            "MAX_EXPOSURE_EV", "TILE_RANGE", "MIN_WORKER_MEMORY"]
 
 #: Exposure compensation beyond this many stops leaves no picture in 16 bits either way.
@@ -54,7 +55,8 @@ def fail(err: RawdevError) -> NoReturn:
     raise typer.Exit(err.exit_code)
 
 
-def _on_sigterm(signum, frame):  # noqa: ARG001
+def interrupt_on_sigterm(signum, frame):  # noqa: ARG001
+    """A SIGTERM handler: stop as Ctrl-C stops (KeyboardInterrupt), so cleanup runs."""
     raise KeyboardInterrupt
 
 
@@ -67,7 +69,7 @@ def handle_errors(fn: Callable) -> Callable:
     def wrapper(*args, **kwargs):
         old_term = None
         if threading.current_thread() is threading.main_thread():
-            old_term = signal.signal(signal.SIGTERM, _on_sigterm)
+            old_term = signal.signal(signal.SIGTERM, interrupt_on_sigterm)
         try:
             return fn(*args, **kwargs)
         except RawdevError as e:
@@ -130,18 +132,18 @@ def check_max_memory(ctx: typer.Context, param: typer.CallbackParam, value: str 
 
 
 def parse_wb(value: str) -> str | tuple[float, ...]:
-    """``camera|daylight|auto`` or ``R,G,B[,G]`` multipliers (finite, positive).
+    """``camera|preview|auto|daylight`` or ``R,G,B[,G]`` multipliers (finite, positive).
 
     Raises:
         UsageError: anything else.
     """
     v = value.strip().lower()
-    if v in ("camera", "daylight", "auto"):
+    if v in ("camera", "preview", "daylight", "auto"):
         return v
     try:
         nums = tuple(float(x) for x in v.split(","))
     except ValueError:
-        raise UsageError(f"--wb {value!r}: use camera, daylight, auto or R,G,B[,G] numbers") from None
+        raise UsageError(f"--wb {value!r}: use camera, preview, auto, daylight or R,G,B[,G] numbers") from None
     if len(nums) not in (3, 4) or not all(math.isfinite(x) and 0 < x <= 1e6 for x in nums):
         raise UsageError(f"--wb {value!r}: give 3 or 4 positive, finite multipliers")
     return nums
@@ -168,3 +170,11 @@ def parse_look(value: str) -> str:
     if not Path(v).is_file():
         raise typer.BadParameter(f"{value!r}: use neutral, camera or an existing look file (rawdev look fit)")
     return v
+
+
+def parse_lens(value: str) -> str:
+    """``off|auto`` or a lens's name as lensfun spells it (``"Maker Model"``)."""
+    v = value.strip()
+    if not v:
+        raise typer.BadParameter("give off, auto or a lens's \"Maker Model\"")
+    return v.lower() if v.lower() in ("off", "auto") else v

@@ -13,9 +13,11 @@ from typing import Annotated, Optional
 
 import typer
 
+from ..backends.registry import DEFAULT_BACKEND
 from ..errors import UsageError, printable
-from ._options import MAX_EXPOSURE_EV, TILE_RANGE, check_max_memory, check_wb, handle_errors, in_range, parse_wb
-from .develop import Curve, Device, Fmt, Highlights
+from ._options import (MAX_EXPOSURE_EV, TILE_RANGE, check_max_memory, check_wb, handle_errors, in_range,
+                       interrupt_on_sigterm, parse_lens, parse_look, parse_wb)
+from .develop import ColourSpace, Curve, Device, Fmt, Highlights
 
 __all__ = ["batch_command", "register"]
 
@@ -26,12 +28,15 @@ def batch_command(
     fmt: Annotated[Fmt, typer.Option("--format", "-f", help="Output format.")] = Fmt.jpg,
     bits: Annotated[Optional[int], typer.Option("--bits", help="8 or 16 bits per channel (PNG/TIFF). Default: 8 for JPEG/PNG, 16 for TIFF.")] = None,
     quality: Annotated[int, typer.Option("--quality", "-q", callback=in_range(1, 100, integer=True), help="JPEG quality, 1..100.")] = 92,
-    backend: Annotated[str, typer.Option("--backend", "-b", "--demosaic", help="Demosaicker or learned back-end (see `rawdev backends`).")] = "malvar",
-    wb: Annotated[str, typer.Option("--wb", callback=check_wb, help="White balance: camera | daylight | auto | R,G,B[,G] multipliers.")] = "camera",
+    backend: Annotated[str, typer.Option("--backend", "-b", "--demosaic", help="Demosaicker or learned back-end (see `rawdev backends`).")] = DEFAULT_BACKEND,
+    wb: Annotated[str, typer.Option("--wb", callback=check_wb, help="White balance: camera (as shot; else fitted to the embedded preview, else auto, else daylight) | preview | auto (grey-edge) | daylight | R,G,B[,G] multipliers. dcraw -w/-a/-r.")] = "camera",
     highlights: Annotated[Highlights, typer.Option("--highlights", "-H", help="clip | unclip | blend.")] = Highlights.clip,
     exposure: Annotated[float, typer.Option("--exposure", "-e", callback=in_range(-MAX_EXPOSURE_EV, MAX_EXPOSURE_EV, what="EV"), help="Exposure compensation in EV (stops), -20..20.")] = 0.0,
     auto_bright: Annotated[bool, typer.Option("--auto-bright", help="Brighten so the 99th percentile reaches white.")] = False,
     curve: Annotated[Curve, typer.Option("--curve", help="srgb transfer curve, or linear values.")] = Curve.srgb,
+    colorspace: Annotated[ColourSpace, typer.Option("--colorspace", help="Output colour space; its ICC profile is embedded.")] = ColourSpace.srgb,
+    look: Annotated[str, typer.Option("--look", help="neutral | camera (fitted to each file's preview) | a look file from `rawdev look fit`, for the whole batch.")] = "neutral",
+    lens: Annotated[str, typer.Option("--lens", help="off | auto | \"Maker Model\": lens corrections from lensfun.")] = "off",
     no_orient: Annotated[bool, typer.Option("--no-orient", help="Keep the sensor orientation.")] = False,
     device: Annotated[Device, typer.Option("--device", help="Where learned back-ends run.")] = Device.auto,
     tile: Annotated[int, typer.Option("--tile", callback=in_range(*TILE_RANGE, what="pixels", integer=True), help="Tile size for learned back-ends, 32..8192.")] = 512,
@@ -54,9 +59,9 @@ def batch_command(
 
     Exit codes: 0 every file developed (or skipped), 1 some failed, 2 usage error, 130 interrupted.
     """
-    code = _batch(inputs, out_dir, fmt, bits, quality, backend, wb, highlights, exposure, auto_bright, curve, no_orient,
-                  device, tile, noise, preview, jobs, threads, timeout, max_memory, skip_existing, overwrite, fail_fast,
-                  json_lines, quiet, cluster, scheduler_file, allow_black)
+    code = _batch(inputs, out_dir, fmt, bits, quality, backend, wb, highlights, exposure, auto_bright, curve,
+                  colorspace, look, lens, no_orient, device, tile, noise, preview, jobs, threads, timeout, max_memory,
+                  skip_existing, overwrite, fail_fast, json_lines, quiet, cluster, scheduler_file, allow_black)
     if code:
         raise typer.Exit(code)
 
@@ -126,14 +131,10 @@ class _Reporter:
         print(line, file=sys.stderr if (self.json or self.quiet) else sys.stdout, flush=True)
 
 
-def _on_sigterm(signum, frame):  # noqa: ARG001
-    raise KeyboardInterrupt
-
-
 @handle_errors
-def _batch(inputs, out_dir, fmt, bits, quality, backend, wb, highlights, exposure, auto_bright, curve, no_orient,
-           device, tile, noise, preview, jobs, threads, timeout, max_memory, skip_existing, overwrite, fail_fast,
-           json_lines, quiet, cluster=None, scheduler_file=None, allow_black=False) -> int:
+def _batch(inputs, out_dir, fmt, bits, quality, backend, wb, highlights, exposure, auto_bright, curve, colorspace,
+           look, lens, no_orient, device, tile, noise, preview, jobs, threads, timeout, max_memory, skip_existing,
+           overwrite, fail_fast, json_lines, quiet, cluster=None, scheduler_file=None, allow_black=False) -> int:
     from ..batch import BatchSummary, cpu_count, find_inputs, parse_memory, plan_jobs, run_batch, FileResult
 
     t0 = time.monotonic()
@@ -164,6 +165,7 @@ def _batch(inputs, out_dir, fmt, bits, quality, backend, wb, highlights, exposur
             backend=backend, wb=parse_wb(wb), highlights=highlights.value, exposure_ev=exposure,
             auto_bright=auto_bright, curve=curve.value, apply_orientation=not no_orient,
             output_bits=bits or (16 if fmt.value == "tif" else 8), device=device.value, tile=tile, noise=noise,
+            colorspace=colorspace.value, look=parse_look(look), lens=parse_lens(lens),
             allow_black=allow_black,
         )
     client = pool_factory = None
@@ -183,7 +185,7 @@ def _batch(inputs, out_dir, fmt, bits, quality, backend, wb, highlights, exposur
     summary = BatchSummary()
     if total == 0:
         rep.note("no RAW files found in " + ", ".join(str(p) for p in inputs))
-    old_term = signal.signal(signal.SIGTERM, _on_sigterm)
+    old_term = signal.signal(signal.SIGTERM, interrupt_on_sigterm)
     try:
         for path, reason in walk_errors:
             r = FileResult(path, None, "failed", reason, "InputError")

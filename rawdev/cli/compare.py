@@ -9,13 +9,14 @@ from typing import Annotated, Optional
 
 import typer
 
+from ..backends.registry import COMPARE_BACKENDS
 from ..errors import UsageError
 from ._options import handle_errors, parse_wb
 from .develop import Device, Highlights
 
 __all__ = ["compare_command", "register"]
 
-DEFAULT_BACKENDS = "bilinear,malvar,menon,libraw"
+DEFAULT_BACKENDS = ",".join(COMPARE_BACKENDS)
 
 
 def compare_command(
@@ -56,7 +57,7 @@ def _compare(inputs, backends, out_dir, reference, reference_backend, crops, cro
              exposure, auto_bright, no_orient, device, tile, timeout, max_memory, quiet) -> int:
     from ..backends import registry
     from ..batch import find_inputs, parse_memory
-    from ..compare import LIBRAW_BACKEND, compare_file, load_reference, write_report, write_sheet
+    from ..compare import compare_file, load_reference, write_report, write_sheet
     from ..config import PipelineConfig
 
     names = [b.strip() for b in backends.split(",") if b.strip()]
@@ -65,8 +66,7 @@ def _compare(inputs, backends, out_dir, reference, reference_backend, crops, cro
     if not names:
         raise UsageError("--backends names no back-end")
     for n in names:
-        if n != LIBRAW_BACKEND:
-            registry.get(n)  # unknown names are usage errors, with suggestions
+        registry.get(n)  # unknown names are usage errors, with suggestions
     if reference is not None and reference_backend:
         raise UsageError("give --reference or --reference-backend, not both")
     pairs, walk_errors = find_inputs(inputs)
@@ -94,7 +94,7 @@ def _compare(inputs, backends, out_dir, reference, reference_backend, crops, cro
         def on_run(run, src=src):
             if run.ok:
                 if not quiet:
-                    print(f"  {run.name:<12} {run.seconds:7.2f} s  {run.peak_mb:6.0f} MB" + (f"  (ran as {run.used})" if run.used not in (run.name, "libraw-ahd") else ""), flush=True)
+                    print(f"  {run.name:<12} {run.seconds:7.2f} s  {run.peak_mb:6.0f} MB" + (f"  (ran as {run.used})" if run.used not in (run.name, registry.LIBRAW_FALLBACK) else ""), flush=True)
                     for n in run.notices:
                         print(f"rawdev: note: {src}: {run.name}: {n}", file=sys.stderr)
             else:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import List, Optional
+from typing import Annotated, List, Optional
 
 import typer
 
@@ -56,30 +56,30 @@ def parse_widths(text: str) -> tuple[int, ...]:
 @app.command()
 @handle_errors
 def distill(
-    data: List[Path] = typer.Option(..., "--data", help="Photo folder, photo file or .npz patch pack; repeat for more."),
-    run_dir: Path = typer.Option(Path("runs/jdd_fast"), "--run-dir", help="Checkpoint and log.jsonl folder."),
-    widths: str = typer.Option("48x7", "--widths", help="Student 3x3 layer widths: 48x7 or 32,32,48,..."),
-    post_width: int = typer.Option(16, "--post-width", help="Channels of the full-resolution 3x3 layer."),
-    ofa: str = typer.Option("", "--ofa", help="Once-for-all width multipliers, e.g. 0.5,0.75,1 (GAN Compression)."),
-    slim: float = typer.Option(0.0, "--slim", help="L1 weight on learned channel gates (GAN Slimming); 0: none."),
-    steps: int = typer.Option(3000, "--steps", help="Total optimisation steps (a resumed run counts from its start)."),
-    batch: int = typer.Option(8, "--batch", help="Patches per step."),
-    patch: int = typer.Option(128, "--patch", help="Teacher input patch side (even, >= 64)."),
-    lr: float = typer.Option(1e-3, "--lr", help="Adam learning rate."),
-    warmup: int = typer.Option(100, "--warmup", help="Linear warm-up steps."),
-    loss: str = typer.Option("l2", "--loss", help="l2 or l1 distance to the teacher."),
-    sigma_max: float = typer.Option(20.0, "--sigma-max", help="Largest noise std, on the 0-255 scale."),
-    p_clean: float = typer.Option(0.2, "--p-clean", help="Fraction of noise-free samples."),
-    hetero: float = typer.Option(0.0, "--hetero", help="Fraction of samples with shot+read noise instead of Gaussian."),
-    clip: float = typer.Option(0.5, "--clip", help="Fraction of samples whose noisy mosaic is clipped to [0, 1]."),
-    device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
-    resume: bool = typer.Option(False, "--resume", help="Continue from RUN_DIR/checkpoint.pt."),
-    seed: int = typer.Option(0, "--seed"),
-    checkpoint_every: int = typer.Option(100, "--checkpoint-every"),
-    log_every: int = typer.Option(20, "--log-every"),
-    val_every: int = typer.Option(500, "--val-every", help="Validate every N steps (0: start and end only)."),
-    time_limit: Optional[float] = typer.Option(None, "--time-limit", help="Stop cleanly after this many seconds."),
-    threads: Optional[int] = typer.Option(None, "--threads", help="torch CPU threads."),
+    data: Annotated[List[Path], typer.Option("--data", help="Photo folder, photo file or .npz patch pack; repeat for more.")],
+    run_dir: Annotated[Path, typer.Option("--run-dir", help="Checkpoint and log.jsonl folder.")] = Path("runs/jdd_fast"),
+    widths: Annotated[str, typer.Option("--widths", help="Student 3x3 layer widths: 48x7 or 32,32,48,...")] = "48x7",
+    post_width: Annotated[int, typer.Option("--post-width", help="Channels of the full-resolution 3x3 layer.")] = 16,
+    ofa: Annotated[str, typer.Option("--ofa", help="Once-for-all width multipliers, e.g. 0.5,0.75,1 (GAN Compression).")] = "",
+    slim: Annotated[float, typer.Option("--slim", help="L1 weight on learned channel gates (GAN Slimming); 0: none.")] = 0.0,
+    steps: Annotated[int, typer.Option("--steps", help="Total optimisation steps (a resumed run counts from its start).")] = 3000,
+    batch: Annotated[int, typer.Option("--batch", help="Patches per step.")] = 8,
+    patch: Annotated[int, typer.Option("--patch", help="Teacher input patch side (even, >= 64).")] = 128,
+    lr: Annotated[float, typer.Option("--lr", help="Adam learning rate.")] = 1e-3,
+    warmup: Annotated[int, typer.Option("--warmup", help="Linear warm-up steps.")] = 100,
+    loss: Annotated[str, typer.Option("--loss", help="l2 or l1 distance to the teacher.")] = "l2",
+    sigma_max: Annotated[float, typer.Option("--sigma-max", help="Largest noise std, on the 0-255 scale.")] = 20.0,
+    p_clean: Annotated[float, typer.Option("--p-clean", help="Fraction of noise-free samples.")] = 0.2,
+    hetero: Annotated[float, typer.Option("--hetero", help="Fraction of samples with shot+read noise instead of Gaussian.")] = 0.0,
+    clip: Annotated[float, typer.Option("--clip", help="Fraction of samples whose noisy mosaic is clipped to [0, 1].")] = 0.5,
+    device: Annotated[str, typer.Option("--device", help="auto, cpu or cuda.")] = "auto",
+    resume: Annotated[bool, typer.Option("--resume", help="Continue from RUN_DIR/checkpoint.pt.")] = False,
+    seed: Annotated[int, typer.Option("--seed")] = 0,
+    checkpoint_every: Annotated[int, typer.Option("--checkpoint-every")] = 100,
+    log_every: Annotated[int, typer.Option("--log-every")] = 20,
+    val_every: Annotated[int, typer.Option("--val-every", help="Validate every N steps (0: start and end only).")] = 500,
+    time_limit: Annotated[Optional[float], typer.Option("--time-limit", help="Stop cleanly after this many seconds.")] = None,
+    threads: Annotated[Optional[int], typer.Option("--threads", help="torch CPU threads.")] = None,
 ) -> None:
     """Distil jdd-noise into a student (progress bar on a terminal, loss log in RUN_DIR/log.jsonl)."""
     from ..train.compress import CompressRecipe, train_student
@@ -104,10 +104,10 @@ def distill(
 @app.command()
 @handle_errors
 def export(
-    run_dir: Path = typer.Option(..., "--run-dir", help="A distillation run folder (its checkpoint.pt)."),
-    out: Path = typer.Option(..., "--out", help="Safetensors file to write."),
-    width: float = typer.Option(1.0, "--width", help="Once-for-all width multiplier of the sub-network."),
-    prune: Optional[float] = typer.Option(None, "--prune", help="GAN Slimming: drop channels with |gate| below this."),
+    run_dir: Annotated[Path, typer.Option("--run-dir", help="A distillation run folder (its checkpoint.pt).")],
+    out: Annotated[Path, typer.Option("--out", help="Safetensors file to write.")],
+    width: Annotated[float, typer.Option("--width", help="Once-for-all width multiplier of the sub-network.")] = 1.0,
+    prune: Annotated[Optional[float], typer.Option("--prune", help="GAN Slimming: drop channels with |gate| below this.")] = None,
 ) -> None:
     """Cut a plain student (one width, or the pruned channels) out of a run's checkpoint."""
     from ..models.li2020 import macs_per_pixel
@@ -129,14 +129,14 @@ def export(
 @app.command()
 @handle_errors
 def int8(
-    student: Path = typer.Option(..., "--student", help="A plain student written by `rawdev compress export`."),
-    data: List[Path] = typer.Option(..., "--data", help="Calibration photos: folder, file or .npz pack (train split)."),
-    out: Path = typer.Option(..., "--out", help="Safetensors file of the calibrated activation ranges."),
-    batches: int = typer.Option(16, "--batches", help="Calibration batches."),
-    batch: int = typer.Option(8, "--batch", help="Patches per batch."),
-    patch: int = typer.Option(128, "--patch", help="Patch side (even)."),
-    sigma_max: float = typer.Option(20.0, "--sigma-max", help="Largest noise std of the calibration mosaics (0-255)."),
-    seed: int = typer.Option(0, "--seed"),
+    student: Annotated[Path, typer.Option("--student", help="A plain student written by `rawdev compress export`.")],
+    data: Annotated[List[Path], typer.Option("--data", help="Calibration photos: folder, file or .npz pack (train split).")],
+    out: Annotated[Path, typer.Option("--out", help="Safetensors file of the calibrated activation ranges.")],
+    batches: Annotated[int, typer.Option("--batches", help="Calibration batches.")] = 16,
+    batch: Annotated[int, typer.Option("--batch", help="Patches per batch.")] = 8,
+    patch: Annotated[int, typer.Option("--patch", help="Patch side (even).")] = 128,
+    sigma_max: Annotated[float, typer.Option("--sigma-max", help="Largest noise std of the calibration mosaics (0-255).")] = 20.0,
+    seed: Annotated[int, typer.Option("--seed")] = 0,
 ) -> None:
     """Calibrate int8 activation ranges of a student's trunk (min/max over synthetic noisy mosaics)."""
     import json

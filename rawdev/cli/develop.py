@@ -9,8 +9,9 @@ from typing import Annotated, Optional
 
 import typer
 
+from ..backends.registry import DEFAULT_BACKEND
 from ..errors import OutputError, UsageError, printable
-from ._options import MAX_EXPOSURE_EV, TILE_RANGE, check_wb, handle_errors, in_range, notice, parse_look, parse_wb
+from ._options import MAX_EXPOSURE_EV, TILE_RANGE, check_wb, handle_errors, in_range, notice, parse_lens, parse_look, parse_wb
 
 __all__ = ["develop_command", "develop_file", "output_path_for"]
 
@@ -115,8 +116,8 @@ def develop_command(
     fmt: Annotated[Fmt, typer.Option("--format", "-f", help="Output format when -o is not a file name.")] = Fmt.jpg,
     bits: Annotated[Optional[int], typer.Option("--bits", help="8 or 16 bits per channel (PNG/TIFF). Default: 8 for JPEG/PNG, 16 for TIFF. dcraw -6.")] = None,
     quality: Annotated[int, typer.Option("--quality", "-q", callback=in_range(1, 100, integer=True), help="JPEG quality, 1..100.")] = 92,
-    backend: Annotated[str, typer.Option("--backend", "-b", "--demosaic", help="Demosaicker or learned back-end (see `rawdev backends`).")] = "malvar",
-    wb: Annotated[str, typer.Option("--wb", callback=check_wb, help="White balance: camera | daylight | auto (grey-world) | R,G,B[,G] multipliers. dcraw -w/-a/-r.")] = "camera",
+    backend: Annotated[str, typer.Option("--backend", "-b", "--demosaic", help="Demosaicker or learned back-end (see `rawdev backends`).")] = DEFAULT_BACKEND,
+    wb: Annotated[str, typer.Option("--wb", callback=check_wb, help="White balance: camera (as shot; else fitted to the embedded preview, else auto, else daylight) | preview | auto (grey-edge) | daylight | R,G,B[,G] multipliers. dcraw -w/-a/-r.")] = "camera",
     highlights: Annotated[Highlights, typer.Option("--highlights", "-H", help="clip (white, default) | unclip (raw values) | blend (recover colour). dcraw -H 0/1/2.")] = Highlights.clip,
     exposure: Annotated[float, typer.Option("--exposure", "-e", callback=in_range(-MAX_EXPOSURE_EV, MAX_EXPOSURE_EV, what="EV"), help="Exposure compensation in EV (stops), -20..20.")] = 0.0,
     auto_bright: Annotated[bool, typer.Option("--auto-bright", help="Brighten so the 99th percentile reaches white (dcraw's default; off here).")] = False,
@@ -173,7 +174,7 @@ def _develop(inputs, output, fmt, bits, quality, backend, wb, highlights, exposu
         out_bits = bits or (16 if kind == "tiff" else 8)
         cfg = PipelineConfig(
             backend=backend, wb=parse_wb(wb), highlights=highlights.value, exposure_ev=exposure,
-            auto_bright=auto_bright, curve=curve.value, colorspace=colorspace.value, look=parse_look(look), lens=lens.strip() if lens.strip().lower() not in ("off", "auto") else lens.strip().lower(),
+            auto_bright=auto_bright, curve=curve.value, colorspace=colorspace.value, look=parse_look(look), lens=parse_lens(lens),
             apply_orientation=not no_orient,
             output_bits=out_bits, device=device.value, tile=tile, noise=noise, allow_black=allow_black,
         )

@@ -14,12 +14,13 @@ from __future__ import annotations
 import json
 from enum import Enum
 from pathlib import Path
-from typing import Optional
+from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
+from ..backends.registry import ROUNDTRIP_BACKENDS
 from ..errors import UsageError
 from ._options import handle_errors
 
@@ -99,23 +100,21 @@ def format_markdown(result) -> str:
 
 @app.command("demosaic")
 def demosaic(
-    directory: Path = typer.Argument(..., help="Folder of 8-bit sRGB photos (PNG, TIFF, JPEG).", show_default=False),
-    method: str = typer.Option(..., "--method", "-m", help="Back-end name: bilinear, malvar, menon, or a learned one."),
-    pattern: str = typer.Option("RGGB", "--pattern", help="Bayer pattern used to sample the photos."),
-    border: int = typer.Option(10, "--border", min=0, help="Pixels dropped per side before CPSNR (DPIR: 10)."),
-    noise: float = typer.Option(0.0, "--noise", min=0.0, help="Gaussian noise sigma on the 0-255 scale."),
-    noise_model: NoiseModelChoice = typer.Option(
-        NoiseModelChoice.gaussian, "--noise-model", help="gaussian: sigma added to the sRGB mosaic; "
-        "shot-read: variance SHOT*x + READ added in linear light."
-    ),
-    shot: float = typer.Option(0.0, "--shot", min=0.0, help="shot-read: signal-dependent variance gain."),
-    read: float = typer.Option(0.0, "--read", min=0.0, help="shot-read: constant (read) variance."),
-    seed: int = typer.Option(0, "--seed", help="Noise seed (image i uses SEED + i)."),
-    device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
-    limit: Optional[int] = typer.Option(None, "--limit", min=1, help="Score only the first N images."),
-    with_ssim: bool = typer.Option(False, "--ssim", help="Also report SSIM."),
-    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
-    as_markdown: bool = typer.Option(False, "--markdown", help="Print a Markdown table instead."),
+    directory: Annotated[Path, typer.Argument(help="Folder of 8-bit sRGB photos (PNG, TIFF, JPEG).", show_default=False)],
+    method: Annotated[str, typer.Option("--method", "-m", help="Back-end name: bilinear, malvar, menon, or a learned one.")],
+    pattern: Annotated[str, typer.Option("--pattern", help="Bayer pattern used to sample the photos.")] = "RGGB",
+    border: Annotated[int, typer.Option("--border", min=0, help="Pixels dropped per side before CPSNR (DPIR: 10).")] = 10,
+    noise: Annotated[float, typer.Option("--noise", min=0.0, help="Gaussian noise sigma on the 0-255 scale.")] = 0.0,
+    noise_model: Annotated[NoiseModelChoice, typer.Option("--noise-model", help="gaussian: sigma added to the sRGB mosaic; "
+        "shot-read: variance SHOT*x + READ added in linear light.")] = NoiseModelChoice.gaussian,
+    shot: Annotated[float, typer.Option("--shot", min=0.0, help="shot-read: signal-dependent variance gain.")] = 0.0,
+    read: Annotated[float, typer.Option("--read", min=0.0, help="shot-read: constant (read) variance.")] = 0.0,
+    seed: Annotated[int, typer.Option("--seed", help="Noise seed (image i uses SEED + i).")] = 0,
+    device: Annotated[str, typer.Option("--device", help="auto, cpu or cuda.")] = "auto",
+    limit: Annotated[Optional[int], typer.Option("--limit", min=1, help="Score only the first N images.")] = None,
+    with_ssim: Annotated[bool, typer.Option("--ssim", help="Also report SSIM.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+    as_markdown: Annotated[bool, typer.Option("--markdown", help="Print a Markdown table instead.")] = False,
 ) -> None:
     """Mosaic each photo in DIRECTORY, demosaic it with METHOD, print CPSNR per image and the mean."""
     _demosaic(directory, method, pattern=pattern, border=border, noise=noise, noise_model=noise_model.value,
@@ -157,30 +156,32 @@ def _demosaic(directory: Path, method: str, *, noise: float, as_json: bool, as_m
 @app.command("roundtrip")
 @handle_errors
 def roundtrip(
-    directories: list[Path] = typer.Argument(..., help="Folders of 8-bit sRGB photos (e.g. Kodak24, McMaster)."),
-    backends: str = typer.Option("bilinear,malvar,jdd,jdd-noise,libraw", "--backends",
-                                 help="Comma-separated back-ends; 'libraw' is LibRaw's AHD."),
-    noise: str = typer.Option("clean,noisy", "--noise", help="clean, noisy or both (see rawdev.evaluate.roundtrip)."),
-    limit: Optional[int] = typer.Option(None, "--limit", help="Only the first N photos of each folder."),
-    device: str = typer.Option("auto", "--device"),
-    json_out: Optional[Path] = typer.Option(None, "--json", help="Also write per-image scores here."),
-    verbose: bool = typer.Option(False, "--verbose", "-v", help="A line per image and back-end."),
+    directories: Annotated[list[Path], typer.Argument(help="Folders of 8-bit sRGB photos (e.g. Kodak24, McMaster).")],
+    backends: Annotated[str, typer.Option("--backends", help="Comma-separated back-ends; 'libraw' is LibRaw's AHD.")] = ",".join(ROUNDTRIP_BACKENDS),
+    noise: Annotated[str, typer.Option("--noise", help="clean, noisy or both (see rawdev.evaluate.roundtrip).")] = "clean,noisy",
+    limit: Annotated[Optional[int], typer.Option("--limit", help="Only the first N photos of each folder.")] = None,
+    device: Annotated[str, typer.Option("--device")] = "auto",
+    json_out: Annotated[Optional[Path], typer.Option("--json", help="Also write per-image scores here.")] = None,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="A line per image and back-end.")] = False,
+    no_noise_profile: Annotated[bool, typer.Option(
+        "--no-noise-profile", help="Write the DNGs without a NoiseProfile, as real cameras do: "
+        "noise-aware back-ends estimate the noise from the data.")] = False,
 ) -> None:
     """Photo -> synthetic DNG (every CFA phase, real camera matrices, clean / shot+read noise) -> develop ->
     PSNR/SSIM against the photo, for whole developers including the learned ISPs."""
     from ..backends import registry
-    from ..evaluate.roundtrip import LIBRAW, evaluate_roundtrip
+    from ..evaluate.roundtrip import evaluate_roundtrip
 
     methods = [m.strip() for m in backends.split(",") if m.strip()]
     for m in methods:
-        if m != LIBRAW:
-            registry.get(m)
+        registry.get(m)
     for d in directories:
         if not d.is_dir():
             raise UsageError(f"{d}: not a folder")
     console = Console(stderr=True)
     res = evaluate_roundtrip(directories, methods, [n.strip() for n in noise.split(",")], limit=limit,
-                             device=device, progress=console.print if verbose else None)
+                             device=device, progress=console.print if verbose else None,
+                             noise_profile=not no_noise_profile)
     lines = ["| data | noise | " + " | ".join(methods) + " |", "|---|---|" + "---|" * len(methods)]
     for d in directories:
         for nz in [n.strip() for n in noise.split(",")]:
@@ -189,7 +190,8 @@ def roundtrip(
                 p, s = res.mean((d.name, nz, m))
                 cells.append(f"{p:.2f} / {s:.4f}")
             lines.append(f"| {d.name} | {nz} | " + " | ".join(cells) + " |")
-    typer.echo("PSNR (dB) / SSIM, mean over images, 10-pixel border excluded")
+    typer.echo("PSNR (dB) / SSIM, mean over images, 10-pixel border excluded"
+               + ("; DNGs without NoiseProfile" if no_noise_profile else ""))
     typer.echo("\n".join(lines))
     if json_out is not None:
         json_out.write_text(json.dumps(res.to_json(), indent=1))

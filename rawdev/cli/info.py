@@ -114,6 +114,14 @@ def file_info(path: Path) -> dict[str, Any]:
     }
     if preview is None:
         info["preview_reason"] = preview_reason
+    if ok:
+        from ..pipeline import white_balance_for
+        from ..stages.noise import choose_noise_model
+
+        wb = white_balance_for(raw)
+        info["white_balance"] = {"gains": _round(wb.gains), "source": wb.source, "notice": wb.notice}
+        # LibRaw-rendered sensors (4-colour) carry no mosaic here, and no back-end takes a noise level
+        info["noise_model"] = choose_noise_model(raw).to_json() if raw.data.size else None
     return info
 
 
@@ -125,6 +133,10 @@ def _per_channel(values, desc: str) -> str:
     """``[510, 500, 520, 530]`` with ``"RGBG"`` -> ``"R 510 G 500 B 520 G 530"`` (LibRaw's channel order)."""
     letters = desc if len(desc) >= len(values) else "RGBG"
     return " ".join(f"{letters[i]} {v:g}" for i, v in enumerate(values))
+
+
+_WB_TEXT = {"camera": "as shot", "preview": "fitted to the embedded preview", "auto": "grey-edge, automatic",
+            "daylight": "daylight multipliers", "custom": "fixed multipliers"}
 
 
 def _human(info: dict[str, Any]) -> str:
@@ -166,16 +178,23 @@ def _human(info: dict[str, Any]) -> str:
         ("CFA", cfa_text),
         ("black / white", _per_channel(info["black_level"], info["cfa"]["color_desc"]) + f" / {info['white_level']:g}"
          + (f" ({info['bits']}-bit)" if info["bits"] else "")),
-        ("WB as shot", wb(info["camera_wb"]) + ("" if info["camera_wb"] else (
-            " (develop uses daylight)" if info["daylight_wb"] else " (develop uses grey-world)"))),
+        ("WB as shot", wb(info["camera_wb"])),
         ("WB daylight", wb(info["daylight_wb"])),
         ("colour matrix", matrix),
         ("orientation", f"{o} ({_ORIENTATION_TEXT.get(o, '?')})"),
         ("preview", preview),
         ("developable", info["develop_notes"]),
     ]
+    if info.get("white_balance"):
+        w = info["white_balance"]
+        rows.insert(-4, ("WB develop", wb(w["gains"]) + f" ({_WB_TEXT.get(w['source'], w['source'])})"))
     if info["noise_profile"]:
         rows.insert(-2, ("noise profile", "var = {:.3g} x + {:.3g}".format(*info["noise_profile"])))
+    if info.get("noise_model"):
+        n = info["noise_model"]
+        rows.insert(-2, ("noise model", "var = {:.3g} x + {:.3g} (green; sigma {:.3g} at 18 % grey) from {}".format(
+            n["shot"][min(1, len(n["shot"]) - 1)], n["read"][min(1, len(n["read"]) - 1)], n["sigma_18"],
+            {"profile": "the DNG NoiseProfile", "estimate": "the data (estimated)"}.get(n["source"], n["source"]))))
     head = f"{info['file']} ({info['bytes'] / 1e6:.2f} MB)"
     return "\n".join([head] + [f"  {k:<14} {v}" for k, v in rows])
 

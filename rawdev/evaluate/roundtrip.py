@@ -8,8 +8,11 @@ Protocol (what ``rawdev eval roundtrip`` runs; the learned-ISP table of docs/ben
    CFA phase ``PHASES[i % 4]`` with the real camera matrix ``cameras.XYZ_TO_CAMERA[i % 4]`` as
    ColorMatrix1 and the matching AsShotNeutral, so every phase and camera is used equally;
 3. ``clean``: no noise; ``noisy``: shot + read noise of variance ``shot * x + read`` on the
-   normalised signal. Both record their noise in the DNG NoiseProfile tag, as cameras do (the clean
-   file's is the 14-bit quantisation floor, 1/12 LSB^2), and noise-aware back-ends read it there;
+   normalised signal. Both record their noise in the DNG NoiseProfile tag, as DNG converters do (the
+   clean file's is the 14-bit quantisation floor, 1/12 LSB^2), and noise-aware back-ends read it
+   there; with ``--no-noise-profile`` the tag is left out, as in every CR2, NEF, ARW, RAF, ORF and
+   RW2, and they estimate the noise from the data (:mod:`rawdev.stages.noise`). Further levels
+   (``shot-1e-4`` ... ``shot-1e-2``) span the range with read noise tied to shot noise;
 4. the DNG is developed by each back-end with the default neutral settings (camera white balance,
    the file's matrix, sRGB curve), and LibRaw's AHD (``libraw``) the same way;
 5. PSNR (peak 1) and SSIM (Wang2004, Gaussian window) of the float output against the photo, without
@@ -36,7 +39,16 @@ PHASES = ("RGGB", "GRBG", "GBRG", "BGGR")
 #: name -> (shot, read): the noisy level is Brooks2019's model at shot 5e-3 (read from its
 #: log-linear fit, about ISO 3200 on a full-frame sensor).
 NOISE_LEVELS = {"clean": (0.0, 0.0), "noisy": (5e-3, 3.2e-5)}
-LIBRAW = "libraw"
+
+
+def tied_read(shot: float) -> float:
+    """Read-noise variance tied to shot noise as in Brooks et al. 2019's log-linear fit,
+    ``log(read) = 2.18 log(shot) + 1.2`` (what their random noise levels are centred on)."""
+    return float(np.exp(2.18 * np.log(shot) + 1.2)) if shot > 0 else 0.0
+
+
+for _shot in (1e-4, 1e-3, 3e-3, 1e-2):
+    NOISE_LEVELS[f"shot-{_shot:.0e}"] = (_shot, tied_read(_shot))
 #: variance of 14-bit quantisation (white 16383, black 512) on the normalised signal: 1/12 LSB^2
 QUANTISATION_VARIANCE = 1.0 / (12 * (16383 - 512) ** 2)
 BORDER = 10
@@ -63,8 +75,9 @@ class RoundTripResult:
                 for k, v in self.rows.items()}
 
 
-def make_roundtrip_dng(photo: np.ndarray, index: int, path: Path, noise: str) -> Path:
-    """Write image ``index`` of a set as the protocol's DNG (see the module docstring)."""
+def make_roundtrip_dng(photo: np.ndarray, index: int, path: Path, noise: str, *, noise_profile: bool = True) -> Path:
+    """Write image ``index`` of a set as the protocol's DNG (see the module docstring); without a
+    NoiseProfile tag when ``noise_profile`` is False."""
     from ..cameras import XYZ_TO_CAMERA
     from ..synthetic import write_dng
 
@@ -74,7 +87,8 @@ def make_roundtrip_dng(photo: np.ndarray, index: int, path: Path, noise: str) ->
     shot, read = NOISE_LEVELS[noise]
     cams = np.asarray(XYZ_TO_CAMERA)
     return write_dng(path, lin, pattern=PHASES[index % 4], xyz_to_camera=cams[index % len(cams)],
-                     shot=shot, read=read, seed=1000 + index, noise_profile_floor=QUANTISATION_VARIANCE)
+                     shot=shot, read=read, seed=1000 + index, noise_profile_floor=QUANTISATION_VARIANCE,
+                     noise_profile=noise_profile)
 
 
 def _score(out: np.ndarray, ref: np.ndarray) -> tuple[float, float]:
@@ -92,12 +106,14 @@ def evaluate_roundtrip(
     limit: int | None = None,
     device: str = "auto",
     progress=None,
+    noise_profile: bool = True,
 ) -> RoundTripResult:
-    """Run the protocol on every photo of ``folders`` for every method (``libraw`` = LibRaw AHD)."""
+    """Run the protocol on every photo of ``folders`` for every method (``libraw`` = LibRaw AHD);
+    ``noise_profile=False`` writes the DNGs without NoiseProfile."""
     from PIL import Image
 
     from ..io.raw import read_raw
-    from ..pipeline import PipelineConfig, develop_libraw, develop_raw
+    from ..pipeline import PipelineConfig, develop_raw
     from .demosaic import list_images
 
     for n in noises:
@@ -114,12 +130,13 @@ def evaluate_roundtrip(
                 h, w = photo.shape[0] // 2 * 2, photo.shape[1] // 2 * 2
                 ref = photo[:h, :w].astype(np.float32) / 255.0
                 for noise in noises:
-                    dng = make_roundtrip_dng(photo, i, Path(tmp) / f"{f.stem}_{noise}.dng", noise)
+                    dng = make_roundtrip_dng(photo, i, Path(tmp) / f"{f.stem}_{noise}.dng", noise,
+                                             noise_profile=noise_profile)
                     raw = read_raw(dng)
                     for m in methods:
-                        cfg = PipelineConfig(backend="malvar" if m == LIBRAW else m, output_bits=None, device=device)
+                        cfg = PipelineConfig(backend=m, output_bits=None, device=device)
                         t0 = time.perf_counter()
-                        res = develop_libraw(raw, cfg) if m == LIBRAW else develop_raw(raw, cfg)
+                        res = develop_raw(raw, cfg)
                         sec = time.perf_counter() - t0
                         p, s = _score(res.image, ref)
                         result.add((folder.name, noise, m), p, s, sec)

@@ -209,16 +209,15 @@ def _open_rawpy(path: Path, unpack: bool):
 def _wb(values, green_index: int = 1) -> tuple[float, ...] | None:
     """LibRaw multipliers -> (R, G, B, G2) normalised to G = 1, or None when the file stores none.
 
-    LibRaw quirks: [3] == 0 means G2 = G; [0] == -1 means unknown; all 1.0 means "not stored" on the
-    old cameras that do so.
+    LibRaw quirks: [3] == 0 means G2 = G; [0] == -1 means unknown. All 1.0 is kept: some cameras
+    store it because they balance in analogue gain before conversion (the Nikon D1's render with
+    1, 1, 1 matches its own preview); the white balance stage checks it against the preview.
     """
     v = [float(x) for x in values]
     if len(v) < 3 or v[0] <= 0 or v[1] <= 0 or v[2] <= 0 or not all(np.isfinite(v)):
         return None
     if len(v) < 4 or v[3] <= 0:
         v = v[:3] + [v[1]]
-    if all(abs(x - 1.0) < 1e-9 for x in v):
-        return None
     g = v[green_index]
     return tuple(x / g for x in v)
 
@@ -383,6 +382,8 @@ def render_libraw(
     path: str | Path,
     *,
     wb: tuple[float, float, float, float] | None,
+    camera_wb: bool = False,
+    auto_wb: bool = False,
     highlight_mode: int = 0,
     demosaic: str = "AHD",
     output: str = "srgb_linear",
@@ -390,7 +391,9 @@ def render_libraw(
     """LibRaw's own render, unrotated, as float32 ``(H, W, 3)``.
 
     ``output="srgb_linear"``: linear sRGB with the clip point at 1.0 (LibRaw's 16-bit scale), no auto
-    brightening. ``wb``: multipliers (R, G, B, G2); None uses LibRaw's fallback (daylight).
+    brightening. ``wb``: multipliers (in LibRaw's colour order, 4 of them); None with ``camera_wb``
+    uses the file's as-shot multipliers, with ``auto_wb`` LibRaw's automatic estimate, with neither
+    LibRaw's daylight multipliers (rawpy's ``user_wb`` / ``use_camera_wb`` / ``use_auto_wb``).
     """
     import rawpy
 
@@ -408,6 +411,10 @@ def render_libraw(
         )
         if wb is not None:
             kw["user_wb"] = [float(x) for x in wb]
+        elif camera_wb:
+            kw["use_camera_wb"] = True
+        elif auto_wb:
+            kw["use_auto_wb"] = True
         try:
             with _CaptureNativeStderr():
                 rgb = raw.postprocess(**kw)

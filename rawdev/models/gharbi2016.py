@@ -64,8 +64,8 @@ def _crop_like(src: torch.Tensor, tgt: torch.Tensor) -> torch.Tensor:
     dw = src.shape[-1] - tgt.shape[-1]
     if dh == 0 and dw == 0:
         return src
-    t, l = dh // 2, dw // 2
-    return src[..., t : t + tgt.shape[-2], l : l + tgt.shape[-1]]
+    top, left = dh // 2, dw // 2
+    return src[..., top : top + tgt.shape[-2], left : left + tgt.shape[-1]]
 
 
 class BayerDemosaicNet(nn.Module):

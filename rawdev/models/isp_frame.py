@@ -47,7 +47,7 @@ References:
 from __future__ import annotations
 
 from contextlib import contextmanager
-from typing import Iterator
+from typing import Callable, Iterator
 
 import torch
 import torch.nn.functional as F
@@ -128,10 +128,14 @@ class LearnedISP(nn.Module):
             trained here leave it out: it removes each tile's absolute level and contrast, which a
             neutral render must keep, and it makes tiles depend on their own statistics.
         base: the classical demosaic the output is a residual over (see the module docstring).
+        learned_start: for ``base="jdd-noise"``: ``start(mosaic, noise) -> linear camera RGB``, the
+            back-end's runner handed in by its caller (:class:`rawdev.backends.isp.JDDNoiseStart`):
+            ``models`` never imports ``backends``, which import ``models``.
     """
 
     def __init__(self, kind: str, width: int = 32, kernels: str = "full",
-                 padding_mode: str = "reflect", instance_norm: bool = True, base: str = "bilinear") -> None:
+                 padding_mode: str = "reflect", instance_norm: bool = True, base: str = "bilinear",
+                 learned_start: Callable[[Tensor, Tensor | None], Tensor] | None = None) -> None:
         super().__init__()
         if kind not in ISP_KINDS:
             raise ValueError(f"unknown ISP kind {kind!r}; expected one of {ISP_KINDS}")
@@ -139,7 +143,7 @@ class LearnedISP(nn.Module):
             raise ValueError(f"unknown ISP base {base!r}; expected one of {ISP_BASES}")
         self.kind = kind
         self.base = base
-        self._jdd: tuple | None = None  # ((device, dtype), runner) of the jdd-noise start: see start
+        self.learned_start = learned_start  # a plain callable, outside the parameters and state dict
         self.config = {"kind": kind, "width": int(width), "kernels": kernels, "padding_mode": padding_mode,
                        "instance_norm": bool(instance_norm), "base": base}
         if kind == "cameranet":
@@ -158,25 +162,15 @@ class LearnedISP(nn.Module):
 
         A classical base is :func:`classical_base`. ``jdd-noise`` is the registered ``jdd-noise``
         back-end (Gharbi2016 with a noise-level input, fine-tuned by ``rawdev train jdd``; faded into
-        the released noise-free network at sigma 0), run as the pipeline runs it: on the clipped
-        sRGB-encoded mosaic, with the sigma of :func:`jdd_noise_sigma`. Its runner is built on first
-        use for the input's device and dtype and held outside the parameters and state dict: its
-        weights are the back-end's own files, sha256-checked there.
+        the released noise-free network at sigma 0), handed in as ``learned_start``
+        (:class:`rawdev.backends.isp.JDDNoiseStart`): its weights are the back-end's own files,
+        sha256-checked there.
         """
         if self.base != "jdd-noise":
             return classical_base(mosaic, self.base)
-        from ..stages.tone import srgb_decode, srgb_encode
-
-        key = (mosaic.device, mosaic.dtype)
-        if self._jdd is None or self._jdd[0] != key:
-            from ..backends.registry import get
-
-            # workers=1: one tile at a time, so a training step's threads stay as set
-            self._jdd = (key, get("jdd-noise").build(device=str(mosaic.device), dtype=mosaic.dtype, workers=1))
-        with torch.no_grad():
-            out = srgb_decode(self._jdd[1](srgb_encode(mosaic), "RGGB", noise=jdd_noise_sigma(noise, mosaic.shape[0])))
-        # the runner works in inference mode; a plain copy can take part in the training graph
-        return out.clone()
+        if self.learned_start is None:
+            raise ValueError("a jdd-noise base needs its start handed in (learned_start=JDDNoiseStart())")
+        return self.learned_start(mosaic, noise)
 
     def zero_outputs(self) -> None:
         """Zero the output convolutions (the only ones with 3 or 12 = 3 x 2^2 output channels).
@@ -263,9 +257,10 @@ class LearnedISP(nn.Module):
             yield
 
 
-def build_isp(config: dict) -> LearnedISP:
-    """A :class:`LearnedISP` from its ``config`` dict (as stored with the weights)."""
+def build_isp(config: dict, learned_start: Callable[[Tensor, Tensor | None], Tensor] | None = None) -> LearnedISP:
+    """A :class:`LearnedISP` from its ``config`` dict (as stored with the weights); ``learned_start``
+    as for :class:`LearnedISP`."""
     return LearnedISP(config["kind"], width=int(config.get("width", 32)),
                       kernels=config.get("kernels", "full"), padding_mode=config.get("padding_mode", "reflect"),
                       instance_norm=bool(config.get("instance_norm", True)),
-                      base=config.get("base", "bilinear"))
+                      base=config.get("base", "bilinear"), learned_start=learned_start)

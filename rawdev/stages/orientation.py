@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["apply_orientation", "oriented_size"]
+__all__ = ["apply_orientation", "oriented_size", "INVERSE_ORIENTATION"]
+
+#: The orientation that undoes each EXIF orientation (6 and 8 are each other's inverse).
+INVERSE_ORIENTATION = {1: 1, 2: 2, 3: 3, 4: 4, 5: 5, 6: 8, 7: 7, 8: 6}
 
 
 def apply_orientation(img: np.ndarray, orientation: int) -> np.ndarray:

@@ -207,7 +207,7 @@ class PhotoPool:
             crops = crops.permute(0, 3, 1, 2)
         else:
             ii, tt, ll = idx.tolist(), top.tolist(), left.tolist()
-            crops = torch.stack([self.photos[i][:, t:t + size, l:l + size] for i, t, l in zip(ii, tt, ll)])
+            crops = torch.stack([self.photos[i][:, t:t + size, x:x + size] for i, t, x in zip(ii, tt, ll)])
         x = crops.float().div_(255.0)
         if augment:
             k = torch.randint(8, (n,), generator=generator, device=dev)

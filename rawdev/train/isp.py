@@ -45,6 +45,7 @@ import torch
 
 from ..cfa import mosaic
 from ..errors import UsageError
+from ..backends.isp import learned_start
 from ..models.isp_frame import ISP_BASES, ISP_KINDS, LearnedISP
 from .data import PhotoPool, load_sources
 from .loop import TrainConfig, TrainResult, resolve_device, train
@@ -174,7 +175,7 @@ def train_isp(
     if recipe.patch > pool.min_side():
         raise UsageError(f"patch {recipe.patch} exceeds the smallest training photo side {pool.min_side()}")
     net = LearnedISP(recipe.kind, width=recipe.width, kernels=recipe.kernels, padding_mode=recipe.padding_mode,
-                     instance_norm=recipe.instance_norm, base=recipe.base)
+                     instance_norm=recipe.instance_norm, base=recipe.base, learned_start=learned_start(recipe.base))
     if init is not None:  # continue from exported weights (a new run of further stages)
         from safetensors import safe_open
         from safetensors.torch import load_file
