@@ -64,6 +64,8 @@ def main() -> None:
     ap.add_argument("--sparsity", default="0.5,0.75")
     ap.add_argument("--skip", default="", help="comma-separated variants not to run (e.g. jdd)")
     ap.add_argument("--quality", action="store_true", help="also score Kodak24/McMaster18 (../shared/data)")
+    ap.add_argument("--sigmas", default="0,5,10,15", help="noise levels (0-255) of the quality runs")
+    ap.add_argument("--sets", default="kodak24,mcmaster", help="folders under --data to score")
     ap.add_argument("--quality-skip", default="", help="comma-separated variants not to score (slow teachers)")
     ap.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
     ap.add_argument("--json", type=Path)
@@ -133,8 +135,9 @@ def main() -> None:
             key = name if name in ("jdd", "jdd-noise") else f"bench:{name}"
             if key.startswith("bench:"):
                 _register(key, v["run"])
-            for ds, folder in (("kodak24", "kodak24"), ("mcmaster", "mcmaster")):
-                for s in SIGMAS:
+            for ds in filter(None, args.sets.split(",")):
+                folder = ds
+                for s in (int(x) for x in args.sigmas.split(",")):
                     ev = evaluate_demosaic(args.data / folder, key, pattern="RGGB", border=10, noise_sigma=float(s),
                                            seed=0, device="cpu")
                     v[f"{ds}_s{s}"] = round(ev.mean_cpsnr, 2)

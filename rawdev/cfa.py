@@ -20,6 +20,7 @@ __all__ = [
     "pattern_after_flip",
     "bayer_masks",
     "mosaic",
+    "align_phase",
 ]
 
 _INDEX = {"R": 0, "G": 1, "B": 2}
@@ -63,6 +64,24 @@ def pattern_after_flip(pattern: str, height: int, width: int, vertical: bool, ho
     top = (height - 1) if vertical else 0
     left = (width - 1) if horizontal else 0
     return pattern_after_crop(pattern, top, left)
+
+
+def align_phase(pattern, target: str, offset: int = 0) -> tuple[int, int]:
+    """``(dy, dx)`` in {0, 1}: the rows and columns to add in front of an array whose pixel
+    ``(-offset, -offset)`` has Bayer ``pattern``, so that the extended array starts on ``target``
+    (learned_backends.md 1.4: a network trained on one phase sees every phase through this shift).
+    The extension is a mirror without edge repeat, which keeps the Bayer parity.
+
+    Raises:
+        UsageError: not Bayer patterns.
+    """
+    target = check_pattern(target)
+    pattern = getattr(pattern, "bayer_pattern", None) or pattern  # a CFALayout: its pattern string
+    for dy in (0, 1):
+        for dx in (0, 1):
+            if pattern_after_crop(pattern, -offset - dy, -offset - dx) == target:
+                return dy, dx
+    raise UsageError(f"not a Bayer pattern: {pattern!r}")  # unreachable for Bayer patterns
 
 
 def bayer_masks(

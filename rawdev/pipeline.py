@@ -21,7 +21,6 @@ import numpy as np
 import torch
 
 from .backends import registry
-from .cfa import pattern_after_crop
 from .backends.registry import LIBRAW, LIBRAW_FALLBACK
 from .config import PipelineConfig
 from .io.raw import check_decoded, read_raw
@@ -35,7 +34,7 @@ from .stages.tone import (auto_bright_gain, quantise, quantise_scale, srgb_decod
 from .stages.white_balance import (CameraThumb, WhiteBalance, apply_gains_mosaic, camera_thumbnail, choose_gains, chromaticity_error,
                                    grey_edge_gains, preview_gains, preview_grid)
 from .tiling import resolve_device
-from .types import RawImage
+from .types import CFALayout, RawImage
 
 __all__ = ["PipelineConfig", "DevelopResult", "DevelopStream", "develop_raw", "develop_stream", "develop",
            "develop_libraw", "develop_to_file", "keep_runners", "white_balance_for"]
@@ -259,12 +258,9 @@ def white_balance_for(raw: RawImage, mode="camera", highlights: str = "clip") ->
     return _wb_for(raw, mode)
 
 
-def _cfa_for_band(raw: RawImage, top: int, left: int = 0):
-    """The CFA of ``raw.data[top:, left:]``."""
-    cfa = raw.meta.cfa
-    if cfa.kind == "bayer":
-        return pattern_after_crop(cfa.bayer_pattern, top, left)
-    return np.roll(cfa.cell, (-top, -left), axis=(0, 1))
+def _cfa_for_band(raw: RawImage, top: int, left: int = 0) -> CFALayout:
+    """The CFA layout of ``raw.data[top:, left:]``, as runners take it."""
+    return raw.meta.cfa.shifted(top, left)
 
 
 def _preview_linear(raw: RawImage, gains, matrix) -> torch.Tensor:

@@ -43,17 +43,21 @@ import contextlib
 import math
 import threading
 from collections import OrderedDict
+from dataclasses import dataclass
 from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, Sequence
 
 import numpy as np
 import torch
 
-from .cfa import check_pattern, pattern_after_crop
+from .cfa import align_phase, check_pattern
 from .errors import BackendError, UsageError
+from .types import CFALayout
 
 __all__ = [
     "run_tiled",
+    "plan_tiles",
+    "TileGeometry",
     "mirror_indices",
     "tile_origins",
     "raised_cosine_ramp",
@@ -61,6 +65,7 @@ __all__ = [
     "resolve_dtype",
     "cfa_period",
     "window_pattern",
+    "mirror_pad",
 ]
 
 def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
@@ -115,10 +120,10 @@ def resolve_dtype(dtype: str | torch.dtype | None, device: torch.device) -> torc
 
 
 def cfa_period(pattern) -> int:
-    """2 for a Bayer pattern string, the cell size for a numpy ``(p, p)`` cell."""
-    if isinstance(pattern, str):
-        check_pattern(pattern)
-        return 2
+    """2 for a Bayer pattern string, the cell size for a :class:`~rawdev.types.CFALayout` or a numpy
+    ``(p, p)`` cell."""
+    if isinstance(pattern, (str, CFALayout)):
+        return CFALayout.of(pattern).period
     cell = np.asarray(pattern)
     if cell.ndim != 2 or cell.shape[0] != cell.shape[1] or cell.shape[0] < 1:
         raise UsageError(f"a CFA cell must be a square (p, p) array of colour indices, got shape {cell.shape}")
@@ -126,9 +131,11 @@ def cfa_period(pattern) -> int:
 
 
 def window_pattern(pattern, top: int, left: int):
-    """The CFA description of the window starting at ``(top, left)`` (may be negative)."""
-    if isinstance(pattern, str):
-        return pattern_after_crop(pattern, top, left)
+    """The CFA description of the window starting at ``(top, left)`` (may be negative), in the form
+    given: a Bayer string, a :class:`~rawdev.types.CFALayout`, or a ``(p, p)`` cell."""
+    if isinstance(pattern, (str, CFALayout)):
+        shifted = CFALayout.of(pattern).shifted(top, left)
+        return shifted if isinstance(pattern, CFALayout) else shifted.bayer_pattern
     cell = np.asarray(pattern)
     p = cell.shape[0]
     return np.roll(cell, (-(top % p), -(left % p)), axis=(0, 1))
@@ -153,6 +160,19 @@ def mirror_indices(start: int, stop: int, size: int, period: int = 1, device=Non
         m = m - torch.remainder(m - idx, period)  # same phase as idx, <= mirrored index
         m = torch.where(m < 0, m + period, m)
     return m.to(device)
+
+
+def mirror_pad(x: torch.Tensor, top: int, bottom: int, left: int, right: int, period: int = 1) -> torch.Tensor:
+    """``x (..., H, W)`` extended by ``top``/``bottom`` rows and ``left``/``right`` columns, mirrored
+    without edge repeat (:func:`mirror_indices`: repeated for pads longer than the axis, the phase
+    modulo ``period`` kept). Mirroring without edge repeat keeps the Bayer parity, so a padded mosaic
+    is still a mosaic of the same pattern."""
+    h, w = x.shape[-2:]
+    if top or bottom:
+        x = x.index_select(-2, mirror_indices(-top, h + bottom, h, period, device=x.device))
+    if left or right:
+        x = x.index_select(-1, mirror_indices(-left, w + right, w, period, device=x.device))
+    return x
 
 
 def tile_origins(size: int, tile: int) -> list[tuple[int, int]]:
@@ -279,7 +299,116 @@ def run_tiled(
         BackendError: the runner returned an unexpected shape.
     """
     _check_mosaic(mosaic)
-    n_img, _, H, W = mosaic.shape
+    n_img = mosaic.shape[0]
+    geom, win_pattern = plan_tiles(
+        tuple(mosaic.shape[-2:]), pattern, tile=tile, margin=margin, multiple=multiple, exact=exact,
+        overlap=overlap, native_pattern=native_pattern, valid=valid, balance=balance, region=region,
+    )
+    dev = mosaic.device if device is None else resolve_device(device)
+    cdtype = mosaic.dtype if dtype is None else resolve_dtype(dtype, dev)
+    noise_t = _as_noise(noise, n_img)
+    chunks = _batches(geom, n_img, max(1, int(batch)))
+    read = _WindowReader(mosaic, geom)
+    stitch = _Stitcher(geom, n_img, mosaic.dtype, mosaic.device, total=geom.tiles * n_img, progress=progress)
+
+    def compute(item) -> torch.Tensor:
+        (wh, ww), chunk = item
+        with torch.no_grad():  # grad mode is per thread: set it in every worker
+            windows = torch.stack([read(*j) for j in chunk]).to(device=dev, dtype=cdtype)
+            nz = None if noise_t is None else noise_t[[j[0] for j in chunk]].to(device=dev, dtype=cdtype)
+            res = runner(windows, win_pattern, noise=nz)
+        m = geom.margin
+        exp_h, exp_w = (wh - 2 * m, ww - 2 * m) if geom.valid else (wh, ww)
+        if not torch.is_tensor(res) or res.dim() != 4 or res.shape[0] != len(chunk) or res.shape[-2:] != (exp_h, exp_w):
+            got = tuple(res.shape) if torch.is_tensor(res) else type(res).__name__
+            raise BackendError(
+                f"runner returned {got} for windows {tuple(windows.shape)}; expected ({len(chunk)}, C, {exp_h}, {exp_w})"
+            )
+        return res
+
+    # Inference mode is thread-local: worker threads must run in the caller's mode, or writing into
+    # an output allocated under inference mode fails.
+    inference = torch.is_inference_mode_enabled()
+
+    def job(item) -> None:
+        with torch.inference_mode(inference):
+            stitch.write(item[1], compute(item))
+
+    _execute(chunks, job, workers=workers, threads=threads, device=dev)
+    return stitch.out
+
+
+@dataclass(frozen=True)
+class TileGeometry:
+    """Where :func:`run_tiled`'s tiles and their windows lie, in mosaic pixels (see the module
+    docstring): the computed ``region`` ``(top, bottom, left, right)``, the tile origins and lengths
+    per axis, the context ``margin``, the ``shift`` ``(dy, dx)`` that starts every window on the
+    native pattern, the cross-fade half-width ``overlap`` (0: exact stitching) and whether the
+    runner returns window interiors only (``valid``)."""
+
+    height: int
+    width: int
+    region: tuple[int, int, int, int]
+    step: int
+    period: int
+    margin: int
+    shift: tuple[int, int]
+    overlap: int
+    exact: bool
+    valid: bool
+    rows: tuple[tuple[int, int], ...]
+    cols: tuple[tuple[int, int], ...]
+
+    @property
+    def tiles(self) -> int:
+        return len(self.rows) * len(self.cols)
+
+    def _extent(self, o: int, length: int, shift: int) -> tuple[int, int]:
+        a = o - self.margin - shift
+        size = -(-(length + 2 * self.margin + shift) // self.step) * self.step
+        return a, a + size
+
+    def window(self, y0: int, hl: int, x0: int, wl: int) -> tuple[int, int, int, int]:
+        """``(ya, yb, xa, xb)``: the window (context included, may leave the image) of a tile."""
+        return (*self._extent(y0, hl, self.shift[0]), *self._extent(x0, wl, self.shift[1]))
+
+    def groups(self) -> "OrderedDict[tuple[int, int], list[tuple[int, int, int, int]]]":
+        """Tiles ``(y0, hl, x0, wl)`` grouped by window size (equal sizes can be batched)."""
+        out: "OrderedDict[tuple[int, int], list[tuple[int, int, int, int]]]" = OrderedDict()
+        for (y0, hl) in self.rows:
+            for (x0, wl) in self.cols:
+                ya, yb, xa, xb = self.window(y0, hl, x0, wl)
+                out.setdefault((yb - ya, xb - xa), []).append((y0, hl, x0, wl))
+        return out
+
+    @property
+    def offset(self) -> tuple[int, int]:
+        """Where a tile's interior starts in the runner's output for its window."""
+        dy, dx = self.shift
+        return (dy, dx) if self.valid else (self.margin + dy, self.margin + dx)
+
+
+def plan_tiles(
+    shape: tuple[int, int],
+    pattern,
+    *,
+    tile: int | Sequence[int] = 512,
+    margin: int,
+    multiple: int = 2,
+    exact: bool = True,
+    overlap: int | None = None,
+    native_pattern: str | None = None,
+    valid: bool = False,
+    balance: bool = True,
+    region: tuple[int, int, int, int] | None = None,
+):
+    """The :class:`TileGeometry` of :func:`run_tiled` on an ``(H, W)`` mosaic with CFA ``pattern``
+    (same arguments), and the CFA description every window starts with.
+
+    Raises:
+        UsageError: bad sizes or options.
+    """
+    H, W = shape
     period = cfa_period(pattern)
     if native_pattern is not None:
         if period != 2:
@@ -311,92 +440,81 @@ def run_tiled(
         if ov < 0 or ov > margin:
             raise UsageError(f"overlap {ov} must be between 0 and the margin {margin}")
         ov = min(ov, th // 2, tw // 2)
-    dev = mosaic.device if device is None else resolve_device(device)
-    cdtype = mosaic.dtype if dtype is None else resolve_dtype(dtype, dev)
-    noise_t = _as_noise(noise, n_img)
-    batch = max(1, int(batch))
-
     # Alignment shift so that windows start on native_pattern (same for every window: origins are
     # multiples of the step and the margin is fixed).
-    dy = dx = 0
-    if native_pattern is not None:
-        for cy in range(2):
-            for cx in range(2):
-                if pattern_after_crop(pattern, -margin - cy, -margin - cx) == native_pattern:
-                    dy, dx = cy, cx
-    win_pattern = window_pattern(pattern, -margin - dy, -margin - dx)
+    dy, dx = (0, 0) if native_pattern is None else align_phase(pattern, native_pattern, margin)
+    geom = TileGeometry(
+        height=H, width=W, region=(Y0, Y1, X0, X1), step=step, period=period, margin=margin, shift=(dy, dx),
+        overlap=ov, exact=exact, valid=valid,
+        rows=tuple((Y0 + o, n) for o, n in tile_origins(Y1 - Y0, th)),
+        cols=tuple((X0 + o, n) for o, n in tile_origins(X1 - X0, tw)),
+    )
+    return geom, window_pattern(pattern, -margin - dy, -margin - dx)
 
-    rows = [(Y0 + o, n) for o, n in tile_origins(Y1 - Y0, th)]
-    cols = [(X0 + o, n) for o, n in tile_origins(X1 - X0, tw)]
 
-    def win_extent(o: int, length: int, shift: int) -> tuple[int, int]:
-        a = o - margin - shift
-        size = length + 2 * margin + shift
-        size = -(-size // step) * step
-        return a, a + size
+def _batches(geom: TileGeometry, n_img: int, batch: int) -> list:
+    """``((window h, window w), [(image, y0, hl, x0, wl), ...])`` runner calls of at most ``batch``
+    equal-size windows."""
+    chunks = []
+    for size, tiles in geom.groups().items():
+        jobs = [(n, *t) for t in tiles for n in range(n_img)]
+        chunks += [(size, jobs[k : k + batch]) for k in range(0, len(jobs), batch)]
+    return chunks
 
-    # Group tiles by window size; equal sizes are batched.
-    groups: "OrderedDict[tuple[int, int], list[tuple[int, int, int, int]]]" = OrderedDict()
-    for (y0, hl) in rows:
-        for (x0, wl) in cols:
-            ya, yb = win_extent(y0, hl, dy)
-            xa, xb = win_extent(x0, wl, dx)
-            groups.setdefault((yb - ya, xb - xa), []).append((y0, hl, x0, wl))
 
-    total = len(rows) * len(cols) * n_img
-    idx_cache: dict[tuple[int, int, int], torch.Tensor] = {}
+class _WindowReader:
+    """``read(n, y0, hl, x0, wl)``: the window of a tile of image ``n``, outside the image read from
+    the phase-preserving mirror (:func:`mirror_indices`; index vectors cached per extent)."""
 
-    def indices(a: int, b: int, size: int) -> torch.Tensor:
+    def __init__(self, mosaic: torch.Tensor, geom: TileGeometry) -> None:
+        self.mosaic, self.geom = mosaic, geom
+        self._idx: dict[tuple[int, int, int], torch.Tensor] = {}
+
+    def _indices(self, a: int, b: int, size: int) -> torch.Tensor:
         key = (a, b, size)
-        if key not in idx_cache:
-            idx_cache[key] = mirror_indices(a, b, size, period)
-        return idx_cache[key]
+        if key not in self._idx:
+            self._idx[key] = mirror_indices(a, b, size, self.geom.period)
+        return self._idx[key]
 
-    def extract(n: int, y0: int, hl: int, x0: int, wl: int) -> torch.Tensor:
-        ya, yb = win_extent(y0, hl, dy)
-        xa, xb = win_extent(x0, wl, dx)
-        src = mosaic[n]
+    def __call__(self, n: int, y0: int, hl: int, x0: int, wl: int) -> torch.Tensor:
+        H, W = self.geom.height, self.geom.width
+        ya, yb, xa, xb = self.geom.window(y0, hl, x0, wl)
+        src = self.mosaic[n]
         if ya >= 0 and xa >= 0 and yb <= H and xb <= W:
             return src[:, ya:yb, xa:xb]
-        iy, ix = indices(ya, yb, H), indices(xa, xb, W)
+        iy, ix = self._indices(ya, yb, H), self._indices(xa, xb, W)
         y_lo, y_hi = int(iy.min()), int(iy.max()) + 1
         x_lo, x_hi = int(ix.min()), int(ix.max()) + 1
         part = src[:, y_lo:y_hi, x_lo:x_hi]
         return part.index_select(1, (iy - y_lo).to(part.device)).index_select(2, (ix - x_lo).to(part.device))
 
-    chunks = []
-    for (wh, ww), tiles in groups.items():
-        jobs = [(n, *t) for t in tiles for n in range(n_img)]
-        chunks += [((wh, ww), jobs[k : k + batch]) for k in range(0, len(jobs), batch)]
 
-    def compute(item) -> torch.Tensor:
-        (wh, ww), chunk = item
-        with torch.no_grad():  # grad mode is per thread: set it in every worker
-            windows = torch.stack([extract(*j) for j in chunk]).to(device=dev, dtype=cdtype)
-            nz = None if noise_t is None else noise_t[[j[0] for j in chunk]].to(device=dev, dtype=cdtype)
-            res = runner(windows, win_pattern, noise=nz)
-        exp_h, exp_w = (wh - 2 * margin, ww - 2 * margin) if valid else (wh, ww)
-        if not torch.is_tensor(res) or res.dim() != 4 or res.shape[0] != len(chunk) or res.shape[-2:] != (exp_h, exp_w):
-            got = tuple(res.shape) if torch.is_tensor(res) else type(res).__name__
-            raise BackendError(
-                f"runner returned {got} for windows {tuple(windows.shape)}; expected ({len(chunk)}, C, {exp_h}, {exp_w})"
-            )
-        return res
+class _Stitcher:
+    """Writes runner outputs into the one full-size output (allocated by the first write, under a
+    lock: workers write concurrently): tile interiors copied side by side (exact), or accumulated
+    with raised-cosine weights that sum to one (cross-faded)."""
 
-    off_y, off_x = (dy, dx) if valid else (margin + dy, margin + dx)
-    lock = threading.Lock()
-    state = {"out": None, "done": 0}
+    def __init__(self, geom: TileGeometry, n_img: int, dtype: torch.dtype, device: torch.device, *,
+                 total: int, progress: Callable[[int, int], None] | None) -> None:
+        self.geom, self.n_img, self.dtype, self.device = geom, n_img, dtype, device
+        self.total, self.progress = total, progress
+        self.out: torch.Tensor | None = None
+        self.done = 0
+        self._lock = threading.Lock()
 
-    def write(item, res: torch.Tensor) -> None:
-        _, chunk = item
-        with lock, torch.no_grad():
-            out = state["out"]
+    def write(self, chunk, res: torch.Tensor) -> None:
+        g = self.geom
+        Y0, Y1, X0, X1 = g.region
+        H, W, ov = g.height, g.width, g.overlap
+        off_y, off_x = g.offset
+        with self._lock, torch.no_grad():
+            out = self.out
             if out is None:  # every pixel is written once (exact) or accumulated (blend)
-                alloc = torch.empty if exact else torch.zeros
-                out = state["out"] = alloc((n_img, res.shape[1], Y1 - Y0, X1 - X0), dtype=mosaic.dtype,
-                                           device=mosaic.device)
+                alloc = torch.empty if g.exact else torch.zeros
+                out = self.out = alloc((self.n_img, res.shape[1], Y1 - Y0, X1 - X0), dtype=self.dtype,
+                                       device=self.device)
             for i, (n, y0, hl, x0, wl) in enumerate(chunk):
-                if exact:
+                if g.exact:
                     part = res[i, :, off_y : off_y + hl, off_x : off_x + wl]
                     out[n, :, y0 - Y0 : y0 - Y0 + hl, x0 - X0 : x0 - X0 + wl] = part.to(out.dtype)
                 else:
@@ -408,46 +526,43 @@ def run_tiled(
                     wgt = _axis_weight(y0, hl, H, ov)[:, None] * _axis_weight(x0, wl, W, ov)[None, :]
                     view = out[n, :, ya0:yb0, xa0:xb0]
                     view += (part * wgt.to(device=out.device, dtype=acc)).to(out.dtype)
-            state["done"] += len(chunk)
-            if progress is not None:
-                progress(state["done"], total)
+            self.done += len(chunk)
+            if self.progress is not None:
+                self.progress(self.done, self.total)
 
-    # Inference mode is thread-local: worker threads must run in the caller's mode, or writing into
-    # an output allocated under inference mode fails.
-    inference = torch.is_inference_mode_enabled()
 
+def _execute(chunks: list, job: Callable, *, workers: int, threads: int | None, device: torch.device) -> None:
+    """Run ``job`` on every chunk: in order, or (CPU, ``workers`` > 1) on a thread pool."""
+    workers = max(1, min(int(workers), len(chunks)))
+    if workers == 1 or device.type != "cpu":
+        for item in chunks:
+            job(item)
+        return
     # Set by the first failing batch: batches not yet started return at once, so an error (or
     # Ctrl-C) stops the work within one batch per worker, however late the caller's thread is
     # scheduled to see the failure (it waits on the futures in order).
     failed = threading.Event()
 
-    def job(item) -> None:
+    def guarded(item) -> None:
         if failed.is_set():
             return
         try:
-            with torch.inference_mode(inference):
-                write(item, compute(item))
+            job(item)
         except BaseException:
             failed.set()
             raise
 
-    workers = max(1, min(int(workers), len(chunks)))
-    if workers == 1 or dev.type != "cpu":
-        for item in chunks:
-            job(item)
-    else:
-        # Tiles run concurrently, each op single-threaded (or threads // workers): no barrier per
-        # layer, which is faster on a CPU and far more robust when other processes share the cores.
-        # The first write allocates the output (under the lock).
-        with _intra_op_threads(max(1, (threads or torch.get_num_threads()) // workers)):
-            with ThreadPoolExecutor(workers, thread_name_prefix="rawdev-tile") as pool:
-                futures = [pool.submit(job, item) for item in chunks]
-                try:
-                    for f in futures:
-                        f.result()
-                except BaseException:
-                    failed.set()  # stop at the first failure (or Ctrl-C)
-                    for f in futures:
-                        f.cancel()
-                    raise
-    return state["out"]
+    # Tiles run concurrently, each op single-threaded (or threads // workers): no barrier per
+    # layer, which is faster on a CPU and far more robust when other processes share the cores.
+    # The first write allocates the output (under the lock).
+    with _intra_op_threads(max(1, (threads or torch.get_num_threads()) // workers)):
+        with ThreadPoolExecutor(workers, thread_name_prefix="rawdev-tile") as pool:
+            futures = [pool.submit(guarded, item) for item in chunks]
+            try:
+                for f in futures:
+                    f.result()
+            except BaseException:
+                failed.set()  # stop at the first failure (or Ctrl-C)
+                for f in futures:
+                    f.cancel()
+                raise

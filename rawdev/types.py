@@ -48,6 +48,47 @@ class CFALayout:
     def period(self) -> int:
         return 1 if self.cell is None else int(self.cell.shape[0])
 
+    @classmethod
+    def of(cls, pattern) -> "CFALayout":
+        """The one classification of a CFA description: a :class:`CFALayout` (returned as is), a
+        Bayer pattern string ("RGGB", any case), or a ``(2, 2)`` / ``(6, 6)`` integer cell of colour
+        indices for the array's top-left pixel.
+
+        Raises:
+            UsageError: none of those (an X-Trans cell must hold all three colours).
+        """
+        from .errors import UsageError
+
+        if isinstance(pattern, CFALayout):
+            return pattern
+        if isinstance(pattern, str):
+            p = pattern.upper()
+            if p not in BAYER_PATTERNS:
+                raise UsageError(f"unknown Bayer pattern {pattern!r}; expected one of {', '.join(BAYER_PATTERNS)}")
+            return cls("bayer", np.array([["RGB".index(c) for c in p[:2]], ["RGB".index(c) for c in p[2:]]]))
+        cell = np.asarray(pattern)
+        if cell.shape in ((2, 2), (6, 6)) and np.issubdtype(cell.dtype, np.integer) and set(np.unique(cell)) <= {0, 1, 2}:
+            if cell.shape == (2, 2):
+                return cls.of("".join("RGB"[int(c)] for c in cell.ravel()))
+            if len(set(np.unique(cell))) != 3:
+                raise UsageError("an X-Trans cell must contain the colours 0 (R), 1 (G) and 2 (B)")
+            return cls("xtrans", cell.astype(np.int64))
+        raise UsageError(
+            f"pattern must be a Bayer string, a (2, 2) or a (6, 6) integer colour-index cell; got {pattern!r}"
+        )
+
+    def shifted(self, top: int, left: int) -> "CFALayout":
+        """The layout of ``array[top:, left:]`` (negative offsets: of the array extended by a
+        phase-preserving mirror, as the tiler's windows are): the cell rolled by the offset."""
+        if self.cell is None:
+            return self
+        p = self.period
+        return CFALayout(self.kind, np.roll(self.cell, (-(top % p), -(left % p)), axis=(0, 1)), self.color_desc)
+
+    def describe(self):
+        """The form the demosaickers take: the Bayer pattern string, or the cell itself."""
+        return self.bayer_pattern if self.kind == "bayer" else self.cell
+
     @property
     def bayer_pattern(self) -> BayerPattern | None:
         if self.kind != "bayer" or self.cell is None:

@@ -122,3 +122,17 @@ def test_student_runner_is_exact_under_tiling():
         b = whole(x, pattern, noise=torch.tensor([0.02]))
         assert a.shape == (1, 3, 101, 87)
         assert torch.allclose(a, b, atol=1e-5)
+
+
+def test_shipped_students_build_and_int8_tracks_float():
+    from rawdev.backends.registry import get
+
+    fp = get("jdd-fast").build(device="cpu", tile=64)
+    q = get("jdd-fast-int8").build(device="cpu", tile=64)
+    g = torch.Generator().manual_seed(3)
+    x = torch.rand(1, 1, 70, 90, generator=g) * 0.8
+    a = fp(x, "RGGB", noise=torch.tensor([0.02]))
+    b = q(x, "RGGB", noise=torch.tensor([0.02]))
+    assert a.shape == b.shape == (1, 3, 70, 90)
+    mse = float((a - b).square().mean())
+    assert 10 * np.log10(1.0 / mse) > 35

@@ -43,6 +43,14 @@ def test_weights_are_package_data(monkeypatch):
         assert verify(w).parent == weights_dir()
 
 
+def test_every_source_folder_is_a_package():
+    """setup.py's find_packages ships only folders with an ``__init__.py``: a folder of modules
+    without one would be left out of the wheel (the checkout would still work)."""
+    missing = [str(d.relative_to(REPO)) for d in (REPO / "rawdev").rglob("*")
+               if d.is_dir() and d.name != "__pycache__" and any(d.glob("*.py")) and not (d / "__init__.py").is_file()]
+    assert missing == []
+
+
 @pytest.mark.slow
 def test_wheel_installs_and_develops_with_every_learned_backend(tmp_path, demo_dng):
     """Build the sdist and, from it, the wheel; install the wheel (not editable) into a fresh virtual

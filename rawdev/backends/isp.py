@@ -35,11 +35,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..cfa import pattern_after_crop
+from ..cfa import align_phase
 from ..errors import UsageError, WeightsError
 from ..models.isp_frame import LearnedISP, build_isp, jdd_noise_sigma
 from ..stages.tone import srgb_decode, srgb_encode
-from ..tiling import resolve_device, resolve_dtype, run_tiled
+from ..tiling import mirror_pad, resolve_device, resolve_dtype, run_tiled
+from ..types import CFALayout
 from .specs import ISP_MARGIN, ISP_WEIGHTS
 from .weights import load_into, read_verified, resolve_path, safetensors_metadata
 
@@ -115,16 +116,9 @@ def _stat_crops(mosaic: torch.Tensor, side: int, megapixels: float) -> torch.Ten
 
 
 def _pad_to(x: torch.Tensor, multiple: int) -> tuple[torch.Tensor, int, int]:
-    """Reflect-pad bottom/right to a multiple (without edge repeat: the Bayer parity is kept)."""
+    """Mirror-pad bottom/right to a multiple (without edge repeat: the Bayer parity is kept)."""
     h, w = x.shape[-2:]
-    ph, pw = (-h) % multiple, (-w) % multiple
-    if ph or pw:
-        # reflect needs pad < size: grow step by step for tiny inputs
-        while ph or pw:
-            sh, sw = min(ph, x.shape[-2] - 1), min(pw, x.shape[-1] - 1)
-            x = F.pad(x, (0, sw, 0, sh), mode="reflect")
-            ph, pw = ph - sh, pw - sw
-    return x, h, w
+    return mirror_pad(x, 0, (-h) % multiple, 0, (-w) % multiple), h, w
 
 
 class ISPRunner:
@@ -135,14 +129,9 @@ class ISPRunner:
         self.device, self.dtype, self.tile = device, dtype, int(tile)
 
     def _align_rggb(self, mosaic: torch.Tensor, pattern: str) -> tuple[torch.Tensor, int, int]:
-        # Reflect one row/column in front so the array starts on R (parity kept: see _pad_to).
-        for dy in (0, 1):
-            for dx in (0, 1):
-                if pattern_after_crop(pattern, -dy, -dx) == "RGGB":
-                    if dy or dx:
-                        mosaic = F.pad(mosaic, (dx, 0, dy, 0), mode="reflect")
-                    return mosaic, dy, dx
-        raise UsageError(f"not a Bayer pattern: {pattern!r}")
+        # Mirror one row/column in front so the array starts on R (parity kept: see _pad_to).
+        dy, dx = align_phase(pattern, "RGGB")
+        return mirror_pad(mosaic, dy, 0, dx, 0), dy, dx
 
     def global_context(self, mosaic: torch.Tensor, noise, matrix) -> dict:
         """The whole-image quantities every tile shares (RGGB mosaic).
@@ -176,13 +165,10 @@ class ISPRunner:
     def __call__(self, mosaic: torch.Tensor, pattern, noise=None, matrix=None) -> torch.Tensor:
         if not torch.is_tensor(mosaic) or mosaic.dim() != 4 or mosaic.shape[1] != 1:
             raise UsageError("a learned ISP expects a (N, 1, H, W) mosaic tensor")
-        if not isinstance(pattern, str):
-            from ..cfa import pattern_from_cell
-
-            cell = np.asarray(pattern)
-            if cell.shape != (2, 2):
-                raise UsageError("the learned ISPs handle Bayer sensors only")
-            pattern = pattern_from_cell(cell)
+        layout = CFALayout.of(pattern)
+        if layout.kind != "bayer":
+            raise UsageError("the learned ISPs handle Bayer sensors only")
+        pattern = layout.bayer_pattern
         n = mosaic.shape[0]
         if n != 1:  # the shared per-image context makes images independent: run them one by one
             return torch.cat([self(mosaic[i:i + 1], pattern, None if noise is None else torch.as_tensor(noise).reshape(n, 2)[i], matrix)

@@ -43,10 +43,11 @@ import logging
 import numpy as np
 import torch
 
-from ..cfa import bayer_masks, check_pattern, pattern_from_cell
+from ..cfa import bayer_masks
 from ..errors import BackendError, UsageError, WeightsError
 from ..models.gharbi2016 import BAYER_BORDER, XTRANS_BORDER, BayerDemosaicNet, XTransDemosaicNet
 from ..tiling import resolve_device, resolve_dtype, run_tiled
+from ..types import CFALayout
 from .registry import WeightsSpec
 from .specs import JDD_BAYER, JDD_MARGIN, JDD_NOISE, JDD_NOISE_FADE, JDD_NOISE_SHA256, JDD_XTRANS
 from .weights import load_into, resolve_path
@@ -60,23 +61,14 @@ DEFAULT_BATCH = {"cpu": 1, "cuda": 4}
 
 
 def _as_cfa(pattern):
-    """``("bayer", pattern string)`` or ``("xtrans", (6, 6) int cell)``.
+    """``("bayer", pattern string)`` or ``("xtrans", (6, 6) int cell)``: :meth:`CFALayout.of`'s
+    classification (a :class:`~rawdev.types.CFALayout` is taken as is).
 
     Raises:
         UsageError: neither a Bayer pattern nor a 2x2 / 6x6 colour-index cell.
     """
-    if isinstance(pattern, str):
-        return "bayer", check_pattern(pattern)
-    cell = np.asarray(pattern)
-    if cell.shape == (2, 2):
-        return "bayer", pattern_from_cell(cell)
-    if cell.shape == (6, 6) and np.issubdtype(cell.dtype, np.integer) and set(np.unique(cell)) <= {0, 1, 2}:
-        if len(set(np.unique(cell))) != 3:
-            raise UsageError("an X-Trans cell must contain the colours 0 (R), 1 (G) and 2 (B)")
-        return "xtrans", cell.astype(np.int64)
-    raise UsageError(
-        f"pattern must be a Bayer string, a (2, 2) or a (6, 6) integer colour-index cell; got {pattern!r}"
-    )
+    layout = CFALayout.of(pattern)
+    return layout.kind, layout.describe()
 
 
 class JDDRunner:

@@ -26,6 +26,9 @@ __all__ = [
     "ISP_SHA256",
     "ISP_WEIGHTS",
     "ISP_MARGIN",
+    "STUDENT_MARGIN",
+    "JDD_FAST",
+    "JDD_FAST_INT8",
 ]
 
 
@@ -212,3 +215,41 @@ register(BackendSpec(
     build=LazyBuild("rawdev.backends.libraw", "_build_libraw"),
     reference="Hirakawa2005",
 ))
+
+# -- compressed students of jdd-noise: jdd-fast, jdd-fast-int8 ------------------------------------
+STUDENT_MARGIN = 14  # the shipped student has 6 half-resolution layers: border 2 * 6 + 1 = 13, made even
+#: sha256 of the student's files (written by `rawdev compress export` / `rawdev compress int8`; see the
+#: model card weights/jdd_fast.md); re-record them after re-training.
+JDD_FAST = WeightsSpec(
+    file="jdd_fast.safetensors",
+    sha256="1b9f740a8e1f57d7f8918a4bd1a12d58891a5318a14c3c8490828183fbe800ba",
+    license="MIT",
+    card="jdd_fast.md",
+    source="distilled from jdd-noise by `rawdev compress distill` / `rawdev compress export` (see the model card)",
+)
+JDD_FAST_INT8 = WeightsSpec(
+    file="jdd_fast_int8.safetensors",
+    sha256="3ca67fb2ca10def53e6b5077eef771ea62cc47843a8d59aefe088780d4a96501",
+    license="MIT",
+    card="jdd_fast.md",
+    source="activation ranges of jdd-fast's trunk calibrated by `rawdev compress int8` (see the model card)",
+)
+for _name, _ranges, _what in (("jdd-fast", None, "float32"), ("jdd-fast-int8", JDD_FAST_INT8, "int8 trunk, CPU")):
+    register(BackendSpec(
+        name=_name,
+        kind="learned",
+        description=f"jdd-noise compressed (GAN Compression distillation into a 6-layer student over a Malvar "
+        f"base; {_what}): noise-aware joint demosaicking and denoising, Bayer. See weights/jdd_fast.md.",
+        replaces=("demosaic",),
+        cfa_types=frozenset({"bayer"}),
+        input_domain="mosaic_srgb_wb",
+        output_domain="linear_camera_wb",
+        native_pattern="GRBG",
+        tile_multiple=2,
+        margin=STUDENT_MARGIN,
+        tile_exact=True,
+        uses_noise=True,
+        build=LazyBuild(_LEARNED, "_build_student", (JDD_FAST, _ranges)),
+        weights={"bayer": JDD_FAST} if _ranges is None else {"bayer": JDD_FAST, "int8-ranges": _ranges},
+        reference="Li2020",
+    ))
