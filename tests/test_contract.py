@@ -3,6 +3,8 @@ layout; tiled output equals whole-image output where the spec says tiling is exa
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import pytest
 import torch
@@ -26,9 +28,16 @@ def _mosaic(h: int, w: int, pattern: str) -> torch.Tensor:
     return mosaic(img.clamp(0, 1), pattern)
 
 
+@functools.lru_cache(maxsize=4)
+def _runner(name: str, tile: int):
+    # one build per back-end and tile size: building jdd-fast-int8 (quantised trunk) costs seconds,
+    # and a runner holds no per-image state
+    return registry.get(name).build(device="cpu", tile=tile)
+
+
 def _run(name: str, m: torch.Tensor, layout: CFALayout, tile: int) -> torch.Tensor:
     spec = registry.get(name)
-    run = spec.build(device="cpu", tile=tile)
+    run = _runner(name, tile)
     kw = {}
     if spec.output_domain == "srgb_display":
         kw = {"noise": torch.tensor([2e-3, 2e-5]), "matrix": MATRIX}
