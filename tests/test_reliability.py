@@ -506,3 +506,26 @@ def test_seeded_fuzz_sample(tmp_path):
     assert s["mutants"] == 12 and s["develop_runs"] == 1
     for k in ("tracebacks", "hangs", "crashes", "flat_exit_0", "leftovers", "inputs_changed"):
         assert s[k] == 0, (k, s)
+
+
+def test_a_zombie_owner_counts_as_gone(tmp_path):
+    """The workers of a SIGKILLed batch stay zombies (exited, not reaped) until init reaps them, and
+    a zombie still answers kill(pid, 0): its temporaries must still be removed by the next run."""
+    from rawdev.io.temporaries import TMP_SUFFIX, remove_stale_temporaries, temporary_prefix
+
+    child = subprocess.Popen([sys.executable, "-c", "pass"])  # not waited for: a zombie once it exits
+    try:
+        stat = Path(f"/proc/{child.pid}/stat")
+        deadline = time.monotonic() + 30
+        while stat.read_text().rsplit(")", 1)[1].split()[0] != "Z":
+            assert time.monotonic() < deadline, "the child did not exit"
+            time.sleep(0.05)
+        final = tmp_path / "a.png"
+        dead = tmp_path / f"{temporary_prefix(final, child.pid)}abc{TMP_SUFFIX}"
+        live = tmp_path / f"{temporary_prefix(final)}def{TMP_SUFFIX}"
+        dead.write_bytes(b"x")
+        live.write_bytes(b"x")
+        assert remove_stale_temporaries(final) == 1
+        assert not dead.exists() and live.exists()
+    finally:
+        child.wait()

@@ -60,7 +60,18 @@ def _alive(pid: int) -> bool:
         return True
     except OSError:
         return False
-    return True
+    return not _zombie(pid)
+
+
+def _zombie(pid: int) -> bool:
+    """Whether ``pid`` has exited but is not yet reaped. A zombie still answers ``kill(pid, 0)``, and
+    the workers of a SIGKILLed batch stay zombies until init reaps them (in a container, PID 1 may
+    never do it), so their temporaries would be kept for good. Linux only; elsewhere: not known."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[-1].split()[:1] == ["Z"]
 
 
 def remove_stale_temporaries(final: str | Path) -> int:
