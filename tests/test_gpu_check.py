@@ -38,7 +38,9 @@ def test_cpu_against_cpu_agrees_exactly_and_times(gpu_check, tmp_path):
     default run on a CPU."""
     listed = gpu_check.device_backends()
     assert {"malvar", "jdd", "jdd-noise", "pynet", "cameranet"} <= set(listed)
-    names = [n for n in listed if not n.startswith("pynet")]
+    # jdd-fast-int8 left out for time: its quantised trunk is slow to build and run at these sizes, and
+    # tests/test_compress.py covers it
+    names = [n for n in listed if not n.startswith("pynet") and not n.endswith("-int8")]
     dng = gpu_check.make_dng(tmp_path / "t.dng", 0.01)
     timed = ["malvar", "jdd"]
     rows = gpu_check.check("cpu", "cpu", ["float32"], (37, 45), None, 1, backends=names, log=lambda *_: None)
