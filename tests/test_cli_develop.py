@@ -12,6 +12,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from conftest import run_cli
+
 from rawdev.synthetic import write_dng
 
 
@@ -33,7 +35,7 @@ def test_jpeg_png_tiff_with_exif_icc_and_orientation(tmp_path, rotated_dng):
         assert (raw.sizes.width, raw.sizes.height, raw.sizes.flip) == (80, 120, 6)
     for ext in ("jpg", "png", "tif"):
         out = tmp_path / f"o.{ext}"
-        r = rawdev("develop", rotated_dng, "-o", out)
+        r = run_cli("develop", rotated_dng, "-o", out)
         assert r.returncode == 0, r.stderr
         if ext == "tif":
             import tifffile
@@ -54,7 +56,7 @@ def test_jpeg_png_tiff_with_exif_icc_and_orientation(tmp_path, rotated_dng):
             assert exif[274] == 1 and exif[271] == "rawdev" and exif[272] == "Synthetic"
             sub = exif.get_ifd(0x8769)
             assert float(sub[0x829A]) == pytest.approx(1 / 125) and sub[0x8827] == 200
-    r = rawdev("develop", rotated_dng, "-o", tmp_path / "o16.png", "--bits", "16")
+    r = run_cli("develop", rotated_dng, "-o", tmp_path / "o16.png", "--bits", "16")
     assert r.returncode == 0
     import zlib  # 16-bit PNG: IHDR bit depth 16
     data = (tmp_path / "o16.png").read_bytes()
@@ -64,9 +66,9 @@ def test_jpeg_png_tiff_with_exif_icc_and_orientation(tmp_path, rotated_dng):
 def test_no_overwrite_without_flag(tmp_path, rotated_dng):
     out = tmp_path / "x.jpg"
     out.write_bytes(b"precious")
-    r = rawdev("develop", rotated_dng, "-o", out)
+    r = run_cli("develop", rotated_dng, "-o", out)
     assert r.returncode == 1 and "exists" in r.stderr and out.read_bytes() == b"precious"
-    r = rawdev("develop", rotated_dng, "-o", out, "--overwrite")
+    r = run_cli("develop", rotated_dng, "-o", out, "--overwrite")
     assert r.returncode == 0 and out.read_bytes()[:2] == b"\xff\xd8"
     assert not [p for p in tmp_path.iterdir() if "rawdev-tmp" in p.name]
 
