@@ -19,9 +19,9 @@ from typing import Literal
 
 import numpy as np
 
-from ..errors import CorruptFileError, OutputError, UnsupportedFileError
+from ..errors import CorruptFileError, UnsupportedFileError
 from .raw import LIBRAW_FLIP_TO_EXIF, _CaptureNativeStderr, open_rawpy
-from .write import atomic_output, format_for, write_image
+from .write import atomic_output, check_destination, write_image
 
 __all__ = ["Preview", "read_preview", "preview_image", "write_preview", "check_preview_size", "MAX_PREVIEW_PIXELS"]
 
@@ -148,13 +148,7 @@ def write_preview(src: str | Path, dst: str | Path, *, quality: int = 92, overwr
     from ..stages.orientation import apply_orientation
 
     src, dst = Path(src), Path(dst)
-    if src.exists() and dst.resolve() == src.resolve():
-        raise OutputError("output path is the input file; refusing to overwrite a RAW", dst)
-    fmt = format_for(dst)
-    if dst.exists() and not overwrite:
-        from ..errors import OutputExistsError
-
-        raise OutputExistsError("output exists (use --overwrite to replace it)", dst)
+    fmt = check_destination(src, dst, 8, overwrite)  # previews are 8-bit
     p = read_preview(src)
     if p.kind == "jpeg" and fmt == "jpeg" and p.orientation == 1:
         with atomic_output(dst, overwrite) as tmp:
