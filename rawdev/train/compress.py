@@ -44,9 +44,9 @@ import torch
 from ..cfa import bayer_masks, mosaic
 from ..errors import UsageError, WeightsError
 from .data import PhotoPool, load_sources
-from .jdd import NATIVE_PATTERN, make_val_fn
+from .jdd import NATIVE_PATTERN, make_val_fn, noisy_mosaic
 from .loop import TrainConfig, TrainResult, load_checkpoint, resolve_device, train
-from .synthesis import add_gaussian_noise, sample_sigmas, srgb_equivalent_noise
+from .synthesis import sample_sigmas
 
 __all__ = [
     "CompressRecipe",
@@ -149,14 +149,7 @@ def make_distill_batch(
     rgb = pool.sample(b, p, generator=generator)
     sigma = sample_sigmas(b, sigma_max=recipe.sigma_max, p_zero=recipe.p_clean, generator=generator, device=dev)
     clean = mosaic(rgb, NATIVE_PATTERN)
-    noisy = add_gaussian_noise(clean, sigma, generator=generator)
-    if recipe.hetero_prob > 0:
-        hetero, _ = srgb_equivalent_noise(clean, sigma, generator=generator)
-        use = torch.rand(b, generator=generator, device=dev) < recipe.hetero_prob
-        noisy = torch.where(use.view(-1, 1, 1, 1), hetero, noisy)
-    if recipe.clip_prob > 0:
-        clip = torch.rand(b, generator=generator, device=dev) < recipe.clip_prob
-        noisy = torch.where(clip.view(-1, 1, 1, 1), noisy.clamp(0.0, 1.0), noisy)
+    noisy = noisy_mosaic(clean, sigma, hetero_prob=recipe.hetero_prob, clip_prob=recipe.clip_prob, generator=generator)
     m3 = noisy * bayer_masks(NATIVE_PATTERN, p, p, device=dev, dtype=noisy.dtype)
     target = teacher(m3, sigma)
     off = TEACHER_BORDER - student_border  # even: 31 - (2 d + 1)

@@ -163,6 +163,24 @@ def model_border(model: torch.nn.Module) -> int:
     return 2 * int(getattr(model, "depth", 15)) + 1
 
 
+def noisy_mosaic(clean: torch.Tensor, sigma: torch.Tensor, *, hetero_prob: float, clip_prob: float,
+                 generator: torch.Generator | None = None) -> torch.Tensor:
+    """The training input made from a clean ``(B, 1, P, P)`` mosaic: Gaussian noise of ``sigma`` per
+    sample; with probability ``hetero_prob`` per sample the signal-dependent noise of
+    :func:`~.synthesis.srgb_equivalent_noise` instead; with probability ``clip_prob`` clipped to
+    [0, 1] (as a camera's converter does). Random draws in that order, from ``generator``."""
+    b, dev = clean.shape[0], clean.device
+    noisy = add_gaussian_noise(clean, sigma, generator=generator)
+    if hetero_prob > 0:
+        hetero, _ = srgb_equivalent_noise(clean, sigma, generator=generator)
+        use = torch.rand(b, generator=generator, device=dev) < hetero_prob
+        noisy = torch.where(use.view(-1, 1, 1, 1), hetero, noisy)
+    if clip_prob > 0:
+        clip = torch.rand(b, generator=generator, device=dev) < clip_prob
+        noisy = torch.where(clip.view(-1, 1, 1, 1), noisy.clamp(0.0, 1.0), noisy)
+    return noisy
+
+
 def make_jdd_batch(
     pool: PhotoPool,
     recipe: JDDRecipe,
@@ -182,14 +200,7 @@ def make_jdd_batch(
         rgb = colour_augment(rgb, generator=generator, p=recipe.colour_aug)
     sigma = sample_sigmas(b, sigma_max=recipe.sigma_max, p_zero=recipe.p_clean, generator=generator, device=dev)
     clean = mosaic(rgb, NATIVE_PATTERN)  # (B, 1, P, P)
-    noisy = add_gaussian_noise(clean, sigma, generator=generator)
-    if recipe.hetero_prob > 0:
-        hetero, _ = srgb_equivalent_noise(clean, sigma, generator=generator)
-        use = torch.rand(b, generator=generator, device=dev) < recipe.hetero_prob
-        noisy = torch.where(use.view(-1, 1, 1, 1), hetero, noisy)
-    if recipe.clip_prob > 0:
-        clip = torch.rand(b, generator=generator, device=dev) < recipe.clip_prob
-        noisy = torch.where(clip.view(-1, 1, 1, 1), noisy.clamp(0.0, 1.0), noisy)
+    noisy = noisy_mosaic(clean, sigma, hetero_prob=recipe.hetero_prob, clip_prob=recipe.clip_prob, generator=generator)
     masks = bayer_masks(NATIVE_PATTERN, p, p, device=dev, dtype=noisy.dtype)
     target = rgb[..., border:-border, border:-border]
     if recipe.target != "gt":
