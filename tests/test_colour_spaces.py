@@ -91,6 +91,7 @@ def test_cli_option_and_isp_refusal(tmp_path, scene_dng):
     assert r.returncode == 0, r.stderr
     _, icc = _read(tmp_path / "p3.png")
     assert icc[128:] == get_space("display-p3").icc()[128:]  # the header holds the creation time
+    assert (tmp_path / "p3.png").read_bytes()[24] == 16  # IHDR bit depth: wide spaces default to 16 bits
     r = subprocess.run([sys.executable, "-m", "rawdev", "develop", scene_dng, "-o", tmp_path / "x.png",
                         "--colorspace", "prophoto", "-b", "pynet"], capture_output=True, text=True)
     assert r.returncode == 2 and "colorspace" in r.stderr and not (tmp_path / "x.png").exists()

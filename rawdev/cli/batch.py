@@ -26,7 +26,7 @@ def batch_command(
     inputs: Annotated[list[Path], typer.Argument(help="RAW files and folders (searched recursively; RAW extensions in any case).", show_default=False, readable=False)],
     out_dir: Annotated[Path, typer.Option("--output", "-o", help="Output folder; the input folders' structure is mirrored under it. Created if missing.", show_default=False)],
     fmt: Annotated[Fmt, typer.Option("--format", "-f", help="Output format.")] = Fmt.jpg,
-    bits: Annotated[Optional[int], typer.Option("--bits", help="8 or 16 bits per channel (PNG/TIFF). Default: 8 for JPEG/PNG, 16 for TIFF.")] = None,
+    bits: Annotated[Optional[int], typer.Option("--bits", help="8 or 16 bits per channel (PNG/TIFF). Default: 16 for TIFF and for PNG in a wide --colorspace, else 8.")] = None,
     quality: Annotated[int, typer.Option("--quality", "-q", callback=in_range(1, 100, integer=True), help="JPEG quality, 1..100.")] = 92,
     backend: Annotated[str, typer.Option("--backend", "-b", "--demosaic", help="Demosaicker or learned back-end (see `rawdev backends`).")] = DEFAULT_BACKEND,
     wb: Annotated[str, typer.Option("--wb", callback=check_wb, help="White balance: camera (as shot; else fitted to the embedded preview, else auto, else daylight) | preview | auto (grey-edge) | daylight | R,G,B[,G] multipliers. dcraw -w/-a/-r.")] = "camera",
@@ -152,6 +152,7 @@ def _batch(inputs, out_dir, fmt, bits, quality, backend, wb, highlights, exposur
     if not preview:
         from ..backends import registry
         from ..config import PipelineConfig
+        from ..io.write import default_bits
 
         spec = registry.get(backend)  # an unknown back-end is a usage error before any work starts
         if spec.kind == "learned" and device.value == "cuda" and not on_cluster:  # the cluster's workers are checked
@@ -164,7 +165,7 @@ def _batch(inputs, out_dir, fmt, bits, quality, backend, wb, highlights, exposur
         cfg = PipelineConfig(
             backend=backend, wb=parse_wb(wb), highlights=highlights.value, exposure_ev=exposure,
             auto_bright=auto_bright, curve=curve.value, apply_orientation=not no_orient,
-            output_bits=bits or (16 if fmt.value == "tif" else 8), device=device.value, tile=tile, noise=noise,
+            output_bits=bits or default_bits(fmt.value, colorspace.value), device=device.value, tile=tile, noise=noise,
             colorspace=colorspace.value, look=parse_look(look), lens=parse_lens(lens),
             allow_black=allow_black,
         )

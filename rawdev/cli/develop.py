@@ -114,7 +114,7 @@ def develop_command(
     inputs: Annotated[list[Path], typer.Argument(help="RAW files (DNG, CR2, NEF, ARW, RAF, ...).", show_default=False, readable=False)],
     output: Annotated[Optional[str], typer.Option("--output", "-o", help="Output file, or a folder (ending in /; created if missing) for several inputs. Default: next to the input.", show_default=False)] = None,
     fmt: Annotated[Fmt, typer.Option("--format", "-f", help="Output format when -o is not a file name.")] = Fmt.jpg,
-    bits: Annotated[Optional[int], typer.Option("--bits", help="8 or 16 bits per channel (PNG/TIFF). Default: 8 for JPEG/PNG, 16 for TIFF. dcraw -6.")] = None,
+    bits: Annotated[Optional[int], typer.Option("--bits", help="8 or 16 bits per channel (PNG/TIFF). Default: 16 for TIFF and for PNG in a wide --colorspace, else 8. dcraw -6.")] = None,
     quality: Annotated[int, typer.Option("--quality", "-q", callback=in_range(1, 100, integer=True), help="JPEG quality, 1..100.")] = 92,
     backend: Annotated[str, typer.Option("--backend", "-b", "--demosaic", help="Demosaicker or learned back-end (see `rawdev backends`).")] = DEFAULT_BACKEND,
     wb: Annotated[str, typer.Option("--wb", callback=check_wb, help="White balance: camera (as shot; else fitted to the embedded preview, else auto, else daylight) | preview | auto (grey-edge) | daylight | R,G,B[,G] multipliers. dcraw -w/-a/-r.")] = "camera",
@@ -122,7 +122,7 @@ def develop_command(
     exposure: Annotated[float, typer.Option("--exposure", "-e", callback=in_range(-MAX_EXPOSURE_EV, MAX_EXPOSURE_EV, what="EV"), help="Exposure compensation in EV (stops), -20..20.")] = 0.0,
     auto_bright: Annotated[bool, typer.Option("--auto-bright", help="Brighten so the 99th percentile reaches white (dcraw's default; off here).")] = False,
     curve: Annotated[Curve, typer.Option("--curve", help="srgb: the IEC 61966-2-1 transfer curve; linear: linear sRGB values (for further processing).")] = Curve.srgb,
-    colorspace: Annotated[ColourSpace, typer.Option("--colorspace", help="Output colour space; its ICC profile is embedded. Wide spaces want 16 bits (PNG/TIFF).")] = ColourSpace.srgb,
+    colorspace: Annotated[ColourSpace, typer.Option("--colorspace", help="Output colour space; its ICC profile is embedded. PNG/TIFF in a wide space default to 16 bits (8 bits cannot hold sRGB to a level).")] = ColourSpace.srgb,
     look: Annotated[str, typer.Option("--look", help="neutral (default) | camera: the camera's look, fitted to the file's embedded preview | a look file from `rawdev look fit`.")] = "neutral",
     lens: Annotated[str, typer.Option("--lens", help="off (default) | auto: correct distortion, vignetting and lateral CA for the file's camera and lens (lensfun) | \"Maker Model\" of the lens.")] = "off",
     no_orient: Annotated[bool, typer.Option("--no-orient", help="Keep the sensor orientation (do not rotate pixels).")] = False,
@@ -168,10 +168,9 @@ def _develop(inputs, output, fmt, bits, quality, backend, wb, highlights, exposu
                 failed += 1
                 _report(src, e)
             continue
-        from ..io.write import format_for
+        from ..io.write import default_bits, format_for
 
-        kind = format_for(dst)
-        out_bits = bits or (16 if kind == "tiff" else 8)
+        out_bits = bits or default_bits(format_for(dst), colorspace.value)
         cfg = PipelineConfig(
             backend=backend, wb=parse_wb(wb), highlights=highlights.value, exposure_ev=exposure,
             auto_bright=auto_bright, curve=curve.value, colorspace=colorspace.value, look=parse_look(look), lens=parse_lens(lens),
