@@ -95,3 +95,10 @@ def test_cli_option_and_isp_refusal(tmp_path, scene_dng):
     r = subprocess.run([sys.executable, "-m", "rawdev", "develop", scene_dng, "-o", tmp_path / "x.png",
                         "--colorspace", "prophoto", "-b", "pynet"], capture_output=True, text=True)
     assert r.returncode == 2 and "colorspace" in r.stderr and not (tmp_path / "x.png").exists()
+
+
+def test_default_bits_follow_format_and_space():
+    from rawdev.io.write import default_bits
+
+    assert [default_bits(f, "srgb") for f in ("jpeg", "png", "tiff", "tif")] == [8, 8, 16, 16]
+    assert [default_bits(f, "display-p3") for f in ("jpg", "png", "tif")] == [8, 16, 16]
