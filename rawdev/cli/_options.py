@@ -253,7 +253,7 @@ HighlightsOpt = Annotated[Highlights, typer.Option("--highlights", "-H", help="c
 ExposureOpt = Annotated[float, typer.Option("--exposure", "-e", callback=in_range(-MAX_EXPOSURE_EV, MAX_EXPOSURE_EV, what="EV"), help="Exposure compensation in EV (stops), -20..20.")]
 AutoBrightOpt = Annotated[bool, typer.Option("--auto-bright", help="Brighten so the 99th percentile reaches white (dcraw's default; off here).")]
 CurveOpt = Annotated[Curve, typer.Option("--curve", help="srgb: the IEC 61966-2-1 transfer curve; linear: linear sRGB values (for further processing).")]
-ColourSpaceOpt = Annotated[ColourSpace, typer.Option("--colorspace", help="Output colour space; its ICC profile is embedded. Wide spaces want 16 bits (PNG/TIFF).")]
+ColourSpaceOpt = Annotated[ColourSpace, typer.Option("--colorspace", help="Output colour space; its ICC profile is embedded. PNG/TIFF in a wide space default to 16 bits (8 bits cannot hold sRGB to a level).")]
 LookOpt = Annotated[str, typer.Option("--look", help="neutral (default) | camera: the camera's look, fitted to each file's embedded preview | a look file from `rawdev look fit`.")]
 LensOpt = Annotated[str, typer.Option("--lens", help="off (default) | auto: correct distortion, vignetting and lateral CA for the file's camera and lens (lensfun) | \"Maker Model\" of the lens.")]
 NoOrientOpt = Annotated[bool, typer.Option("--no-orient", help="Keep the sensor orientation (do not rotate pixels).")]
@@ -267,7 +267,7 @@ DEFAULT_DEVICE = "auto"  # as PipelineConfig.device; for eval and train, which t
 DEFAULT_QUALITY = 92
 DEFAULT_TIMEOUT_S = 600.0
 FormatOpt = Annotated[Fmt, typer.Option("--format", "-f", help="Output format (when -o names a folder).")]
-BitsOpt = Annotated[Optional[int], typer.Option("--bits", callback=check_bits, help="8 or 16 bits per channel (PNG/TIFF). Default: 8 for JPEG/PNG, 16 for TIFF. dcraw -6.")]
+BitsOpt = Annotated[Optional[int], typer.Option("--bits", callback=check_bits, help="8 or 16 bits per channel (PNG/TIFF). Default: 16 for TIFF and for PNG in a wide --colorspace, else 8. dcraw -6.")]
 QualityOpt = Annotated[int, typer.Option("--quality", "-q", callback=in_range(1, 100, integer=True), help="JPEG quality, 1..100.")]
 OverwriteOpt = Annotated[bool, typer.Option("--overwrite", help="Replace existing outputs (without it an existing output is an error).")]
 PreviewOpt = Annotated[bool, typer.Option("--preview", help="Write each file's embedded JPEG preview (orientation applied) instead of developing: fast. dcraw -e.")]

@@ -89,12 +89,14 @@ def batch_command(
 
     Exit codes: 0 every file developed (or skipped), 1 some failed, 2 usage error, 130 interrupted.
     """
+    from ..io.write import default_bits
+
     if fmt == Fmt.jpg and bits == 16:
         raise UsageError("JPEG is 8-bit; use --bits 8 or --format png/tif")
     config = None if preview else pipeline_config(
         backend=backend, wb=wb, highlights=highlights, exposure=exposure, auto_bright=auto_bright, curve=curve,
         colorspace=colorspace, look=look, lens=lens, no_orient=no_orient, device=device, tile=tile, noise=noise,
-        allow_black=allow_black, bits=bits or (16 if fmt == Fmt.tif else 8))
+        allow_black=allow_black, bits=bits or default_bits(fmt.value, colorspace.value))
     code = _batch(BatchOptions(
         inputs=tuple(inputs), out_dir=out_dir, fmt=fmt.value, quality=quality, config=config, jobs=jobs,
         threads=threads, timeout_s=timeout or None, max_memory=max_memory, skip_existing=skip_existing,

@@ -162,9 +162,9 @@ def _develop_one(src: Path, dst: Path, opts: DevelopOptions) -> None:
         if not opts.quiet:
             print(f"{printable(src)} -> {printable(dst)} (embedded preview)")
         return
-    from ..io.write import format_for
+    from ..io.write import default_bits, format_for
 
-    bits = opts.bits or (16 if format_for(dst) == "tiff" else 8)
+    bits = opts.bits or default_bits(format_for(dst), opts.config.colorspace)
     develop_file(src, dst, replace(opts.config, output_bits=bits), quality=opts.quality, overwrite=opts.overwrite,
                  quiet=opts.quiet)
     if not opts.quiet:
