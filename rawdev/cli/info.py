@@ -16,6 +16,7 @@ from typing import Annotated, Any
 import typer
 
 from ..errors import EXIT_FAILED, RawdevError
+from ._options import JsonOpt
 
 __all__ = ["info_command", "file_info", "register"]
 
@@ -201,7 +202,7 @@ def _human(info: dict[str, Any]) -> str:
 
 def info_command(
     files: Annotated[list[Path], typer.Argument(help="RAW files.", show_default=False, readable=False)],
-    json_lines: Annotated[bool, typer.Option("--json", help="One JSON object per file on stdout.")] = False,
+    json_lines: JsonOpt = False,
 ) -> None:
     """Show what RAW files hold (camera, lens, size, CFA, black/white level, white balance, colour matrix,
     orientation, embedded preview) and whether rawdev can develop them. Exit code 1 if any cannot be read."""
