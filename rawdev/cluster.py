@@ -406,7 +406,9 @@ def run(paths: Sequence[str | Path] | str | Path, out: str | Path, *, client: An
         raise UsageError(f"format {fmt!r}: use jpg, png or tif")
     if not preview:
         if cfg is None:
-            develop_options.setdefault("output_bits", 16 if fmt == "tif" else 8)
+            from .io.write import default_bits
+
+            develop_options.setdefault("output_bits", default_bits(fmt, develop_options.get("colorspace", "srgb")))
             cfg = PipelineConfig(**develop_options)
         from .backends import registry
 

@@ -91,6 +91,14 @@ def test_cli_option_and_isp_refusal(tmp_path, scene_dng):
     assert r.returncode == 0, r.stderr
     _, icc = _read(tmp_path / "p3.png")
     assert icc[128:] == get_space("display-p3").icc()[128:]  # the header holds the creation time
+    assert (tmp_path / "p3.png").read_bytes()[24] == 16  # IHDR bit depth: wide spaces default to 16 bits
     r = subprocess.run([sys.executable, "-m", "rawdev", "develop", scene_dng, "-o", tmp_path / "x.png",
                         "--colorspace", "prophoto", "-b", "pynet"], capture_output=True, text=True)
     assert r.returncode == 2 and "colorspace" in r.stderr and not (tmp_path / "x.png").exists()
+
+
+def test_default_bits_follow_format_and_space():
+    from rawdev.io.write import default_bits
+
+    assert [default_bits(f, "srgb") for f in ("jpeg", "png", "tiff", "tif")] == [8, 8, 16, 16]
+    assert [default_bits(f, "display-p3") for f in ("jpg", "png", "tif")] == [8, 16, 16]

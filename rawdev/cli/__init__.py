@@ -15,8 +15,8 @@ except ImportError:  # older Typer runs on Click
     from click.exceptions import ClickException, NoArgsIsHelpError
 
 from .. import __version__
-from ..backends.registry import DEFAULT_BACKEND
-from ._options import handle_errors
+from ..config import PipelineConfig
+from ._options import BackendOpt, OverwriteOpt, handle_errors
 from .develop import develop_command
 
 __all__ = ["app", "main", "RawdevGroup"]
@@ -84,8 +84,8 @@ app.command("develop", no_args_is_help=True)(develop_command)
 @app.command("demo")
 def demo_command(
     out_dir: Annotated[Path, typer.Option("--out-dir", "-o", help="Where to write rawdev-demo.dng and rawdev-demo.jpg.")] = Path("."),
-    backend: Annotated[str, typer.Option("--backend", "-b", help="Back-end to develop with.")] = DEFAULT_BACKEND,
-    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace rawdev-demo.dng and rawdev-demo.jpg if they exist.")] = False,
+    backend: BackendOpt = PipelineConfig.backend,
+    overwrite: OverwriteOpt = False,
 ) -> None:
     """Write a sample DNG made by rawdev's own code (colour patches, grey ramp, fine detail, a blown
     highlight) and develop it to JPEG."""
@@ -94,7 +94,6 @@ def demo_command(
 
 @handle_errors
 def _demo(out_dir: Path, backend: str, overwrite: bool = False) -> None:
-    from ..config import PipelineConfig
     from ..errors import OutputExistsError
     from ..synthetic import write_demo_dng
     from .develop import develop_file

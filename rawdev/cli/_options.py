@@ -1,5 +1,10 @@
-"""Shared pieces of the command line: option parsers and validators, and the error-to-exit-code
-wrapper.
+"""Shared pieces of the command line: every option that more than one command takes, declared once;
+option parsers and validators; and the error-to-exit-code wrapper.
+
+An option used by several commands is one ``Annotated`` alias here, with one help text, and its one
+default beside it (``BACKEND``/``DEFAULT_...``); the commands write ``backend: Backend = DEFAULT_BACKEND``.
+``tests/test_cli_options.py`` reads the Typer app and holds every command to that. Options of a single
+command stay in that command's module.
 
 Every number a user types is checked here, when the command line is parsed, before any work starts:
 a value that is not finite or out of range is one line ``rawdev: error: ...`` and exit 2, the same in
@@ -15,15 +20,21 @@ import os
 import signal
 import sys
 import threading
-from typing import Callable, NoReturn
+import re
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Callable, List, NoReturn, Optional
 
 import typer
 
+from ..config import PipelineConfig
 from ..errors import EXIT_FAILED, EXIT_INTERRUPTED, RawdevError, UsageError
 
 __all__ = ["handle_errors", "parse_wb", "parse_look", "parse_lens", "console_err", "notice", "in_range", "check_max_memory",
-           "check_wb", "interrupt_on_sigterm",
-           "MAX_EXPOSURE_EV", "TILE_RANGE", "MIN_WORKER_MEMORY"]
+           "check_wb", "check_device", "check_bits", "interrupt_on_sigterm", "pipeline_config",
+           "MAX_EXPOSURE_EV", "TILE_RANGE", "MIN_WORKER_MEMORY",
+           "Fmt", "Highlights", "Curve", "ColourSpace", "DEFAULT_HIGHLIGHTS", "DEFAULT_CURVE", "DEFAULT_COLOURSPACE",
+           "DEFAULT_DEVICE", "DEFAULT_QUALITY", "DEFAULT_TIMEOUT_S", "PER_COMMAND_DEFAULTS", "PER_COMMAND_MEANING"]
 
 #: Exposure compensation beyond this many stops leaves no picture in 16 bits either way.
 MAX_EXPOSURE_EV = 20.0
@@ -178,3 +189,162 @@ def parse_lens(value: str) -> str:
     if not v:
         raise typer.BadParameter("give off, auto or a lens's \"Maker Model\"")
     return v.lower() if v.lower() in ("off", "auto") else v
+
+
+def check_bits(ctx: typer.Context, param: typer.CallbackParam, value: int | None):
+    """``--bits``: 8 or 16 (or not given: the format's default)."""
+    if value is None or ctx.resilient_parsing or value in (8, 16):
+        return value
+    fail(UsageError(f"--bits must be 8 or 16, got {value}"))
+
+
+#: ``--device``: ``auto``, ``cpu``, ``cuda`` or ``cuda:N`` (torch-free check; whether CUDA is there is
+#: asked where it is used).
+_DEVICE = re.compile(r"auto|cpu|cuda(:\d+)?")
+
+
+def check_device(ctx: typer.Context, param: typer.CallbackParam, value: str | None):
+    """``--device`` checked when the command line is parsed (one line and exit 2)."""
+    if value is None or ctx.resilient_parsing:
+        return value
+    v = value.strip().lower()
+    if not _DEVICE.fullmatch(v):
+        fail(UsageError(f"--device {value!r}: use auto, cpu, cuda or cuda:N"))
+    return v
+
+
+# -- option choices ---------------------------------------------------------------------------------
+class Fmt(str, Enum):
+    jpg = "jpg"
+    png = "png"
+    tif = "tif"
+
+
+class Highlights(str, Enum):
+    clip = "clip"
+    unclip = "unclip"
+    blend = "blend"
+
+
+class Curve(str, Enum):
+    srgb = "srgb"
+    linear = "linear"
+
+
+class ColourSpace(str, Enum):
+    srgb = "srgb"
+    display_p3 = "display-p3"
+    adobe_rgb = "adobe-rgb"
+    rec2020 = "rec2020"
+    prophoto = "prophoto"
+
+
+DEFAULT_HIGHLIGHTS = Highlights(PipelineConfig.highlights)
+DEFAULT_CURVE = Curve(PipelineConfig.curve)
+DEFAULT_COLOURSPACE = ColourSpace(PipelineConfig.colorspace)
+
+
+# -- options several commands take: one declaration, one help text, one default --------------------
+# Developer settings (develop, batch, compare, demo). Their defaults are PipelineConfig's: a command
+# writes ``tile: TileOpt = PipelineConfig.tile``, so the CLI and the API cannot drift apart.
+BackendOpt = Annotated[str, typer.Option("--backend", "-b", "--demosaic", help="Demosaicker or learned back-end (see `rawdev backends`).")]
+WbOpt = Annotated[str, typer.Option("--wb", callback=check_wb, help="White balance: camera (as shot; else fitted to the embedded preview, else auto, else daylight) | preview | auto (grey-edge) | daylight | R,G,B[,G] multipliers. dcraw -w/-a/-r.")]
+HighlightsOpt = Annotated[Highlights, typer.Option("--highlights", "-H", help="clip (white, default) | unclip (raw values) | blend (recover colour). dcraw -H 0/1/2.")]
+ExposureOpt = Annotated[float, typer.Option("--exposure", "-e", callback=in_range(-MAX_EXPOSURE_EV, MAX_EXPOSURE_EV, what="EV"), help="Exposure compensation in EV (stops), -20..20.")]
+AutoBrightOpt = Annotated[bool, typer.Option("--auto-bright", help="Brighten so the 99th percentile reaches white (dcraw's default; off here).")]
+CurveOpt = Annotated[Curve, typer.Option("--curve", help="srgb: the IEC 61966-2-1 transfer curve; linear: linear sRGB values (for further processing).")]
+ColourSpaceOpt = Annotated[ColourSpace, typer.Option("--colorspace", help="Output colour space; its ICC profile is embedded. PNG/TIFF in a wide space default to 16 bits (8 bits cannot hold sRGB to a level).")]
+LookOpt = Annotated[str, typer.Option("--look", help="neutral (default) | camera: the camera's look, fitted to each file's embedded preview | a look file from `rawdev look fit`.")]
+LensOpt = Annotated[str, typer.Option("--lens", help="off (default) | auto: correct distortion, vignetting and lateral CA for the file's camera and lens (lensfun) | \"Maker Model\" of the lens.")]
+NoOrientOpt = Annotated[bool, typer.Option("--no-orient", help="Keep the sensor orientation (do not rotate pixels).")]
+TileOpt = Annotated[Optional[int], typer.Option("--tile", callback=in_range(*TILE_RANGE, what="pixels", integer=True), help="Tile size for learned back-ends (memory vs. speed), 32..8192; default per back-end and device.")]
+NoiseSigmaOpt = Annotated[Optional[float], typer.Option("--noise", callback=in_range(0.0, 1.0), help="Noise level for noise-aware back-ends (sigma in their input domain, 0..1); default from the file.")]
+AllowBlackOpt = Annotated[bool, typer.Option("--allow-black", help="Develop a file whose sensor data or picture hold no content (all black, all clipped, one flat value): a real lens-cap frame. Without it such a file is an error, as a damaged file usually is the cause.")]
+DeviceOpt = Annotated[str, typer.Option("--device", callback=check_device, help="Where learned back-ends and training run: auto (CUDA if available), cpu, cuda or cuda:N.")]
+
+# Outputs and runs (develop, batch, compare, demo, look fit, info, eval).
+DEFAULT_DEVICE = "auto"  # as PipelineConfig.device; for eval and train, which take no PipelineConfig
+DEFAULT_QUALITY = 92
+DEFAULT_TIMEOUT_S = 600.0
+FormatOpt = Annotated[Fmt, typer.Option("--format", "-f", help="Output format (when -o names a folder).")]
+BitsOpt = Annotated[Optional[int], typer.Option("--bits", callback=check_bits, help="8 or 16 bits per channel (PNG/TIFF). Default: 16 for TIFF and for PNG in a wide --colorspace, else 8. dcraw -6.")]
+QualityOpt = Annotated[int, typer.Option("--quality", "-q", callback=in_range(1, 100, integer=True), help="JPEG quality, 1..100.")]
+OverwriteOpt = Annotated[bool, typer.Option("--overwrite", help="Replace existing outputs (without it an existing output is an error).")]
+PreviewOpt = Annotated[bool, typer.Option("--preview", help="Write each file's embedded JPEG preview (orientation applied) instead of developing: fast. dcraw -e.")]
+QuietOpt = Annotated[bool, typer.Option("--quiet", help="No progress, per-file lines or notices; errors are still reported.")]
+TimeoutOpt = Annotated[float, typer.Option("--timeout", callback=in_range(0.0, None, what="seconds"), help="Seconds one develop (a file; in compare, one back-end on one file) may take before its worker is stopped and it fails (0: no limit).")]
+MaxMemoryOpt = Annotated[str, typer.Option("--max-memory", callback=check_max_memory, help="Memory one worker may map for one develop, e.g. 4G or 1500M (beyond its ~0.6 GB start-up footprint); a develop needing more fails alone. 'none': no limit.")]
+ThreadsOpt = Annotated[Optional[int], typer.Option("--threads", callback=in_range(1, 1024, integer=True), help="CPU threads per process (batch: per worker, default cores // jobs; training: torch's, default torch's own).", show_default=False)]
+JsonOpt = Annotated[bool, typer.Option("--json", help="JSON on stdout instead of text (batch, info: one object per file; the summary goes to stderr).")]
+BackendsOpt = Annotated[str, typer.Option("--backends", "-b", help="Comma-separated back-ends (see `rawdev backends`); 'libraw' is LibRaw's own pipeline.")]
+LimitOpt = Annotated[Optional[int], typer.Option("--limit", callback=in_range(1, None, integer=True), help="Only the first N images (of each folder).")]
+SeedOpt = Annotated[int, typer.Option("--seed", help="Random seed (noise draws, sampling): the same seed gives the same run.")]
+
+# Training and compression (train jdd|pynet|pynet-ca|cameranet, compress distill|export|int8). The
+# recipe knobs in PER_COMMAND_DEFAULTS default to each recipe's own value.
+DataOpt = Annotated[List[Path], typer.Option("--data", help="Photo folder, photo file or .npz patch pack (its train split is used); repeat for more.")]
+WeightsOutOpt = Annotated[Path, typer.Option("--out", help="Safetensors file to write.")]
+RunDirOpt = Annotated[Path, typer.Option("--run-dir", help="The run's folder: checkpoints and log.jsonl.")]
+StepsOpt = Annotated[int, typer.Option("--steps", help="Total optimisation steps (a resumed run counts from its start).")]
+BatchOpt = Annotated[int, typer.Option("--batch", help="Patches per step (int8: per calibration batch).")]
+PatchOpt = Annotated[int, typer.Option("--patch", help="Patch side in pixels (jdd, distil, int8: even, >= 64, jdd's output is patch - 62; the ISPs: a multiple of 32).")]
+LrOpt = Annotated[float, typer.Option("--lr", help="Adam learning rate (cosine decay; the ISPs: per stage).")]
+WarmupOpt = Annotated[int, typer.Option("--warmup", help="Linear warm-up steps.")]
+LossOpt = Annotated[str, typer.Option("--loss", help="l2 (Gharbi2016) or l1 distance to the target.")]
+SigmaMaxOpt = Annotated[float, typer.Option("--sigma-max", help="Largest noise std of the synthetic noisy mosaics, on the 0-255 scale.")]
+PCleanOpt = Annotated[float, typer.Option("--p-clean", help="Fraction of noise-free samples.")]
+HeteroOpt = Annotated[float, typer.Option("--hetero", help="Fraction of samples with shot+read noise instead of Gaussian.")]
+ClipOpt = Annotated[float, typer.Option("--clip", help="Fraction of samples whose noisy mosaic is clipped to [0, 1].")]
+ResumeOpt = Annotated[bool, typer.Option("--resume", help="Continue the run in RUN_DIR from its checkpoint, exactly.")]
+CheckpointEveryOpt = Annotated[int, typer.Option("--checkpoint-every", help="Save a checkpoint every N steps.")]
+LogEveryOpt = Annotated[int, typer.Option("--log-every", help="Write a log record every N steps.")]
+ValEveryOpt = Annotated[int, typer.Option("--val-every", help="Validate every N steps (0: start and end only).")]
+TimeLimitOpt = Annotated[Optional[float], typer.Option("--time-limit", help="Stop cleanly after this many seconds (continue with --resume).")]
+IspWidthOpt = Annotated[int, typer.Option("--width", help="First-level width (papers: 32).")]
+IspKernelsOpt = Annotated[str, typer.Option("--kernels", help="PyNET: full (3/5/7/9), dilated (3x3 dilated) or cap5.")]
+IspPNoiseOpt = Annotated[float, typer.Option("--p-noise", help="Fraction of samples with shot+read noise.")]
+IspStageStepsOpt = Annotated[Optional[List[str]], typer.Option("--stage-steps", help="LEVEL=STEPS, repeatable; when given, only these stages run (PyNET levels 5..0; CameraNet 1 = Restore alone, 0 = joint).")]
+IspInstanceNormOpt = Annotated[bool, typer.Option("--instance-norm/--no-instance-norm", help="PyNET(-CA): the papers' instance normalisation (statistics shared across tiles at inference).")]
+IspBaseOpt = Annotated[str, typer.Option("--base", help="Fixed demosaic the network refines: jdd-noise, menon-srgb, menon or bilinear (see rawdev.models.isp_frame).")]
+IspInitOpt = Annotated[Optional[Path], typer.Option("--init", help="Start from these weights (a file this command wrote).")]
+
+#: Options several commands take whose default is each command's own: the recipe knobs of training
+#: (each network's recipe has its own steps, batch, learning rate, output, run folder, ...) and the
+#: back-end lists (compare shows the fast ones; eval roundtrip scores the learned ones too).
+PER_COMMAND_DEFAULTS = frozenset({
+    "--out", "--run-dir", "--steps", "--batch", "--lr", "--warmup", "--checkpoint-every", "--log-every",
+    "--val-every", "--width", "--backends",
+})
+#: Option names that mean different things in different commands, each declared in its command:
+#: renaming them would break users' scripts.
+PER_COMMAND_MEANING = {
+    "--output": "develop: a file or a folder; batch: the required output folder; compare: the sheets' folder; look fit: the look file",
+    "--noise": "develop/batch: the noise sigma given to noise-aware back-ends; eval demosaic: the sigma added on the 0-255 scale; eval roundtrip: clean/noisy sets",
+    "--json": "a flag (print JSON) everywhere but eval roundtrip, where it names the file the scores are written to",
+    "--width": "train: the networks' first-level width (an integer); compress export: the once-for-all width multiplier",
+    "--init": "train jdd: 'pretrained', 'none' or a weights file; the ISPs: a weights file this command wrote",
+}
+
+
+def pipeline_config(*, backend: str, wb: str, highlights: Highlights, exposure: float, auto_bright: bool,
+                    no_orient: bool, device: str, tile: int | None, bits: int | None = 8,
+                    curve: Curve | None = None, colorspace: ColourSpace | None = None, look: str | None = None,
+                    lens: str | None = None, noise: float | None = None, allow_black: bool | None = None):
+    """The :class:`~rawdev.config.PipelineConfig` that the developer options of develop, batch and
+    compare describe (values as parsed; ``bits``: the output's, ``None`` for float). An option a
+    command does not take (``None``) keeps the config's default.
+
+    Raises:
+        UsageError: a white balance that does not parse (exit 2).
+        typer.BadParameter: a look or lens that does not (exit 2).
+    """
+    optional = {"curve": None if curve is None else Curve(curve).value,
+                "colorspace": None if colorspace is None else ColourSpace(colorspace).value,
+                "look": None if look is None else parse_look(look),
+                "lens": None if lens is None else parse_lens(lens),
+                "noise": noise, "allow_black": allow_black}
+    return PipelineConfig(
+        backend=backend, wb=parse_wb(wb), highlights=Highlights(highlights).value, exposure_ev=exposure,
+        auto_bright=auto_bright, apply_orientation=not no_orient, output_bits=bits, device=device, tile=tile,
+        **{k: v for k, v in optional.items() if v is not None},
+    )

@@ -8,50 +8,80 @@ import json
 import signal
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
-from ..backends.registry import DEFAULT_BACKEND
+from ..config import PipelineConfig
 from ..errors import UsageError, printable
-from ._options import (MAX_EXPOSURE_EV, TILE_RANGE, check_max_memory, check_wb, handle_errors, in_range,
-                       interrupt_on_sigterm, parse_lens, parse_look, parse_wb)
-from .develop import ColourSpace, Curve, Device, Fmt, Highlights
+from ._options import (DEFAULT_COLOURSPACE, DEFAULT_CURVE, DEFAULT_HIGHLIGHTS, DEFAULT_QUALITY, DEFAULT_TIMEOUT_S, AllowBlackOpt, AutoBrightOpt, BackendOpt, BitsOpt, ColourSpaceOpt, CurveOpt, DeviceOpt, ExposureOpt, Fmt, FormatOpt, HighlightsOpt,
+                       JsonOpt, LensOpt, LookOpt, MaxMemoryOpt, NoiseSigmaOpt, NoOrientOpt, OverwriteOpt, PreviewOpt,
+                       QualityOpt, QuietOpt, ThreadsOpt, TileOpt, TimeoutOpt, WbOpt, handle_errors, in_range,
+                       interrupt_on_sigterm, pipeline_config)
 
-__all__ = ["batch_command", "register"]
+__all__ = ["batch_command", "register", "BatchOptions"]
 
 
+@dataclass(frozen=True)
+class BatchOptions:
+    """What ``rawdev batch`` was asked: inputs, output folder, how to run the workers, how to report,
+    and the developer's settings (``config``, None with ``--preview``: nothing is developed)."""
+
+    inputs: tuple[Path, ...]
+    out_dir: Path
+    fmt: str  # "jpg", "png" or "tif"
+    quality: int  # JPEG quality, 1..100
+    config: PipelineConfig | None
+    jobs: int | None = None  # worker processes; None: the number of cores (at most one per file)
+    threads: int | None = None  # threads per worker; None: cores // jobs
+    timeout_s: float | None = DEFAULT_TIMEOUT_S  # None: no limit
+    max_memory: str = "none"  # per worker and file, as typed ("4G", "none")
+    skip_existing: bool = True
+    overwrite: bool = False
+    fail_fast: bool = False
+    json_lines: bool = False
+    quiet: bool = False
+    cluster: str | None = None  # a Dask scheduler's address
+    scheduler_file: Path | None = None  # or its scheduler file
+
+    @property
+    def preview(self) -> bool:
+        return self.config is None
+
+
+@handle_errors
 def batch_command(
     inputs: Annotated[list[Path], typer.Argument(help="RAW files and folders (searched recursively; RAW extensions in any case).", show_default=False, readable=False)],
     out_dir: Annotated[Path, typer.Option("--output", "-o", help="Output folder; the input folders' structure is mirrored under it. Created if missing.", show_default=False)],
-    fmt: Annotated[Fmt, typer.Option("--format", "-f", help="Output format.")] = Fmt.jpg,
-    bits: Annotated[Optional[int], typer.Option("--bits", help="8 or 16 bits per channel (PNG/TIFF). Default: 8 for JPEG/PNG, 16 for TIFF.")] = None,
-    quality: Annotated[int, typer.Option("--quality", "-q", callback=in_range(1, 100, integer=True), help="JPEG quality, 1..100.")] = 92,
-    backend: Annotated[str, typer.Option("--backend", "-b", "--demosaic", help="Demosaicker or learned back-end (see `rawdev backends`).")] = DEFAULT_BACKEND,
-    wb: Annotated[str, typer.Option("--wb", callback=check_wb, help="White balance: camera (as shot; else fitted to the embedded preview, else auto, else daylight) | preview | auto (grey-edge) | daylight | R,G,B[,G] multipliers. dcraw -w/-a/-r.")] = "camera",
-    highlights: Annotated[Highlights, typer.Option("--highlights", "-H", help="clip | unclip | blend.")] = Highlights.clip,
-    exposure: Annotated[float, typer.Option("--exposure", "-e", callback=in_range(-MAX_EXPOSURE_EV, MAX_EXPOSURE_EV, what="EV"), help="Exposure compensation in EV (stops), -20..20.")] = 0.0,
-    auto_bright: Annotated[bool, typer.Option("--auto-bright", help="Brighten so the 99th percentile reaches white.")] = False,
-    curve: Annotated[Curve, typer.Option("--curve", help="srgb transfer curve, or linear values.")] = Curve.srgb,
-    colorspace: Annotated[ColourSpace, typer.Option("--colorspace", help="Output colour space; its ICC profile is embedded.")] = ColourSpace.srgb,
-    look: Annotated[str, typer.Option("--look", help="neutral | camera (fitted to each file's preview) | a look file from `rawdev look fit`, for the whole batch.")] = "neutral",
-    lens: Annotated[str, typer.Option("--lens", help="off | auto | \"Maker Model\": lens corrections from lensfun.")] = "off",
-    no_orient: Annotated[bool, typer.Option("--no-orient", help="Keep the sensor orientation.")] = False,
-    device: Annotated[Device, typer.Option("--device", help="Where learned back-ends run.")] = Device.auto,
-    tile: Annotated[int, typer.Option("--tile", callback=in_range(*TILE_RANGE, what="pixels", integer=True), help="Tile size for learned back-ends, 32..8192.")] = 512,
-    noise: Annotated[Optional[float], typer.Option("--noise", callback=in_range(0.0, 1.0), help="Noise level for noise-aware back-ends (0..1).")] = None,
-    preview: Annotated[bool, typer.Option("--preview", help="Extract each file's embedded JPEG preview (orientation applied) instead of developing: fast contact sheets.")] = False,
+    fmt: FormatOpt = Fmt.jpg,
+    bits: BitsOpt = None,
+    quality: QualityOpt = DEFAULT_QUALITY,
+    backend: BackendOpt = PipelineConfig.backend,
+    wb: WbOpt = PipelineConfig.wb,
+    highlights: HighlightsOpt = DEFAULT_HIGHLIGHTS,
+    exposure: ExposureOpt = PipelineConfig.exposure_ev,
+    auto_bright: AutoBrightOpt = PipelineConfig.auto_bright,
+    curve: CurveOpt = DEFAULT_CURVE,
+    colorspace: ColourSpaceOpt = DEFAULT_COLOURSPACE,
+    look: LookOpt = PipelineConfig.look,
+    lens: LensOpt = PipelineConfig.lens,
+    no_orient: NoOrientOpt = not PipelineConfig.apply_orientation,
+    device: DeviceOpt = PipelineConfig.device,
+    tile: TileOpt = PipelineConfig.tile,
+    noise: NoiseSigmaOpt = PipelineConfig.noise,
+    preview: PreviewOpt = False,
     jobs: Annotated[Optional[int], typer.Option("--jobs", "-j", callback=in_range(1, 1024, integer=True), help="Worker processes. Default: the number of cores.", show_default=False)] = None,
-    threads: Annotated[Optional[int], typer.Option("--threads", callback=in_range(1, 1024, integer=True), help="Threads per worker. Default: cores // jobs.", show_default=False)] = None,
-    timeout: Annotated[float, typer.Option("--timeout", callback=in_range(0.0, None, what="seconds"), help="Seconds one file may take before its worker is stopped and the file fails (0: no limit).")] = 600.0,
-    max_memory: Annotated[str, typer.Option("--max-memory", callback=check_max_memory, help="Memory one worker may map for one file, e.g. 4G or 1500M (beyond its ~0.6 GB start-up footprint); a file needing more fails alone. 'none': no limit.")] = "none",
+    threads: ThreadsOpt = None,
+    timeout: TimeoutOpt = DEFAULT_TIMEOUT_S,
+    max_memory: MaxMemoryOpt = "none",
     skip_existing: Annotated[bool, typer.Option("--skip-existing/--no-skip-existing", help="Skip inputs whose output exists (outputs are written atomically, so an existing one is complete: a re-run resumes). With --no-skip-existing an existing output is a failure.")] = True,
-    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace existing outputs.")] = False,
+    overwrite: OverwriteOpt = False,
     fail_fast: Annotated[bool, typer.Option("--fail-fast", help="Stop at the first failure (files being developed are abandoned; nothing partial is left).")] = False,
-    json_lines: Annotated[bool, typer.Option("--json", help="One JSON object per file on stdout (for scripts); the summary goes to stderr.")] = False,
-    quiet: Annotated[bool, typer.Option("--quiet", help="No progress bar, no per-file lines or notices; failures are still reported.")] = False,
-    allow_black: Annotated[bool, typer.Option("--allow-black", help="Develop files whose sensor data or picture hold no content (all black, all clipped, one flat value) instead of failing them.")] = False,
+    json_lines: JsonOpt = False,
+    quiet: QuietOpt = False,
+    allow_black: AllowBlackOpt = PipelineConfig.allow_black,
     cluster: Annotated[Optional[str], typer.Option("--cluster", help="Run on the workers of this Dask scheduler, e.g. tcp://head:8786 (pip install 'rawdev[cluster]'; see docs/batch.md). --jobs is then the cluster's.", show_default=False)] = None,
     scheduler_file: Annotated[Optional[Path], typer.Option("--scheduler-file", help="Run on the Dask scheduler described by this file (`dask scheduler --scheduler-file F`).", show_default=False)] = None,
 ) -> None:
@@ -59,9 +89,19 @@ def batch_command(
 
     Exit codes: 0 every file developed (or skipped), 1 some failed, 2 usage error, 130 interrupted.
     """
-    code = _batch(inputs, out_dir, fmt, bits, quality, backend, wb, highlights, exposure, auto_bright, curve,
-                  colorspace, look, lens, no_orient, device, tile, noise, preview, jobs, threads, timeout, max_memory,
-                  skip_existing, overwrite, fail_fast, json_lines, quiet, cluster, scheduler_file, allow_black)
+    from ..io.write import default_bits
+
+    if fmt == Fmt.jpg and bits == 16:
+        raise UsageError("JPEG is 8-bit; use --bits 8 or --format png/tif")
+    config = None if preview else pipeline_config(
+        backend=backend, wb=wb, highlights=highlights, exposure=exposure, auto_bright=auto_bright, curve=curve,
+        colorspace=colorspace, look=look, lens=lens, no_orient=no_orient, device=device, tile=tile, noise=noise,
+        allow_black=allow_black, bits=bits or default_bits(fmt.value, colorspace.value))
+    code = _batch(BatchOptions(
+        inputs=tuple(inputs), out_dir=out_dir, fmt=fmt.value, quality=quality, config=config, jobs=jobs,
+        threads=threads, timeout_s=timeout or None, max_memory=max_memory, skip_existing=skip_existing,
+        overwrite=overwrite, fail_fast=fail_fast, json_lines=json_lines, quiet=quiet, cluster=cluster,
+        scheduler_file=scheduler_file))
     if code:
         raise typer.Exit(code)
 
@@ -131,60 +171,46 @@ class _Reporter:
         print(line, file=sys.stderr if (self.json or self.quiet) else sys.stdout, flush=True)
 
 
-@handle_errors
-def _batch(inputs, out_dir, fmt, bits, quality, backend, wb, highlights, exposure, auto_bright, curve, colorspace,
-           look, lens, no_orient, device, tile, noise, preview, jobs, threads, timeout, max_memory, skip_existing,
-           overwrite, fail_fast, json_lines, quiet, cluster=None, scheduler_file=None, allow_black=False) -> int:
-    from ..batch import BatchSummary, cpu_count, find_inputs, parse_memory, plan_jobs, run_batch, FileResult
+def _batch(opts: BatchOptions) -> int:
+    """Run a batch; the exit code (0 all developed or skipped, 1 some failed)."""
+    from ..batch import BatchSummary, FileResult, cpu_count, find_inputs, parse_memory, plan_jobs, run_batch
 
     t0 = time.monotonic()
-    if bits not in (None, 8, 16):
-        raise UsageError(f"--bits must be 8 or 16, got {bits}")
-    if fmt.value == "jpg" and bits == 16:
-        raise UsageError("JPEG is 8-bit; use --bits 8 or --format png/tif")
+    out_dir, cfg = opts.out_dir, opts.config
     if out_dir.exists() and not out_dir.is_dir():
         raise UsageError("the output must be a folder", out_dir)
-    mem = parse_memory(max_memory)
-    on_cluster = cluster is not None or scheduler_file is not None
-    if cluster is not None and scheduler_file is not None:
+    mem = parse_memory(opts.max_memory)
+    on_cluster = opts.cluster is not None or opts.scheduler_file is not None
+    if opts.cluster is not None and opts.scheduler_file is not None:
         raise UsageError("give --cluster or --scheduler-file, not both")
-    cfg = None
-    if not preview:
+    if cfg is not None:
         from ..backends import registry
-        from ..config import PipelineConfig
 
-        spec = registry.get(backend)  # an unknown back-end is a usage error before any work starts
-        if spec.kind == "learned" and device.value == "cuda" and not on_cluster:  # the cluster's workers are checked
+        spec = registry.get(cfg.backend)  # an unknown back-end is a usage error before any work starts
+        if spec.kind == "learned" and cfg.device.startswith("cuda") and not on_cluster:  # the cluster's workers are checked
             import torch
 
             if not torch.cuda.is_available():  # would fail every file the same way
                 from ..errors import BackendError
 
                 raise BackendError("--device cuda asked for, but CUDA is not available on this machine")
-        cfg = PipelineConfig(
-            backend=backend, wb=parse_wb(wb), highlights=highlights.value, exposure_ev=exposure,
-            auto_bright=auto_bright, curve=curve.value, apply_orientation=not no_orient,
-            output_bits=bits or (16 if fmt.value == "tif" else 8), device=device.value, tile=tile, noise=noise,
-            colorspace=colorspace.value, look=parse_look(look), lens=parse_lens(lens),
-            allow_black=allow_black,
-        )
     client = pool_factory = None
     if on_cluster:
         from ..cluster import connect, pool_factory as cluster_pool
 
-        client = connect(cluster, scheduler_file)
+        client = connect(opts.cluster, opts.scheduler_file)
         try:
-            pool_factory = cluster_pool(client, cfg, threads=threads)
+            pool_factory = cluster_pool(client, cfg, threads=opts.threads)
         except BaseException:
             client.close()
             raise
-    pairs, walk_errors = find_inputs(inputs)
-    planned, refused = plan_jobs(pairs, out_dir, fmt.value)
+    pairs, walk_errors = find_inputs(list(opts.inputs))
+    planned, refused = plan_jobs(pairs, out_dir, opts.fmt)
     total = len(planned) + len(refused) + len(walk_errors)
-    rep = _Reporter(total, json_lines, quiet)
+    rep = _Reporter(total, opts.json_lines, opts.quiet)
     summary = BatchSummary()
     if total == 0:
-        rep.note("no RAW files found in " + ", ".join(str(p) for p in inputs))
+        rep.note("no RAW files found in " + ", ".join(str(p) for p in opts.inputs))
     old_term = signal.signal(signal.SIGTERM, interrupt_on_sigterm)
     try:
         for path, reason in walk_errors:
@@ -194,16 +220,16 @@ def _batch(inputs, out_dir, fmt, bits, quality, backend, wb, highlights, exposur
         for r in refused:
             summary.add(r)
             rep.file(r)
-        if fail_fast and summary.failed:
+        if opts.fail_fast and summary.failed:
             for j in planned:
                 r = FileResult(j.src, j.dst, "not-processed", "cancelled (--fail-fast)")
                 summary.add(r)
                 rep.file(r)
             planned = []
-        n_jobs = jobs or min(cpu_count(), max(1, len(planned)))
-        results = run_batch(planned, cfg, jobs=n_jobs, quality=quality, overwrite=overwrite, skip_existing=skip_existing,
-                            fail_fast=fail_fast, timeout=timeout or None, max_memory=mem, threads=threads, preview=preview,
-                            pool_factory=pool_factory)
+        n_jobs = opts.jobs or min(cpu_count(), max(1, len(planned)))
+        results = run_batch(planned, cfg, jobs=n_jobs, quality=opts.quality, overwrite=opts.overwrite,
+                            skip_existing=opts.skip_existing, fail_fast=opts.fail_fast, timeout=opts.timeout_s,
+                            max_memory=mem, threads=opts.threads, preview=opts.preview, pool_factory=pool_factory)
         try:
             for r in results:
                 summary.add(r)

@@ -4,45 +4,71 @@ contact sheet per file plus a short report (see :mod:`rawdev.compare`)."""
 from __future__ import annotations
 
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
 from ..backends.registry import COMPARE_BACKENDS
+from ..config import PipelineConfig
 from ..errors import UsageError
-from ._options import handle_errors, parse_wb
-from .develop import Device, Highlights
+from ._options import (DEFAULT_HIGHLIGHTS, DEFAULT_TIMEOUT_S, AutoBrightOpt, BackendsOpt, DeviceOpt, ExposureOpt, HighlightsOpt,
+                       MaxMemoryOpt, NoOrientOpt, QuietOpt, TileOpt, TimeoutOpt, WbOpt, handle_errors, pipeline_config)
 
-__all__ = ["compare_command", "register"]
+__all__ = ["compare_command", "register", "CompareOptions"]
 
 DEFAULT_BACKENDS = ",".join(COMPARE_BACKENDS)
 
 
+@dataclass(frozen=True)
+class CompareOptions:
+    """What ``rawdev compare`` was asked: files, back-ends, reference, sheet layout, limits, and the
+    developer's settings shared by every back-end (``config``; its ``backend`` is replaced per run)."""
+
+    inputs: tuple[Path, ...]
+    backends: tuple[str, ...]  # as given; the reference back-end, if any, is put first
+    out_dir: Path
+    config: PipelineConfig
+    reference: Path | None = None  # a ground-truth image
+    reference_backend: str | None = None  # or a back-end whose result is the reference
+    crops: int = 3  # zoomed regions per sheet
+    crop_size: int = 48  # side of a region, in image pixels
+    zoom: int = 5  # enlargement of the regions
+    timeout_s: float | None = DEFAULT_TIMEOUT_S  # per back-end and file; None: no limit
+    max_memory: str = "none"  # per back-end run, as typed
+    quiet: bool = False
+
+
+@handle_errors
 def compare_command(
     inputs: Annotated[list[Path], typer.Argument(help="RAW files or folders (every RAW file inside, recursively).", show_default=False, readable=False)],
-    backends: Annotated[str, typer.Option("--backends", "-b", help="Comma-separated back-ends (see `rawdev backends`); 'libraw' is LibRaw's own AHD demosaic.")] = DEFAULT_BACKENDS,
+    backends: BackendsOpt = DEFAULT_BACKENDS,
     out_dir: Annotated[Path, typer.Option("--output", "-o", help="Folder for the contact sheets and report.md / report.html (created; earlier sheets are replaced).")] = Path("rawdev-compare"),
     reference: Annotated[Optional[Path], typer.Option("--reference", "-r", help="Ground-truth image (PNG/TIFF/JPEG, sRGB, developed size and orientation): adds PSNR and SSIM. One input file only.")] = None,
     reference_backend: Annotated[Optional[str], typer.Option("--reference-backend", help="Use this back-end's result as the reference for PSNR and SSIM (e.g. libraw).")] = None,
     crops: Annotated[int, typer.Option("--crops", min=1, max=6, help="Number of zoomed regions.")] = 3,
     crop_size: Annotated[int, typer.Option("--crop-size", min=8, help="Side of each region, in image pixels.")] = 48,
     zoom: Annotated[int, typer.Option("--zoom", min=1, max=16, help="Enlargement of the regions (nearest neighbour).")] = 5,
-    wb: Annotated[str, typer.Option("--wb", help="White balance: camera | daylight | auto | R,G,B[,G].")] = "camera",
-    highlights: Annotated[Highlights, typer.Option("--highlights", "-H", help="clip | unclip | blend.")] = Highlights.clip,
-    exposure: Annotated[float, typer.Option("--exposure", "-e", help="Exposure compensation in EV.")] = 0.0,
-    auto_bright: Annotated[bool, typer.Option("--auto-bright", help="Brighten so the 99th percentile reaches white.")] = False,
-    no_orient: Annotated[bool, typer.Option("--no-orient", help="Keep the sensor orientation.")] = False,
-    device: Annotated[Device, typer.Option("--device", help="Where learned back-ends run.")] = Device.auto,
-    tile: Annotated[int, typer.Option("--tile", min=32, help="Tile size for learned back-ends.")] = 512,
-    timeout: Annotated[float, typer.Option("--timeout", min=0, help="Seconds one back-end may take on one file (0: no limit).")] = 600.0,
-    max_memory: Annotated[str, typer.Option("--max-memory", help="Memory limit per back-end run, e.g. 4G ('none': no limit).")] = "none",
-    quiet: Annotated[bool, typer.Option("--quiet", help="Only errors.")] = False,
+    wb: WbOpt = PipelineConfig.wb,
+    highlights: HighlightsOpt = DEFAULT_HIGHLIGHTS,
+    exposure: ExposureOpt = PipelineConfig.exposure_ev,
+    auto_bright: AutoBrightOpt = PipelineConfig.auto_bright,
+    no_orient: NoOrientOpt = not PipelineConfig.apply_orientation,
+    device: DeviceOpt = PipelineConfig.device,
+    tile: TileOpt = PipelineConfig.tile,
+    timeout: TimeoutOpt = DEFAULT_TIMEOUT_S,
+    max_memory: MaxMemoryOpt = "none",
+    quiet: QuietOpt = False,
 ) -> None:
     """Develop with several back-ends side by side: a contact sheet (whole image and zoomed crops where
     they differ most, with time, memory, PSNR/SSIM) and a short report. Exit 1 if a back-end failed."""
-    code = _compare(inputs, backends, out_dir, reference, reference_backend, crops, crop_size, zoom, wb, highlights,
-                    exposure, auto_bright, no_orient, device, tile, timeout, max_memory, quiet)
+    config = pipeline_config(backend=PipelineConfig.backend, wb=wb, highlights=highlights, exposure=exposure,
+                             auto_bright=auto_bright, no_orient=no_orient, device=device, tile=tile)
+    code = _compare(CompareOptions(
+        inputs=tuple(inputs), backends=tuple(b.strip() for b in backends.split(",") if b.strip()), out_dir=out_dir,
+        config=config, reference=reference, reference_backend=reference_backend, crops=crops, crop_size=crop_size,
+        zoom=zoom, timeout_s=timeout or None, max_memory=max_memory, quiet=quiet))
     if code:
         raise typer.Exit(code)
 
@@ -52,15 +78,15 @@ def _sheet_name(src: Path, rel: Path) -> str:
     return "__".join(parts) + ".compare.png"
 
 
-@handle_errors
-def _compare(inputs, backends, out_dir, reference, reference_backend, crops, crop_size, zoom, wb, highlights,
-             exposure, auto_bright, no_orient, device, tile, timeout, max_memory, quiet) -> int:
+def _compare(opts: CompareOptions) -> int:
+    """Compare the back-ends on every input; the exit code (1 if a back-end failed on a file)."""
     from ..backends import registry
     from ..batch import find_inputs, parse_memory
     from ..compare import compare_file, load_reference, write_report, write_sheet
-    from ..config import PipelineConfig
 
-    names = [b.strip() for b in backends.split(",") if b.strip()]
+    names = list(opts.backends)
+    reference, reference_backend, quiet, inputs, out_dir = (opts.reference, opts.reference_backend, opts.quiet,
+                                                             list(opts.inputs), opts.out_dir)
     if reference_backend:
         names = list(dict.fromkeys([reference_backend] + names))
     if not names:
@@ -75,9 +101,8 @@ def _compare(inputs, backends, out_dir, reference, reference_backend, crops, cro
     if out_dir.exists() and not out_dir.is_dir():
         raise UsageError("the output must be a folder", out_dir)
     ref_img = load_reference(reference) if reference is not None else None
-    mem = parse_memory(max_memory)
-    cfg = PipelineConfig(wb=parse_wb(wb), highlights=highlights.value, exposure_ev=exposure, auto_bright=auto_bright,
-                         apply_orientation=not no_orient, device=device.value, tile=tile)
+    mem = parse_memory(opts.max_memory)
+    cfg = opts.config
     failed = 0
     for path, reason in walk_errors:
         failed += 1
@@ -101,8 +126,8 @@ def _compare(inputs, backends, out_dir, reference, reference_backend, crops, cro
                 print(f"rawdev: error: {src}: back-end {run.name}: {run.reason}", file=sys.stderr, flush=True)
 
         comp = compare_file(src, names, cfg, reference_image=ref_img, reference_name=reference.name if reference else None,
-                            reference_backend=reference_backend, crops=crops, crop_size=crop_size,
-                            timeout=timeout or None, max_memory=mem, on_run=on_run)
+                            reference_backend=reference_backend, crops=opts.crops, crop_size=opts.crop_size,
+                            timeout=opts.timeout_s, max_memory=mem, on_run=on_run)
         if not any(r.ok for r in comp.runs):
             failed += 1
             print(f"rawdev: error: {src}: no back-end could develop it; no contact sheet", file=sys.stderr)
@@ -110,7 +135,7 @@ def _compare(inputs, backends, out_dir, reference, reference_backend, crops, cro
         failed += sum(not r.ok for r in comp.runs)
         for n in comp.notes:
             print(f"rawdev: note: {src}: {n}", file=sys.stderr)
-        sheet = write_sheet(comp, out_dir / _sheet_name(src, rel), zoom=zoom)
+        sheet = write_sheet(comp, out_dir / _sheet_name(src, rel), zoom=opts.zoom)
         if not quiet:
             for r in comp.runs:
                 if r.psnr is not None:

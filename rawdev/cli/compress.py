@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Annotated, List, Optional
+from typing import Annotated, Optional
 
 import typer
 
-from ._options import handle_errors
+from ._options import (DEFAULT_DEVICE, BatchOpt, CheckpointEveryOpt, ClipOpt, DataOpt, DeviceOpt, HeteroOpt, LogEveryOpt,
+                       LossOpt, LrOpt, PatchOpt, PCleanOpt, ResumeOpt, RunDirOpt, SeedOpt, SigmaMaxOpt, StepsOpt,
+                       ThreadsOpt, TimeLimitOpt, ValEveryOpt, WarmupOpt, WeightsOutOpt, handle_errors)
 
 __all__ = ["app", "parse_widths"]
 
@@ -56,30 +58,30 @@ def parse_widths(text: str) -> tuple[int, ...]:
 @app.command()
 @handle_errors
 def distill(
-    data: Annotated[List[Path], typer.Option("--data", help="Photo folder, photo file or .npz patch pack; repeat for more.")],
-    run_dir: Annotated[Path, typer.Option("--run-dir", help="Checkpoint and log.jsonl folder.")] = Path("runs/jdd_fast"),
+    data: DataOpt,
+    run_dir: RunDirOpt = Path("runs/jdd_fast"),
     widths: Annotated[str, typer.Option("--widths", help="Student 3x3 layer widths: 48x7 or 32,32,48,...")] = "48x7",
     post_width: Annotated[int, typer.Option("--post-width", help="Channels of the full-resolution 3x3 layer.")] = 16,
     ofa: Annotated[str, typer.Option("--ofa", help="Once-for-all width multipliers, e.g. 0.5,0.75,1 (GAN Compression).")] = "",
     slim: Annotated[float, typer.Option("--slim", help="L1 weight on learned channel gates (GAN Slimming); 0: none.")] = 0.0,
-    steps: Annotated[int, typer.Option("--steps", help="Total optimisation steps (a resumed run counts from its start).")] = 3000,
-    batch: Annotated[int, typer.Option("--batch", help="Patches per step.")] = 8,
-    patch: Annotated[int, typer.Option("--patch", help="Teacher input patch side (even, >= 64).")] = 128,
-    lr: Annotated[float, typer.Option("--lr", help="Adam learning rate.")] = 1e-3,
-    warmup: Annotated[int, typer.Option("--warmup", help="Linear warm-up steps.")] = 100,
-    loss: Annotated[str, typer.Option("--loss", help="l2 or l1 distance to the teacher.")] = "l2",
-    sigma_max: Annotated[float, typer.Option("--sigma-max", help="Largest noise std, on the 0-255 scale.")] = 20.0,
-    p_clean: Annotated[float, typer.Option("--p-clean", help="Fraction of noise-free samples.")] = 0.2,
-    hetero: Annotated[float, typer.Option("--hetero", help="Fraction of samples with shot+read noise instead of Gaussian.")] = 0.0,
-    clip: Annotated[float, typer.Option("--clip", help="Fraction of samples whose noisy mosaic is clipped to [0, 1].")] = 0.5,
-    device: Annotated[str, typer.Option("--device", help="auto, cpu or cuda.")] = "auto",
-    resume: Annotated[bool, typer.Option("--resume", help="Continue from RUN_DIR/checkpoint.pt.")] = False,
-    seed: Annotated[int, typer.Option("--seed")] = 0,
-    checkpoint_every: Annotated[int, typer.Option("--checkpoint-every")] = 100,
-    log_every: Annotated[int, typer.Option("--log-every")] = 20,
-    val_every: Annotated[int, typer.Option("--val-every", help="Validate every N steps (0: start and end only).")] = 500,
-    time_limit: Annotated[Optional[float], typer.Option("--time-limit", help="Stop cleanly after this many seconds.")] = None,
-    threads: Annotated[Optional[int], typer.Option("--threads", help="torch CPU threads.")] = None,
+    steps: StepsOpt = 3000,
+    batch: BatchOpt = 8,
+    patch: PatchOpt = 128,
+    lr: LrOpt = 1e-3,
+    warmup: WarmupOpt = 100,
+    loss: LossOpt = "l2",
+    sigma_max: SigmaMaxOpt = 20.0,
+    p_clean: PCleanOpt = 0.2,
+    hetero: HeteroOpt = 0.0,
+    clip: ClipOpt = 0.5,
+    device: DeviceOpt = DEFAULT_DEVICE,
+    resume: ResumeOpt = False,
+    seed: SeedOpt = 0,
+    checkpoint_every: CheckpointEveryOpt = 100,
+    log_every: LogEveryOpt = 20,
+    val_every: ValEveryOpt = 500,
+    time_limit: TimeLimitOpt = None,
+    threads: ThreadsOpt = None,
 ) -> None:
     """Distil jdd-noise into a student (progress bar on a terminal, loss log in RUN_DIR/log.jsonl)."""
     from ..train.compress import CompressRecipe, train_student
@@ -104,8 +106,8 @@ def distill(
 @app.command()
 @handle_errors
 def export(
-    run_dir: Annotated[Path, typer.Option("--run-dir", help="A distillation run folder (its checkpoint.pt).")],
-    out: Annotated[Path, typer.Option("--out", help="Safetensors file to write.")],
+    run_dir: RunDirOpt,
+    out: WeightsOutOpt,
     width: Annotated[float, typer.Option("--width", help="Once-for-all width multiplier of the sub-network.")] = 1.0,
     prune: Annotated[Optional[float], typer.Option("--prune", help="GAN Slimming: drop channels with |gate| below this.")] = None,
 ) -> None:
@@ -130,13 +132,13 @@ def export(
 @handle_errors
 def int8(
     student: Annotated[Path, typer.Option("--student", help="A plain student written by `rawdev compress export`.")],
-    data: Annotated[List[Path], typer.Option("--data", help="Calibration photos: folder, file or .npz pack (train split).")],
-    out: Annotated[Path, typer.Option("--out", help="Safetensors file of the calibrated activation ranges.")],
+    data: DataOpt,
+    out: WeightsOutOpt,
     batches: Annotated[int, typer.Option("--batches", help="Calibration batches.")] = 16,
-    batch: Annotated[int, typer.Option("--batch", help="Patches per batch.")] = 8,
-    patch: Annotated[int, typer.Option("--patch", help="Patch side (even).")] = 128,
-    sigma_max: Annotated[float, typer.Option("--sigma-max", help="Largest noise std of the calibration mosaics (0-255).")] = 20.0,
-    seed: Annotated[int, typer.Option("--seed")] = 0,
+    batch: BatchOpt = 8,
+    patch: PatchOpt = 128,
+    sigma_max: SigmaMaxOpt = 20.0,
+    seed: SeedOpt = 0,
 ) -> None:
     """Calibrate int8 activation ranges of a student's trunk (min/max over synthetic noisy mosaics)."""
     import json

@@ -3,48 +3,35 @@
 from __future__ import annotations
 
 import os
-from enum import Enum
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
-from ..backends.registry import DEFAULT_BACKEND
+from ..config import PipelineConfig
 from ..errors import OutputError, UsageError, printable
-from ._options import MAX_EXPOSURE_EV, TILE_RANGE, check_wb, handle_errors, in_range, notice, parse_lens, parse_look, parse_wb
+from ._options import (DEFAULT_COLOURSPACE, DEFAULT_CURVE, DEFAULT_HIGHLIGHTS, DEFAULT_QUALITY, AllowBlackOpt, AutoBrightOpt, BackendOpt, BitsOpt, ColourSpaceOpt, CurveOpt, DeviceOpt, ExposureOpt, Fmt, FormatOpt, HighlightsOpt, LensOpt, LookOpt,
+                       NoiseSigmaOpt, NoOrientOpt, OverwriteOpt, PreviewOpt, QualityOpt, QuietOpt, TileOpt, WbOpt,
+                       handle_errors, notice, pipeline_config)
 
-__all__ = ["develop_command", "develop_file", "output_path_for"]
-
-
-class Fmt(str, Enum):
-    jpg = "jpg"
-    png = "png"
-    tif = "tif"
+__all__ = ["develop_command", "develop_file", "output_path_for", "DevelopOptions"]
 
 
-class Highlights(str, Enum):
-    clip = "clip"
-    unclip = "unclip"
-    blend = "blend"
+@dataclass(frozen=True)
+class DevelopOptions:
+    """What ``rawdev develop`` was asked: the files, where their outputs go, and the developer's
+    settings (``config``; its ``output_bits`` is settled per output, by its format)."""
 
-
-class Curve(str, Enum):
-    srgb = "srgb"
-    linear = "linear"
-
-
-class ColourSpace(str, Enum):
-    srgb = "srgb"
-    display_p3 = "display-p3"
-    adobe_rgb = "adobe-rgb"
-    rec2020 = "rec2020"
-    prophoto = "prophoto"
-
-
-class Device(str, Enum):
-    auto = "auto"
-    cpu = "cpu"
-    cuda = "cuda"
+    inputs: tuple[Path, ...]
+    output: str | None  # a file, a folder (ends in / or exists), or None: next to each input
+    fmt: str  # "jpg", "png" or "tif": the outputs' format when ``output`` is not a file
+    bits: int | None  # 8 or 16; None: the format's default (16 for TIFF, else 8)
+    quality: int  # JPEG quality, 1..100
+    overwrite: bool
+    preview: bool  # write the embedded preview instead of developing
+    quiet: bool
+    config: PipelineConfig
 
 
 def names_folder(out: str | Path | None) -> bool:
@@ -110,90 +97,78 @@ def develop_file(src: Path, dst: Path, cfg, *, quality: int, overwrite: bool, qu
                                                  progress=bar.update)
 
 
+@handle_errors
 def develop_command(
     inputs: Annotated[list[Path], typer.Argument(help="RAW files (DNG, CR2, NEF, ARW, RAF, ...).", show_default=False, readable=False)],
     output: Annotated[Optional[str], typer.Option("--output", "-o", help="Output file, or a folder (ending in /; created if missing) for several inputs. Default: next to the input.", show_default=False)] = None,
-    fmt: Annotated[Fmt, typer.Option("--format", "-f", help="Output format when -o is not a file name.")] = Fmt.jpg,
-    bits: Annotated[Optional[int], typer.Option("--bits", help="8 or 16 bits per channel (PNG/TIFF). Default: 8 for JPEG/PNG, 16 for TIFF. dcraw -6.")] = None,
-    quality: Annotated[int, typer.Option("--quality", "-q", callback=in_range(1, 100, integer=True), help="JPEG quality, 1..100.")] = 92,
-    backend: Annotated[str, typer.Option("--backend", "-b", "--demosaic", help="Demosaicker or learned back-end (see `rawdev backends`).")] = DEFAULT_BACKEND,
-    wb: Annotated[str, typer.Option("--wb", callback=check_wb, help="White balance: camera (as shot; else fitted to the embedded preview, else auto, else daylight) | preview | auto (grey-edge) | daylight | R,G,B[,G] multipliers. dcraw -w/-a/-r.")] = "camera",
-    highlights: Annotated[Highlights, typer.Option("--highlights", "-H", help="clip (white, default) | unclip (raw values) | blend (recover colour). dcraw -H 0/1/2.")] = Highlights.clip,
-    exposure: Annotated[float, typer.Option("--exposure", "-e", callback=in_range(-MAX_EXPOSURE_EV, MAX_EXPOSURE_EV, what="EV"), help="Exposure compensation in EV (stops), -20..20.")] = 0.0,
-    auto_bright: Annotated[bool, typer.Option("--auto-bright", help="Brighten so the 99th percentile reaches white (dcraw's default; off here).")] = False,
-    curve: Annotated[Curve, typer.Option("--curve", help="srgb: the IEC 61966-2-1 transfer curve; linear: linear sRGB values (for further processing).")] = Curve.srgb,
-    colorspace: Annotated[ColourSpace, typer.Option("--colorspace", help="Output colour space; its ICC profile is embedded. Wide spaces want 16 bits (PNG/TIFF).")] = ColourSpace.srgb,
-    look: Annotated[str, typer.Option("--look", help="neutral (default) | camera: the camera's look, fitted to the file's embedded preview | a look file from `rawdev look fit`.")] = "neutral",
-    lens: Annotated[str, typer.Option("--lens", help="off (default) | auto: correct distortion, vignetting and lateral CA for the file's camera and lens (lensfun) | \"Maker Model\" of the lens.")] = "off",
-    no_orient: Annotated[bool, typer.Option("--no-orient", help="Keep the sensor orientation (do not rotate pixels).")] = False,
-    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace existing outputs.")] = False,
-    device: Annotated[Device, typer.Option("--device", help="Where learned back-ends run.")] = Device.auto,
-    tile: Annotated[Optional[int], typer.Option("--tile", callback=in_range(*TILE_RANGE, what="pixels", integer=True), help="Tile size for learned back-ends (memory vs. speed), 32..8192; default per back-end and device.")] = None,
-    noise: Annotated[Optional[float], typer.Option("--noise", callback=in_range(0.0, 1.0), help="Noise level for noise-aware back-ends (sigma in their input domain, 0..1); default from the file.")] = None,
-    preview: Annotated[bool, typer.Option("--preview", help="Write the camera's embedded JPEG preview instead of developing (fast; orientation applied). dcraw -e.")] = False,
-    allow_black: Annotated[bool, typer.Option("--allow-black", help="Develop a file whose sensor data or picture hold no content (all black, all clipped, one flat value): a real lens-cap frame. Without it such a file is an error, as a damaged file usually is the cause.")] = False,
-    quiet: Annotated[bool, typer.Option("--quiet", help="No notices.")] = False,
+    fmt: FormatOpt = Fmt.jpg,
+    bits: BitsOpt = None,
+    quality: QualityOpt = DEFAULT_QUALITY,
+    backend: BackendOpt = PipelineConfig.backend,
+    wb: WbOpt = PipelineConfig.wb,
+    highlights: HighlightsOpt = DEFAULT_HIGHLIGHTS,
+    exposure: ExposureOpt = PipelineConfig.exposure_ev,
+    auto_bright: AutoBrightOpt = PipelineConfig.auto_bright,
+    curve: CurveOpt = DEFAULT_CURVE,
+    colorspace: ColourSpaceOpt = DEFAULT_COLOURSPACE,
+    look: LookOpt = PipelineConfig.look,
+    lens: LensOpt = PipelineConfig.lens,
+    no_orient: NoOrientOpt = not PipelineConfig.apply_orientation,
+    overwrite: OverwriteOpt = False,
+    device: DeviceOpt = PipelineConfig.device,
+    tile: TileOpt = PipelineConfig.tile,
+    noise: NoiseSigmaOpt = PipelineConfig.noise,
+    preview: PreviewOpt = False,
+    allow_black: AllowBlackOpt = PipelineConfig.allow_black,
+    quiet: QuietOpt = False,
 ) -> None:
     """Develop RAW files to sRGB images, with EXIF, an sRGB ICC profile, and orientation applied."""
-    _develop(inputs, output, fmt, bits, quality, backend, wb, highlights, exposure, auto_bright, curve,
-             colorspace, look, lens, no_orient, overwrite, device, tile, noise, preview, allow_black, quiet)
+    _develop(DevelopOptions(
+        inputs=tuple(inputs), output=output, fmt=fmt.value, bits=bits, quality=quality, overwrite=overwrite,
+        preview=preview, quiet=quiet,
+        config=pipeline_config(backend=backend, wb=wb, highlights=highlights, exposure=exposure, auto_bright=auto_bright,
+                               curve=curve, colorspace=colorspace, look=look, lens=lens, no_orient=no_orient,
+                               device=device, tile=tile, noise=noise, allow_black=allow_black, bits=bits)))
 
 
-@handle_errors
-def _develop(inputs, output, fmt, bits, quality, backend, wb, highlights, exposure, auto_bright, curve,
-             colorspace, look, lens, no_orient, overwrite, device, tile, noise, preview, allow_black, quiet):
-    from ..config import PipelineConfig
-
+def _develop(opts: DevelopOptions) -> None:
+    inputs, output = opts.inputs, opts.output
     if len(inputs) > 1 and output is not None and not names_folder(output):
         raise UsageError(f"several inputs need -o to be a folder (end it with /): {printable(output)} is not one")
-    if bits not in (None, 8, 16):
-        raise UsageError(f"--bits must be 8 or 16, got {bits}")
-    planned, refused = plan_outputs(inputs, output, fmt.value)
+    planned, refused = plan_outputs(list(inputs), output, opts.fmt)
     failed = len(refused)
     for src, why in refused:
         _report(src, OutputError(why, src))
     for src, dst in planned:
-        if preview:
-            from ..io.preview import write_preview
-
-            try:
-                write_preview(src, dst, quality=quality, overwrite=overwrite)
-                if not quiet:
-                    print(f"{printable(src)} -> {printable(dst)} (embedded preview)")
-            except UsageError:
-                raise
-            except Exception as e:  # noqa: BLE001
-                if len(inputs) == 1:
-                    raise
-                failed += 1
-                _report(src, e)
-            continue
-        from ..io.write import format_for
-
-        kind = format_for(dst)
-        out_bits = bits or (16 if kind == "tiff" else 8)
-        cfg = PipelineConfig(
-            backend=backend, wb=parse_wb(wb), highlights=highlights.value, exposure_ev=exposure,
-            auto_bright=auto_bright, curve=curve.value, colorspace=colorspace.value, look=parse_look(look), lens=parse_lens(lens),
-            apply_orientation=not no_orient,
-            output_bits=out_bits, device=device.value, tile=tile, noise=noise, allow_black=allow_black,
-        )
-        if len(inputs) == 1:
-            develop_file(src, dst, cfg, quality=quality, overwrite=overwrite, quiet=quiet)
-            if not quiet:
-                print(f"{printable(src)} -> {printable(dst)}")
-            return
         try:
-            develop_file(src, dst, cfg, quality=quality, overwrite=overwrite, quiet=quiet)
-            if not quiet:
-                print(f"{printable(src)} -> {printable(dst)}")
+            _develop_one(src, dst, opts)
         except UsageError:
             raise
         except Exception as e:  # noqa: BLE001 - keep going; report each file
+            if len(inputs) == 1:
+                raise
             failed += 1
             _report(src, e)
     if failed:
         raise typer.Exit(1)
+
+
+def _develop_one(src: Path, dst: Path, opts: DevelopOptions) -> None:
+    """One input to its output: its embedded preview (``--preview``) or a develop."""
+    if opts.preview:
+        from ..io.preview import write_preview
+
+        write_preview(src, dst, quality=opts.quality, overwrite=opts.overwrite)
+        if not opts.quiet:
+            print(f"{printable(src)} -> {printable(dst)} (embedded preview)")
+        return
+    from ..io.write import default_bits, format_for
+
+    bits = opts.bits or default_bits(format_for(dst), opts.config.colorspace)
+    develop_file(src, dst, replace(opts.config, output_bits=bits), quality=opts.quality, overwrite=opts.overwrite,
+                 quiet=opts.quiet)
+    if not opts.quiet:
+        print(f"{printable(src)} -> {printable(dst)}")
 
 
 def _report(src: Path, e: Exception) -> None:

@@ -22,9 +22,11 @@ from rich.table import Table
 
 from ..backends.registry import ROUNDTRIP_BACKENDS
 from ..errors import UsageError
-from ._options import handle_errors
+from ._options import DEFAULT_DEVICE, BackendsOpt, DeviceOpt, JsonOpt, LimitOpt, SeedOpt, handle_errors
 
 __all__ = ["app", "format_markdown", "format_table"]
+
+DEFAULT_ROUNDTRIP = ",".join(ROUNDTRIP_BACKENDS)
 
 app = typer.Typer(
     help="Evaluate back-ends on standard test sets (Kodak24, McMaster18, ...).",
@@ -109,11 +111,11 @@ def demosaic(
         "shot-read: variance SHOT*x + READ added in linear light.")] = NoiseModelChoice.gaussian,
     shot: Annotated[float, typer.Option("--shot", min=0.0, help="shot-read: signal-dependent variance gain.")] = 0.0,
     read: Annotated[float, typer.Option("--read", min=0.0, help="shot-read: constant (read) variance.")] = 0.0,
-    seed: Annotated[int, typer.Option("--seed", help="Noise seed (image i uses SEED + i).")] = 0,
-    device: Annotated[str, typer.Option("--device", help="auto, cpu or cuda.")] = "auto",
-    limit: Annotated[Optional[int], typer.Option("--limit", min=1, help="Score only the first N images.")] = None,
+    seed: SeedOpt = 0,
+    device: DeviceOpt = DEFAULT_DEVICE,
+    limit: LimitOpt = None,
     with_ssim: Annotated[bool, typer.Option("--ssim", help="Also report SSIM.")] = False,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+    as_json: JsonOpt = False,
     as_markdown: Annotated[bool, typer.Option("--markdown", help="Print a Markdown table instead.")] = False,
 ) -> None:
     """Mosaic each photo in DIRECTORY, demosaic it with METHOD, print CPSNR per image and the mean."""
@@ -157,10 +159,10 @@ def _demosaic(directory: Path, method: str, *, noise: float, as_json: bool, as_m
 @handle_errors
 def roundtrip(
     directories: Annotated[list[Path], typer.Argument(help="Folders of 8-bit sRGB photos (e.g. Kodak24, McMaster).")],
-    backends: Annotated[str, typer.Option("--backends", help="Comma-separated back-ends; 'libraw' is LibRaw's AHD.")] = ",".join(ROUNDTRIP_BACKENDS),
+    backends: BackendsOpt = DEFAULT_ROUNDTRIP,
     noise: Annotated[str, typer.Option("--noise", help="clean, noisy or both (see rawdev.evaluate.roundtrip).")] = "clean,noisy",
-    limit: Annotated[Optional[int], typer.Option("--limit", help="Only the first N photos of each folder.")] = None,
-    device: Annotated[str, typer.Option("--device")] = "auto",
+    limit: LimitOpt = None,
+    device: DeviceOpt = DEFAULT_DEVICE,
     json_out: Annotated[Optional[Path], typer.Option("--json", help="Also write per-image scores here.")] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="A line per image and back-end.")] = False,
     no_noise_profile: Annotated[bool, typer.Option(

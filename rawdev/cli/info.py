@@ -16,6 +16,7 @@ from typing import Annotated, Any
 import typer
 
 from ..errors import EXIT_FAILED, RawdevError
+from ._options import JsonOpt
 
 __all__ = ["info_command", "file_info", "register"]
 
@@ -115,8 +116,8 @@ def file_info(path: Path) -> dict[str, Any]:
     if preview is None:
         info["preview_reason"] = preview_reason
     if ok:
-        from ..pipeline import white_balance_for
         from ..stages.noise import choose_noise_model
+        from ..stages.white_balance import white_balance_for
 
         wb = white_balance_for(raw)
         info["white_balance"] = {"gains": _round(wb.gains), "source": wb.source, "notice": wb.notice}
@@ -201,7 +202,7 @@ def _human(info: dict[str, Any]) -> str:
 
 def info_command(
     files: Annotated[list[Path], typer.Argument(help="RAW files.", show_default=False, readable=False)],
-    json_lines: Annotated[bool, typer.Option("--json", help="One JSON object per file on stdout.")] = False,
+    json_lines: JsonOpt = False,
 ) -> None:
     """Show what RAW files hold (camera, lens, size, CFA, black/white level, white balance, colour matrix,
     orientation, embedded preview) and whether rawdev can develop them. Exit code 1 if any cannot be read."""

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from ._options import handle_errors
+from ._options import OverwriteOpt, handle_errors
 
 __all__ = ["app"]
 
@@ -19,7 +19,7 @@ app = typer.Typer(help="Camera looks fitted to embedded previews.", no_args_is_h
 def fit_command(
     src: Annotated[Path, typer.Argument(help="RAW file with an embedded preview.", show_default=False)],
     output: Annotated[Path, typer.Option("--output", "-o", help="Look file to write (JSON).")] = Path("look.json"),
-    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing look file.")] = False,
+    overwrite: OverwriteOpt = False,
 ) -> None:
     """Fit the map from rawdev's neutral render to the camera's preview (tone curve + 3D LUT)."""
     _fit(src, output, overwrite)

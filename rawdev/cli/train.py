@@ -14,11 +14,14 @@ from __future__ import annotations
 import logging
 import sys
 from pathlib import Path
-from typing import Annotated, List, Optional
+from typing import Annotated
 
 import typer
 
-from ._options import handle_errors
+from ._options import (DEFAULT_DEVICE, BatchOpt, CheckpointEveryOpt, ClipOpt, DataOpt, DeviceOpt, HeteroOpt, IspBaseOpt, IspInitOpt,
+                       IspInstanceNormOpt, IspKernelsOpt, IspPNoiseOpt, IspStageStepsOpt, IspWidthOpt, LogEveryOpt, LossOpt,
+                       LrOpt, PatchOpt, PCleanOpt, ResumeOpt, RunDirOpt, SeedOpt, SigmaMaxOpt, StepsOpt, ThreadsOpt,
+                       TimeLimitOpt, ValEveryOpt, WarmupOpt, WeightsOutOpt, handle_errors)
 
 __all__ = ["app", "TrainProgress"]
 
@@ -90,32 +93,32 @@ class TrainProgress:
 @app.command()
 @handle_errors
 def jdd(
-    data: Annotated[List[Path], typer.Option("--data", help="Photo folder, photo file or .npz patch pack; repeat for more.")],
-    out: Annotated[Path, typer.Option("--out", help="Safetensors file to write.")] = Path("weights/jdd_noise.safetensors"),
-    steps: Annotated[int, typer.Option("--steps", help="Total optimisation steps (a resumed run counts from its start).")] = 20000,
-    batch: Annotated[int, typer.Option("--batch", help="Patches per step.")] = 16,
-    patch: Annotated[int, typer.Option("--patch", help="Patch side in pixels (even, >= 64); output is patch - 62.")] = 128,
-    lr: Annotated[float, typer.Option("--lr", help="Adam learning rate.")] = 1e-4,
+    data: DataOpt,
+    out: WeightsOutOpt = Path("weights/jdd_noise.safetensors"),
+    steps: StepsOpt = 20000,
+    batch: BatchOpt = 16,
+    patch: PatchOpt = 128,
+    lr: LrOpt = 1e-4,
     schedule: Annotated[str, typer.Option("--schedule", help="constant or cosine (decay to 1% of --lr).")] = "cosine",
-    warmup: Annotated[int, typer.Option("--warmup", help="Linear warm-up steps.")] = 0,
-    loss: Annotated[str, typer.Option("--loss", help="l2 (Gharbi2016) or l1.")] = "l2",
+    warmup: WarmupOpt = 0,
+    loss: LossOpt = "l2",
     target: Annotated[str, typer.Option("--target", help="teacher (noise-free network on the clean mosaic), gt (clean photo) or teacher-clean.")] = "teacher",
-    sigma_max: Annotated[float, typer.Option("--sigma-max", help="Largest noise std, on the 0-255 scale.")] = 20.0,
-    p_clean: Annotated[float, typer.Option("--p-clean", help="Fraction of noise-free samples.")] = 0.2,
+    sigma_max: SigmaMaxOpt = 20.0,
+    p_clean: PCleanOpt = 0.2,
     colour_aug: Annotated[float, typer.Option("--colour-aug", help="Fraction of samples with random channel order and saturation gain.")] = 0.0,
-    hetero: Annotated[float, typer.Option("--hetero", help="Fraction of samples with shot+read noise instead of Gaussian.")] = 0.0,
-    clip: Annotated[float, typer.Option("--clip", help="Fraction of samples whose noisy mosaic is clipped to [0, 1].")] = 0.5,
+    hetero: HeteroOpt = 0.0,
+    clip: ClipOpt = 0.5,
     init: Annotated[str, typer.Option("--init", help="'pretrained' (demosaicnet's bayer.pth), a .pth/.safetensors file, or 'none'.")] = "pretrained",
-    device: Annotated[str, typer.Option("--device", help="auto, cpu or cuda.")] = "auto",
+    device: DeviceOpt = DEFAULT_DEVICE,
     amp: Annotated[bool, typer.Option("--amp/--no-amp", help="bf16 autocast on CUDA.")] = False,
-    resume: Annotated[bool, typer.Option("--resume", help="Continue from RUN_DIR/checkpoint.pt.")] = False,
-    run_dir: Annotated[Path, typer.Option("--run-dir", help="Checkpoint and log.jsonl folder.")] = Path("runs/jdd_noise"),
-    seed: Annotated[int, typer.Option("--seed")] = 0,
-    checkpoint_every: Annotated[int, typer.Option("--checkpoint-every")] = 1000,
-    log_every: Annotated[int, typer.Option("--log-every")] = 50,
-    val_every: Annotated[int, typer.Option("--val-every", help="Validate every N steps (0: start and end only).")] = 0,
-    time_limit: Annotated[Optional[float], typer.Option("--time-limit", help="Stop cleanly after this many seconds.")] = None,
-    threads: Annotated[Optional[int], typer.Option("--threads", help="torch CPU threads.")] = None,
+    resume: ResumeOpt = False,
+    run_dir: RunDirOpt = Path("runs/jdd_noise"),
+    seed: SeedOpt = 0,
+    checkpoint_every: CheckpointEveryOpt = 1000,
+    log_every: LogEveryOpt = 50,
+    val_every: ValEveryOpt = 0,
+    time_limit: TimeLimitOpt = None,
+    threads: ThreadsOpt = None,
 ) -> None:
     """Fine-tune demosaicnet into the noise-aware jdd-noise back-end."""
     from ..train.jdd import JDDRecipe, train_jdd
@@ -135,61 +138,71 @@ def jdd(
                f"weights -> {out}", err=True)
 
 
-def _train_isp(kind: str, data, out, stage_steps, width, kernels, patch, batch, p_noise, lr, device, resume,
-               run_dir, seed, checkpoint_every, log_every, time_limit, threads, init=None,
-               instance_norm=False, base="menon") -> None:
-    from ..train.isp import DEFAULT_STAGE_STEPS, ISPRecipe, train_isp
-    from ..train.loop import TrainConfig
+def parse_stage_steps(items: list[str] | None) -> dict[int, int]:
+    """``--stage-steps LEVEL=STEPS ...`` as ``{level: steps}`` (empty: the recipe's default stages).
 
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    steps = dict(DEFAULT_STAGE_STEPS[kind]) if not stage_steps else {}
-    for item in stage_steps or []:
+    Raises:
+        typer.BadParameter: an item not of that form (exit 2).
+    """
+    steps: dict[int, int] = {}
+    for item in items or []:
         try:
             lv, n = item.split("=")
             steps[int(lv)] = int(n)
         except ValueError:
             raise typer.BadParameter(f"--stage-steps wants LEVEL=STEPS, got {item!r}") from None
-    cfg = TrainConfig(steps=1, lr=lr, seed=seed, device=device, run_dir=run_dir, resume=resume,
-                      checkpoint_every=checkpoint_every, log_every=log_every, time_limit_s=time_limit,
-                      schedule="cosine", threads=threads,
-                      # CameraNet's official optimiser (learned_backends.md 4.4); its eps damps the
-                      # updates of the near-zero-initialised up-sampling convolutions.
-                      betas=(0.5, 0.999) if kind == "cameranet" else (0.9, 0.999),
-                      eps=1e-4 if kind == "cameranet" else 1e-8)
-    recipe = ISPRecipe(kind=kind, width=width, kernels=kernels, patch=patch, batch=batch, p_noise=p_noise,
-                       stage_steps=steps, instance_norm=instance_norm, base=base)
-    with TrainProgress(kind) as prog:
+    return steps
+
+
+def _train_isp(data: list[Path], out: Path, cfg, recipe, init: Path | None) -> None:
+    """Train ``recipe.kind`` with the run settings ``cfg`` (a :class:`~rawdev.train.loop.TrainConfig`)."""
+    from ..train.isp import train_isp
+
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    with TrainProgress(recipe.kind) as prog:
         result = train_isp(data, out, cfg, recipe, init=init, **prog.callbacks())
     state = "done" if result.completed else "stopped (time limit): continue with --resume"
-    typer.echo(f"{state}: {kind} on {result.device}; weights -> {out if result.completed else '(not written)'}",
+    typer.echo(f"{state}: {recipe.kind} on {result.device}; weights -> {out if result.completed else '(not written)'}",
                err=True)
 
 
 def _isp_command(kind: str, default_width: int, default_out: str):
     def command(
-        data: Annotated[List[Path], typer.Option("--data", help="Photo folder, photo file or .npz patch pack; repeat for more.")],
-        out: Annotated[Path, typer.Option("--out", help="Safetensors file to write.")] = Path(default_out),
-        stage_steps: Annotated[Optional[List[str]], typer.Option("--stage-steps", help="LEVEL=STEPS, repeatable; when given, only these stages run (PyNET levels 5..0; CameraNet 1 = Restore alone, 0 = joint).")] = None,
-        width: Annotated[int, typer.Option("--width", help="First-level width (papers: 32).")] = default_width,
-        kernels: Annotated[str, typer.Option("--kernels", help="PyNET: full (3/5/7/9), dilated (3x3 dilated) or cap5.")] = "dilated",
-        patch: Annotated[int, typer.Option("--patch", help="Patch side in pixels (multiple of 32).")] = 128,
-        batch: Annotated[int, typer.Option("--batch", help="Patches per step.")] = 8,
-        p_noise: Annotated[float, typer.Option("--p-noise", help="Fraction of samples with shot+read noise.")] = 0.7,
-        lr: Annotated[float, typer.Option("--lr", help="Adam learning rate (cosine decay per stage).")] = 1e-4 if kind != "cameranet" else 2e-4,
-        device: Annotated[str, typer.Option("--device", help="auto, cpu or cuda.")] = "auto",
-        resume: Annotated[bool, typer.Option("--resume", help="Continue from RUN_DIR.")] = False,
-        run_dir: Annotated[Path, typer.Option("--run-dir", help="Per-stage checkpoints and logs.")] = Path(f"runs/{kind}"),
-        seed: Annotated[int, typer.Option("--seed")] = 0,
-        checkpoint_every: Annotated[int, typer.Option("--checkpoint-every")] = 200,
-        log_every: Annotated[int, typer.Option("--log-every")] = 50,
-        time_limit: Annotated[Optional[float], typer.Option("--time-limit", help="Stop cleanly after this many seconds.")] = None,
-        threads: Annotated[Optional[int], typer.Option("--threads", help="torch CPU threads.")] = None,
-        init: Annotated[Optional[Path], typer.Option("--init", help="Start from these weights (a file this command wrote).")] = None,
-        instance_norm: Annotated[bool, typer.Option("--instance-norm/--no-instance-norm", help="PyNET(-CA): the papers' instance normalisation (statistics shared across tiles at inference).")] = False,
-        base: Annotated[str, typer.Option("--base", help="Fixed demosaic the network refines: jdd-noise, menon-srgb, menon or bilinear (see rawdev.models.isp_frame).")] = "menon",
+        data: DataOpt,
+        out: WeightsOutOpt = Path(default_out),
+        stage_steps: IspStageStepsOpt = None,
+        width: IspWidthOpt = default_width,
+        kernels: IspKernelsOpt = "dilated",
+        patch: PatchOpt = 128,
+        batch: BatchOpt = 8,
+        p_noise: IspPNoiseOpt = 0.7,
+        lr: LrOpt = 1e-4 if kind != "cameranet" else 2e-4,
+        device: DeviceOpt = DEFAULT_DEVICE,
+        resume: ResumeOpt = False,
+        run_dir: RunDirOpt = Path(f"runs/{kind}"),
+        seed: SeedOpt = 0,
+        checkpoint_every: CheckpointEveryOpt = 200,
+        log_every: LogEveryOpt = 50,
+        time_limit: TimeLimitOpt = None,
+        threads: ThreadsOpt = None,
+        init: IspInitOpt = None,
+        instance_norm: IspInstanceNormOpt = False,
+        base: IspBaseOpt = "menon",
     ) -> None:
-        _train_isp(kind, data, out, stage_steps, width, kernels, patch, batch, p_noise, lr, device, resume,
-                   run_dir, seed, checkpoint_every, log_every, time_limit, threads, init, instance_norm, base)
+        from ..train.isp import DEFAULT_STAGE_STEPS, ISPRecipe
+        from ..train.loop import TrainConfig
+
+        cfg = TrainConfig(steps=1, lr=lr, seed=seed, device=device, run_dir=run_dir, resume=resume,
+                          checkpoint_every=checkpoint_every, log_every=log_every, time_limit_s=time_limit,
+                          schedule="cosine", threads=threads,
+                          # CameraNet's official optimiser (learned_backends.md 4.4); its eps damps the
+                          # updates of the near-zero-initialised up-sampling convolutions.
+                          betas=(0.5, 0.999) if kind == "cameranet" else (0.9, 0.999),
+                          eps=1e-4 if kind == "cameranet" else 1e-8)
+        recipe = ISPRecipe(kind=kind, width=width, kernels=kernels, patch=patch, batch=batch, p_noise=p_noise,
+                           stage_steps=parse_stage_steps(stage_steps) or dict(DEFAULT_STAGE_STEPS[kind]),
+                           instance_norm=instance_norm, base=base)
+        _train_isp(data, out, cfg, recipe, init)
 
     command.__doc__ = f"Train the {kind} learned ISP on unprocessed photos (see rawdev.train.isp)."
     return handle_errors(command)

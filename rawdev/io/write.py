@@ -28,7 +28,7 @@ from .icc import srgb_profile
 from .metadata import copy_metadata, software
 from .temporaries import TMP_SUFFIX, remove_stale_temporaries, temporary_owner, temporary_prefix
 
-__all__ = ["FORMATS", "format_for", "check_destination", "write_image", "write_bands", "gather_bands", "atomic_output",
+__all__ = ["FORMATS", "format_for", "default_bits", "check_destination", "write_image", "write_bands", "gather_bands", "atomic_output",
            "temporary_prefix", "temporary_owner", "remove_stale_temporaries", "TMP_SUFFIX"]
 
 FORMATS = {".jpg": "jpeg", ".jpeg": "jpeg", ".png": "png", ".tif": "tiff", ".tiff": "tiff"}
@@ -41,6 +41,21 @@ def format_for(path: str | Path) -> str:
         return FORMATS[ext]
     except KeyError:
         raise UsageError(f"unknown output format {ext or '(no extension)'!r}; use .jpg, .png or .tif", path) from None
+
+
+def default_bits(fmt: str, colorspace: str = "srgb") -> int:
+    """Bits per sample when the user names none: 16 for TIFF, and for PNG in a space wider than sRGB;
+    8 otherwise (JPEG is 8-bit only).
+
+    An 8-bit file in a wide space cannot hold every sRGB colour to within a level: one code step of
+    the wider space spans several sRGB steps where a colour has a channel near zero (measured by
+    ``benchmarks/colour_space_8bit.py``: even the best 8-bit Display P3 code is more than 1.5 levels
+    off for about 1 % of in-gamut colours; ProPhoto about 3 %). At 16 bits the step is 257 times finer.
+    """
+    fmt = FORMATS.get("." + fmt.lower().lstrip("."), fmt.lower())
+    if fmt == "tiff" or (fmt == "png" and colorspace != "srgb"):
+        return 16
+    return 8
 
 
 def _no_space(folder: Path) -> bool:
