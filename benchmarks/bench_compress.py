@@ -74,7 +74,7 @@ def main() -> None:
 
     from safetensors.torch import load_file
 
-    from rawdev.backends.learned import JDDRunner
+    from rawdev.backends.learned import student_runner
     from rawdev.models.li2020 import macs_per_pixel
     from rawdev.models.quantise import Int8Student, magnitude_sparsify, sparsity
     from rawdev.train.compress import read_student
@@ -82,8 +82,7 @@ def main() -> None:
     dev = torch.device("cpu")
 
     def runner_of(net):
-        return JDDRunner(net, device=dev, dtype=torch.float32, tile=512, batch=1, workers=None, uses_noise=True,
-                         xtrans_spec=None, margin=net.border + (net.border % 2))
+        return student_runner(net, device=dev, tile=512, batch=1)
 
     skip = set(filter(None, args.skip.split(",")))
     variants: dict[str, dict] = {}
@@ -91,7 +90,7 @@ def main() -> None:
         if name in skip:
             continue
         run = registry.get(name).build(device="cpu")
-        variants[name] = {"run": run, "params": _params(run.bayer_net), "macs": jdd_macs(noise=name == "jdd-noise")}
+        variants[name] = {"run": run, "params": _params(run.core.bayer_net), "macs": jdd_macs(noise=name == "jdd-noise")}
     student, _ = read_student(args.student)
     student.eval()
     files = {"student": student}

@@ -31,8 +31,8 @@ from .stages.normalise import normalise
 from .stages.orientation import apply_orientation, oriented_size
 from .stages.tone import (auto_bright_gain, quantise, quantise_scale, srgb_decode, srgb_decode_unclipped,
                           srgb_encode, srgb_encode_unclipped)
-from .stages.white_balance import (CameraThumb, WhiteBalance, apply_gains_mosaic, camera_thumbnail, choose_gains, chromaticity_error,
-                                   grey_edge_gains, preview_gains, preview_grid)
+from .stages.white_balance import (LibRawWB, WhiteBalance, apply_gains_mosaic, cfa_white_balance, libraw_white_balance,
+                                   white_balance_for)
 from .tiling import resolve_device
 from .types import CFALayout, RawImage
 
@@ -194,70 +194,6 @@ def _bands_of(img: np.ndarray, orientation: int, band: int) -> Iterator[np.ndarr
     yield from _oriented_bands(H, W, orientation, band, lambda rows, cols: img[rows, cols])
 
 
-def _fit_preview(raw: RawImage):
-    """The embedded preview on its fitting grid and a camera thumbnail on the same grid, or None when
-    the file has no preview rawpy can read (:mod:`rawdev.io.preview` decodes it)."""
-    from .errors import RawdevError
-    from .io.preview import preview_image
-    from .stages.orientation import oriented_size
-
-    try:
-        pv = preview_image(raw.meta.path)
-    except (RawdevError, OSError, ValueError):
-        return None
-    H, W = raw.data.shape[:2]
-    ow, oh = oriented_size(W, H, raw.meta.orientation)
-    # every cell of the grid must hold samples of every colour of the CFA
-    grid, (gh, gw) = preview_grid(pv, ow / oh, max(H, W) // (2 * raw.meta.cfa.period))
-    size = (gw, gh) if raw.meta.orientation in (5, 6, 7, 8) else (gh, gw)
-    m = normalise(raw.data, np.asarray(raw.black_map), raw.meta.white_level)
-    thumb = camera_thumbnail(m, raw.colors, size, raw.meta.orientation)
-    return grid, thumb
-
-
-def _wb_for(raw: RawImage, mode) -> WhiteBalance:
-    """:func:`choose_gains` for a CFA ``raw``, with the estimators it may need made lazily from the
-    data (the preview is read only when the chain reaches it)."""
-    meta = raw.meta
-    cache: dict = {}
-
-    def fitted():
-        if "p" not in cache:
-            cache["p"] = _fit_preview(raw) if raw.colors is not None and raw.data.size else None
-        return cache["p"]
-
-    def preview():
-        f = fitted()
-        return None if f is None else preview_gains(f[1], f[0], meta.rgb_cam)
-
-    def ones_error():
-        f = fitted()
-        return None if f is None else chromaticity_error(f[1], f[0], meta.rgb_cam, (1.0, 1.0, 1.0))
-
-    def auto():
-        if raw.colors is None or raw.data.size == 0:
-            return None
-        H, W = raw.data.shape[:2]
-        k = max(2 * meta.cfa.period, int(np.ceil(max(H, W) / 512)))
-        m = normalise(raw.data, np.asarray(raw.black_map), meta.white_level)
-        return grey_edge_gains(camera_thumbnail(m, raw.colors, (max(1, H // k), max(1, W // k))))
-
-    wb = choose_gains(mode, camera=meta.camera_wb, daylight=meta.daylight_wb, preview=preview,
-                      ones_error=ones_error, auto=auto)
-    # LibRaw's convention: the smallest multiplier is 1, so every channel's clip point is >= 1.0
-    # and clipped highlights come out white, not grey.
-    lo = min(wb.gains)
-    return replace(wb, gains=tuple(g / lo for g in wb.gains))
-
-
-def white_balance_for(raw: RawImage, mode="camera", highlights: str = "clip") -> WhiteBalance:
-    """The white balance :func:`develop_stream` would use for ``raw`` with ``--wb mode`` (gains, source,
-    notice); on LibRaw-rendered sensors the gains are the correction applied to LibRaw's render."""
-    if raw.meta.cfa.kind == "linear" or raw.colors is None:
-        return _libraw_wb(raw, mode, _LIBRAW_HIGHLIGHT[check_mode(highlights)]).wb
-    return _wb_for(raw, mode)
-
-
 def _cfa_for_band(raw: RawImage, top: int, left: int = 0) -> CFALayout:
     """The CFA layout of ``raw.data[top:, left:]``, as runners take it."""
     return raw.meta.cfa.shifted(top, left)
@@ -273,7 +209,7 @@ def _preview_linear(raw: RawImage, gains, matrix) -> torch.Tensor:
         for dx in (0, 1):
             c = int(raw.colors[dy % raw.colors.shape[0], dx % raw.colors.shape[1]])
             plane = normalise(raw.data[dy:h:2, dx:w:2], raw.black_map[dy:h:2, dx:w:2], meta.white_level)
-            acc[c] += plane * gains[c]
+            acc[c] += torch.from_numpy(plane) * gains[c]
             cnt[c] += 1
     rgb = (acc / cnt.clamp(min=1)).clamp_(max=1.0)
     return apply_matrix(rgb, matrix)
@@ -432,18 +368,18 @@ def _linear_wb_band(raw: RawImage, a: int, b: int, gains, c: int = 0, d: int | N
     """
     meta = raw.meta
     cols = slice(c, d)
+    if meta.cfa.kind != "bayer":
+        m = normalise(raw.data[a:b, cols], raw.black_map[a:b, cols], meta.white_level)
+        return torch.from_numpy(apply_gains_mosaic(m, raw.colors[a:b, cols], gains))
     counts = torch.from_numpy(raw.data[a:b, cols].astype(np.float32))
-    if meta.cfa.kind == "bayer":
-        for dy in range(min(2, b - a)):
-            # Row-parity views keep the inner dimension contiguous; the per-column pattern of
-            # scale and offset alternates with the column parity.
-            black = torch.from_numpy(raw.black_map[a + dy, cols].astype(np.float32))
-            gain = torch.tensor(gains, dtype=torch.float32)[torch.from_numpy(raw.colors[a + dy, cols].astype(np.int64))]
-            scale = gain / torch.clamp(meta.white_level - black, min=1.0)
-            counts[dy::2].mul_(scale).sub_(black * scale)
-        return counts
-    m = normalise(counts, raw.black_map[a:b, cols], meta.white_level)
-    return apply_gains_mosaic(m, torch.from_numpy(raw.colors[a:b, cols]), gains)
+    for dy in range(min(2, b - a)):
+        # Row-parity views keep the inner dimension contiguous; the per-column pattern of
+        # scale and offset alternates with the column parity.
+        black = torch.from_numpy(raw.black_map[a + dy, cols].astype(np.float32))
+        gain = torch.tensor(gains, dtype=torch.float32)[torch.from_numpy(raw.colors[a + dy, cols].astype(np.int64))]
+        scale = gain / torch.clamp(meta.white_level - black, min=1.0)
+        counts[dy::2].mul_(scale).sub_(black * scale)
+    return counts
 
 
 def _encode(rgb: torch.Tensor, matrix: np.ndarray, bits: int | None, curve: str) -> np.ndarray:
@@ -459,88 +395,6 @@ def _encode(rgb: torch.Tensor, matrix: np.ndarray, bits: int | None, curve: str)
             return get_space(curve).encode(hwc.numpy()).astype(np.float32)
         return (srgb_encode(hwc) if curve == "srgb" else hwc.clamp_(0, 1)).numpy()
     return quantise(hwc, bits, curve).numpy()
-
-
-@dataclass(frozen=True)
-class LibRawWB:
-    """How LibRaw is asked to white-balance a sensor it renders itself (4-colour CFAs, linear DNGs):
-    its own settings (``user_wb`` multipliers in its colour order, or the as-shot or automatic ones,
-    or its daylight default), then ``post``, per-channel gains on its linear sRGB output (the
-    preview fit, which has no camera-space form for a 4-colour sensor)."""
-
-    wb: WhiteBalance
-    user_wb: tuple[float, ...] | None = None
-    camera: bool = False
-    auto: bool = False
-    post: tuple[float, float, float] = (1.0, 1.0, 1.0)
-
-
-def _libraw_wb(raw: RawImage, mode, highlight_mode: int) -> LibRawWB:
-    """``--wb`` for LibRaw-rendered sensors, in LibRaw's own terms, so that every choice renders
-    exactly as LibRaw renders it; ``preview`` fits a correction of the as-shot render to the
-    embedded preview. Falls back like :func:`choose_gains`, with notices."""
-    meta = raw.meta
-    ones = (1.0, 1.0, 1.0)
-    if isinstance(mode, (tuple, list)):
-        vals = [float(v) for v in mode]
-        wb = choose_gains(mode, camera=None, daylight=None)
-        return LibRawWB(wb, user_wb=tuple(vals) if len(vals) == 4 else (vals[0], vals[1], vals[2], vals[1]))
-    mode = str(mode).lower()
-    if mode in ("camera", "preview"):
-        base = LibRawWB(WhiteBalance(ones, "camera"), camera=True) if meta.camera_wb is not None \
-            else LibRawWB(WhiteBalance(ones, "daylight"))
-        # A 4-colour sensor's as-shot multipliers go through LibRaw's generic CMYG conversion, not
-        # a colour matrix rawdev can check; the camera's own preview is the camera's conversion, so
-        # where one is usable the as-shot render is corrected to it (the Canon G1's as-shot render
-        # is 13 % off its preview, a visible cast), with a notice saying by how much.
-        check = meta.cfa.kind == "other"
-        if mode == "camera" and meta.camera_wb is not None and not check:
-            return base
-        fit = _fit_libraw_preview(raw, base, highlight_mode)
-        if mode == "camera" and meta.camera_wb is not None:
-            if fit is None:
-                return base
-            return replace(base, wb=WhiteBalance(fit[0], "preview", f"{meta.num_colors}-colour sensor: the as-shot render "
-                                                 f"differs from the embedded preview by {fit[1]:.0%}; corrected to the preview"
-                                                 ), post=fit[0])
-        if fit is not None:
-            why = None if mode == "preview" else "no as-shot white balance in the file"
-            return replace(base, wb=WhiteBalance(fit[0], "preview", None if why is None else f"{why}; fitted to the embedded preview"),
-                           post=fit[0])
-        why = "no usable embedded preview" if mode == "preview" else "no as-shot white balance and no usable embedded preview"
-        return LibRawWB(WhiteBalance(ones, "auto", f"{why}; using LibRaw's automatic white balance"), auto=True)
-    if mode in ("auto", "grey-world", "gray-world", "grey-edge", "gray-edge"):
-        return LibRawWB(WhiteBalance(ones, "auto"), auto=True)
-    if mode == "daylight":
-        return LibRawWB(WhiteBalance(ones, "daylight"))
-    choose_gains(mode, camera=None, daylight=None)  # raises the usage error for an unknown mode
-    raise AssertionError(mode)
-
-
-def _fit_libraw_preview(raw: RawImage, base: LibRawWB, highlight_mode: int) -> tuple[tuple[float, float, float], float] | None:
-    """Per-channel gains on LibRaw's linear sRGB render (with ``base``'s settings) that make its mean
-    chromaticity match the embedded preview's (:func:`preview_gains` with an identity matrix), and
-    how far the render is from the preview without them (:func:`chromaticity_error`)."""
-    from .errors import RawdevError
-    from .io.preview import preview_image
-
-    try:
-        pv = preview_image(raw.meta.path)
-    except (RawdevError, OSError, ValueError):
-        return None
-    lin = registry.get(LIBRAW).build()(raw.meta.path, wb=base.user_wb, camera_wb=base.camera, auto_wb=base.auto,
-                        highlight_mode=highlight_mode)
-    H, W = lin.shape[:2]
-    ow, oh = oriented_size(W, H, raw.meta.orientation)
-    grid, (gh, gw) = preview_grid(pv, ow / oh)
-    size = (gw, gh) if raw.meta.orientation in (5, 6, 7, 8) else (gh, gw)
-    t = torch.from_numpy(lin).permute(2, 0, 1)[None]
-    pool = torch.nn.functional.adaptive_avg_pool2d
-    rgb = pool(t, size)[0].permute(1, 2, 0).numpy()
-    clipped = (pool((t >= 0.95).float().amax(1, keepdim=True), size)[0, 0] > 0).numpy()
-    thumb = CameraThumb(apply_orientation(rgb, raw.meta.orientation), apply_orientation(clipped, raw.meta.orientation))
-    fit = preview_gains(thumb, grid, None)
-    return None if fit is None else (fit.gains, chromaticity_error(thumb, grid, None, (1.0, 1.0, 1.0)))
 
 
 def _develop_libraw(raw: RawImage, cfg: PipelineConfig, wb: WhiteBalance | LibRawWB, notices: list[str]) -> np.ndarray:
@@ -662,7 +516,7 @@ def develop_stream(raw: RawImage, cfg: PipelineConfig = PipelineConfig()) -> Dev
     sigma = noise_model = None
     if meta.cfa.kind == "linear" or raw.colors is None:
         check_mode(cfg.highlights)
-        lwb = _libraw_wb(raw, cfg.wb, _LIBRAW_HIGHLIGHT[cfg.highlights])
+        lwb = libraw_white_balance(raw, cfg.wb, _LIBRAW_HIGHLIGHT[cfg.highlights])
         wb = lwb.wb
         if meta.cfa.kind == "linear":
             backend = "libraw-linear"
@@ -680,7 +534,7 @@ def develop_stream(raw: RawImage, cfg: PipelineConfig = PipelineConfig()) -> Dev
         H, W = img.shape[:2]
         bands = _bands_of(img, orientation, cfg.band_rows)
     else:
-        wb = _wb_for(raw, cfg.wb)
+        wb = cfa_white_balance(raw, cfg.wb)
         if wb.notice:
             notices.append(wb.notice)
         elif wb.source != "camera" and not isinstance(cfg.wb, tuple):
@@ -721,9 +575,9 @@ def develop_libraw(raw: RawImage, cfg: PipelineConfig = PipelineConfig()) -> Dev
     notices: list[str] = []
     check_mode(cfg.highlights)
     if raw.colors is not None:
-        wb = spec_wb = _wb_for(raw, cfg.wb)
+        wb = spec_wb = cfa_white_balance(raw, cfg.wb)
     else:
-        spec_wb = _libraw_wb(raw, cfg.wb, _LIBRAW_HIGHLIGHT[cfg.highlights])
+        spec_wb = libraw_white_balance(raw, cfg.wb, _LIBRAW_HIGHLIGHT[cfg.highlights])
         wb = spec_wb.wb
     if wb.notice:
         notices.append(wb.notice)

@@ -66,6 +66,7 @@ __all__ = [
     "cfa_period",
     "window_pattern",
     "mirror_pad",
+    "check_mosaic",
 ]
 
 def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
@@ -223,7 +224,8 @@ def _balanced(size: int, tile: int, step: int) -> int:
     return min(tile, -(-t // step) * step)
 
 
-def _check_mosaic(mosaic: torch.Tensor) -> None:
+def check_mosaic(mosaic: torch.Tensor) -> None:
+    """Raise :class:`UsageError` unless ``mosaic`` is a float (N, 1, H, W) tensor."""
     if not torch.is_tensor(mosaic) or mosaic.dim() != 4 or mosaic.shape[1] != 1:
         shape = tuple(mosaic.shape) if torch.is_tensor(mosaic) else type(mosaic).__name__
         raise UsageError(f"expected a (N, 1, H, W) mosaic tensor, got {shape}")
@@ -298,7 +300,7 @@ def run_tiled(
         UsageError: bad shapes, sizes or options.
         BackendError: the runner returned an unexpected shape.
     """
-    _check_mosaic(mosaic)
+    check_mosaic(mosaic)
     n_img = mosaic.shape[0]
     geom, win_pattern = plan_tiles(
         tuple(mosaic.shape[-2:]), pattern, tile=tile, margin=margin, multiple=multiple, exact=exact,

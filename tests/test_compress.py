@@ -109,14 +109,13 @@ def test_distillation_runs_resumes_and_exports(tmp_path):
 
 
 def test_student_runner_is_exact_under_tiling():
-    from rawdev.backends.learned import JDDRunner
+    from rawdev.backends.learned import student_runner
 
     net = _randomise(StudentJDD((8,) * 6, 4))
-    runner = JDDRunner(net, device=torch.device("cpu"), dtype=torch.float32, tile=48, batch=1, workers=1,
-                       uses_noise=True, xtrans_spec=None, margin=14)
+    runner = student_runner(net, device="cpu", tile=48, batch=1, workers=1)
+    assert runner.spec.margin == 14
     x = torch.rand(1, 1, 101, 87)
-    whole = JDDRunner(net, device=torch.device("cpu"), dtype=torch.float32, tile=512, batch=1, workers=1,
-                      uses_noise=True, xtrans_spec=None, margin=14)
+    whole = student_runner(net, device="cpu", tile=512, batch=1, workers=1)
     for pattern in ("RGGB", "GBRG"):
         a = runner(x, pattern, noise=torch.tensor([0.02]))
         b = whole(x, pattern, noise=torch.tensor([0.02]))

@@ -118,3 +118,48 @@ def test_mirror_pad_is_repeated_reflection(shape):
         want = F.pad(want, (sl, sr, st, sb), mode="reflect")
         t, b, left, r = t - st, b - sb, left - sl, r - sr
     assert torch.equal(mirror_pad(x, *pads), want)
+
+
+class TestRunnerAdapter:
+    """rawdev.backends.runner.Runner is the one reader of a spec's CFA needs, margin and exactness."""
+
+    def test_torch_free_margins_agree_with_the_networks(self):
+        from rawdev.backends.specs import JDD_XTRANS_MARGIN
+        from rawdev.models.gharbi2016 import XTRANS_BORDER
+
+        assert JDD_XTRANS_MARGIN == XTRANS_BORDER
+
+    def test_runner_reads_the_spec(self):
+        """A recording core sees windows on the spec's native pattern, grown by the spec's margin
+        and padded to its multiple; changing the spec (not the core) changes what it sees."""
+        from dataclasses import replace
+
+        from rawdev.backends.runner import Runner, execution
+
+        seen = []
+
+        class Core:
+            pad_multiple = 8
+
+            def __call__(self, windows, layout, noise=None):
+                seen.append((tuple(windows.shape[-2:]), layout.bayer_pattern))
+                return windows.expand(-1, 3, -1, -1)
+
+        base = replace(registry.get("jdd"), margin=6, native_pattern="RGGB", tile_exact=True)
+        m = _mosaic(21, 30, "GBRG")
+        for native in ("RGGB", "BGGR"):
+            seen.clear()
+            out = Runner(replace(base, native_pattern=native), Core(), execution("cpu", tile=16, workers=1))(m, "GBRG")
+            assert out.shape == (1, 3, 21, 30)
+            assert {p for _, p in seen} == {native}
+            assert all(h % 8 == 0 and w % 8 == 0 for (h, w), _ in seen)
+            # exact stitching of an identity core gives the input back, whatever the alignment
+            assert torch.equal(out[:, :1], m)
+
+    def test_cfa_kind_outside_the_spec_is_refused(self):
+        from conftest import XTRANS
+
+        from rawdev.errors import BackendError
+
+        with pytest.raises(BackendError, match="bayer sensors only.*jdd"):
+            _runner("malvar", 64)(torch.rand(1, 1, 24, 24), XTRANS)

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from rawdev.backends.isp import ISPRunner, JDDNoiseStart
+from rawdev.backends.isp import JDDNoiseStart, isp_runner
 from rawdev.cfa import mosaic as make_mosaic
 from rawdev.models.isp_frame import LearnedISP, noise_planes, pack_rggb
 from rawdev.stages.demosaic.bilinear import demosaic_bilinear
@@ -45,7 +45,7 @@ def _expected(m: torch.Tensor, pattern: str, base: str = "bilinear") -> torch.Te
 def test_untrained_isp_renders_its_base_every_phase_tiled(kind, base, pattern):
     torch.manual_seed(0)
     net = LearnedISP(kind, width=8, kernels="dilated", padding_mode="zeros", instance_norm=False, base=base)
-    runner = ISPRunner(net, device=torch.device("cpu"), dtype=torch.float32, tile=64)
+    runner = isp_runner(net, device="cpu", tile=64)
     m = _mosaic(90, 133, pattern)  # odd width, not a multiple of 32: alignment and padding paths
     got = runner(m, pattern, noise=torch.tensor([1e-3, 1e-5]), matrix=MATRIX.numpy())
     want = _expected(m, pattern, base)
@@ -67,7 +67,7 @@ def test_untrained_isp_over_jdd_noise_renders_the_jdd_noise_back_end(kind, patte
     torch.manual_seed(0)
     net = LearnedISP(kind, width=8, kernels="dilated", padding_mode="zeros", instance_norm=False, base="jdd-noise",
                      learned_start=JDDNoiseStart())
-    runner = ISPRunner(net, device=torch.device("cpu"), dtype=torch.float32, tile=64)
+    runner = isp_runner(net, device="cpu", tile=64)
     m = _mosaic(90, 133, pattern)
     noise = torch.tensor([2e-3, 2e-5])
     got = runner(m, pattern, noise=noise, matrix=MATRIX.numpy())
@@ -118,8 +118,8 @@ def _perturbed(kind: str, instance_norm: bool = False) -> LearnedISP:
 def test_tiled_equals_whole_to_45_db(kind, instance_norm):
     net = _perturbed(kind, instance_norm)
     m = _mosaic(200, 264, "GRBG", seed=3)
-    whole = ISPRunner(net, device=torch.device("cpu"), dtype=torch.float32, tile=4096)
-    tiled = ISPRunner(net, device=torch.device("cpu"), dtype=torch.float32, tile=96)
+    whole = isp_runner(net, device="cpu", tile=4096)
+    tiled = isp_runner(net, device="cpu", tile=96)
     a = whole(m, "GRBG", noise=None, matrix=MATRIX.numpy())
     b = tiled(m, "GRBG", noise=None, matrix=MATRIX.numpy())
     mse = float((a - b).square().mean())
@@ -174,7 +174,7 @@ def test_large_odd_image_uses_the_reduced_context(kind):
     from rawdev.backends import isp
 
     net = LearnedISP(kind, width=8, kernels="dilated", padding_mode="zeros", instance_norm=kind != "cameranet")
-    runner = ISPRunner(net, device=torch.device("cpu"), dtype=torch.float32, tile=256)
+    runner = isp_runner(net, device="cpu", tile=256)
     old = isp.STATS_MEGAPIXELS, isp.STATS_CROP
     isp.STATS_MEGAPIXELS, isp.STATS_CROP = 0.01, 64  # force the reduced path on a small image
     try:
@@ -211,15 +211,15 @@ def test_pynet_context_of_a_large_image_is_pooled_from_full_resolution_crops(mon
     from rawdev.backends import isp
 
     net = _perturbed("pynet-ca", instance_norm=True)
-    runner = ISPRunner(net, device=torch.device("cpu"), dtype=torch.float32, tile=256)
+    runner = isp_runner(net, device="cpu", tile=256)
     monkeypatch.setattr(isp, "STATS_MEGAPIXELS", 0.02)
     monkeypatch.setattr(isp, "STATS_CROP", 64)
     seen = []
     orig = net.forward
     monkeypatch.setattr(net, "forward", lambda x, *a, **k: (seen.append(tuple(x.shape)), orig(x, *a, **k))[1])
     m = _mosaic(300, 420, "RGGB")
-    aligned, _, _ = runner._align_rggb(m, "RGGB")
-    ctx = runner.global_context(aligned, None, MATRIX)
+    aligned = m  # RGGB: the runner's alignment adds nothing
+    ctx = runner.core.global_context(aligned, None, MATRIX)
     assert seen == [(4, 1, 64, 64)]
     assert all((s[0] if isinstance(s, tuple) else s).shape[0] == 1 for s in ctx["stats"])
     # the same statistics as recording the crops directly, pooled

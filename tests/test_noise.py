@@ -8,6 +8,7 @@ import pytest
 
 from rawdev.io.raw import read_raw
 from rawdev.pipeline import PipelineConfig, develop_raw
+from rawdev.stages import noise
 from rawdev.stages.noise import NoiseModel, backend_sigma, choose_noise_model, estimate_noise_model, srgb_slope
 from rawdev.synthetic import write_dng
 
@@ -90,7 +91,6 @@ def test_develop_notice_names_the_source(tmp_path, profile, noise, source):
 
 def test_estimator_cost_does_not_grow_with_the_image(tmp_path):
     """At most MAX_PATCHES patches per colour are drawn, whatever the image's size."""
-    from rawdev.stages import noise
 
     big = np.zeros((2000, 3000), np.uint16) + 600
     calls = []
@@ -121,3 +121,24 @@ def test_info_shows_the_noise_model_and_white_balance_and_their_sources(tmp_path
     assert info["white_balance"]["source"] == "camera"
     text = _human(info)
     assert "noise model" in text and "WB develop" in text and "(as shot)" in text
+
+
+def test_immerkaer_is_the_mean_response_to_its_mask():
+    """Immerkaer 1996 eq. 3 written out with the 3x3 mask, against the separable second differences;
+    and on pure Gaussian noise it reads the noise's sigma."""
+    from rawdev.stages.noise import immerkaer_sigma
+
+    p = np.random.default_rng(4).normal(0.0, 0.05, (120, 90)).astype(np.float32)
+    mask = np.array([[1, -2, 1], [-2, 4, -2], [1, -2, 1]], np.float64)
+    r = sum(mask[i, j] * p[i:i + 118, j:j + 88].astype(np.float64) for i in range(3) for j in range(3))
+    want = np.sqrt(np.pi / 2) * np.abs(r).sum() / (6.0 * 88 * 118)
+    assert immerkaer_sigma(p) == pytest.approx(want, rel=1e-6)
+    assert immerkaer_sigma(p) == pytest.approx(0.05, rel=0.05)
+
+
+def test_tabulated_constants_are_the_drawn_ones():
+    """The texture threshold and the median-to-mean factor are tabulated to spare every run the draw;
+    the table must hold exactly what the draws give."""
+    assert noise._texture_threshold(noise.PATCH, noise.WEAK_TEXTURE_QUANTILE) == \
+        noise._draw_texture_threshold(noise.PATCH, noise.WEAK_TEXTURE_QUANTILE)
+    assert noise._median_to_mean(noise.PATCH) == noise._draw_median_to_mean(noise.PATCH)

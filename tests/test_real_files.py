@@ -66,14 +66,14 @@ def test_stored_ones_stand_when_the_preview_agrees():
 
 def test_wb_preview_matches_the_embedded_preview():
     from rawdev.io.raw import read_raw
-    from rawdev.pipeline import _fit_preview
+    from rawdev.stages.white_balance import fit_preview
     from rawdev.stages.white_balance import chromaticity_error
 
     for name in ("nikon_d1.nef", "kodak_dc50.kdc"):
         res = develop(_path(name), wb="preview")
         assert res.wb.source == "preview" and not res.wb.notice, name
         raw = read_raw(_path(name))
-        grid, thumb = _fit_preview(raw)
+        grid, thumb = fit_preview(raw)
         g = np.asarray(res.wb.gains) / res.wb.gains[1]
         assert chromaticity_error(thumb, grid, raw.meta.rgb_cam, tuple(g)) < 0.02, name
 

@@ -44,10 +44,8 @@ def test_light_commands_import_no_torch(args):
     assert _heavy_modules(args) == []
 
 
-@pytest.mark.xfail(strict=True, reason="rawdev info now shows the white balance and noise model a develop "
-                   "would use, computed by the torch pipeline (rawdev.pipeline.white_balance_for, "
-                   "rawdev.stages.noise); open: those estimates without torch")
 def test_info_imports_no_torch(demo_dng):
+    # info shows the white balance and noise model a develop would use: both estimated with numpy
     assert _heavy_modules(["info", str(demo_dng)]) == []
 
 

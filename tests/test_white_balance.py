@@ -7,7 +7,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from rawdev import pipeline
 from rawdev.cameras import XYZ_TO_CAMERA, camera_from_srgb
 from rawdev.io.raw import read_raw
 from rawdev.pipeline import PipelineConfig, develop_raw
@@ -142,7 +141,7 @@ def test_develop_without_preview_falls_back_to_auto_then_daylight(tmp_path, monk
     raw = read_raw(path)
     res = develop_raw(raw, PipelineConfig(output_bits=8))
     assert res.wb.source == "auto" and "no usable embedded preview" in res.wb.notice
-    monkeypatch.setattr(pipeline, "grey_edge_gains", lambda thumb: None)
+    monkeypatch.setattr("rawdev.stages.white_balance.grey_edge_gains", lambda thumb: None)
     res = develop_raw(raw, PipelineConfig(output_bits=8))
     assert res.wb.source == "daylight" and "daylight" in res.wb.notice
 
@@ -162,3 +161,21 @@ def test_highlight_modes_keep_clipped_regions_white_with_a_fitted_balance(tmp_pa
         return
     assert patch.min() > 0.97, (highlights, patch.min(axis=(0, 1)))
     assert np.ptp(patch.mean(axis=(0, 1))) < 0.02
+
+
+@pytest.mark.parametrize("shape, size", [((64, 96), (8, 12)), ((101, 77, 3), (13, 9)), ((30, 40), (60, 70)),
+                                         ((7, 5), (1, 1))])
+def test_area_mean_is_the_mean_over_each_cell(shape, size):
+    """Cell (i, j) covers rows floor(i H / h) .. ceil((i + 1) H / h) and the same in columns (neighbouring
+    cells share a row or column where the sizes do not divide): checked against the definition, loop by loop."""
+    from rawdev.stages.white_balance import area_mean
+
+    x = np.random.default_rng(3).random(shape)
+    H, W = shape[:2]
+    h, w = size
+    want = np.empty((h, w) + shape[2:])
+    for i in range(h):
+        for j in range(w):
+            cell = x[i * H // h:-(-(i + 1) * H // h), j * W // w:-(-(j + 1) * W // w)]
+            want[i, j] = cell.mean(axis=(0, 1))
+    assert np.allclose(area_mean(x, size), want, rtol=1e-12, atol=0)

@@ -1,25 +1,21 @@
-"""The classical demosaickers' runner (no weights, exact under tiling); their specs are in :mod:`.specs`."""
+"""The classical demosaickers' core (no weights, exact under tiling); their specs are in :mod:`.specs`."""
 
 from __future__ import annotations
 
 from ..stages.demosaic import demosaic
 from ..types import CFALayout
+from .registry import get
+from .runner import Runner, execution
 
 __all__: list[str] = []
 
 
-def _build_classical(method: str, **_: object):
-    """A runner ``fn(mosaic (N,1,H,W), cfa, noise=None, region=None) -> (N,3,H,W)``; ``cfa`` a
-    Bayer :class:`~rawdev.types.CFALayout` (or its pattern string); noise is ignored; ``region``
-    ``(top, bottom, left, right)`` crops the result (the rest is context)."""
+def _build_classical(name: str, method: str, *, device=None, **_: object) -> Runner:
+    """Back-end ``name``: demosaicking ``method`` on whole arrays (untiled: the pipeline's bands give
+    it real context, and its own border handling stays the method's); device options do not apply,
+    it computes on the CPU in the input's dtype."""
 
-    def run(mosaic, pattern, noise=None, region=None):
-        if isinstance(pattern, CFALayout):
-            pattern = pattern.bayer_pattern or "?"  # not Bayer: demosaic's own error names it
-        rgb = demosaic(mosaic, pattern, method)
-        if region is None:
-            return rgb
-        y0, y1, x0, x1 = region
-        return rgb[..., y0:y1, x0:x1]
+    def core(mosaic, layout: CFALayout, noise=None):
+        return demosaic(mosaic, layout.bayer_pattern, method)
 
-    return run
+    return Runner(get(name), core, execution("cpu", tiled=False))

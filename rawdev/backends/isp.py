@@ -1,4 +1,4 @@
-"""The runner of the learned ISPs ``pynet``, ``pynet-ca``, ``cameranet`` (trained by rawdev); their specs
+"""The network core of the learned ISPs ``pynet``, ``pynet-ca``, ``cameranet`` (trained by rawdev); their specs
 and weight records are in :mod:`.specs`.
 
 Runner contract (end-to-end back-ends: they replace demosaic, colour and tone)::
@@ -13,9 +13,10 @@ Runner contract (end-to-end back-ends: they replace demosaic, colour and tone)::
 * ``matrix``: ``(3, 3)`` camera RGB -> linear sRGB, exposure folded in (the file's matrix).
 * Returns (N, 3, H, W) display sRGB in [0, 1] (``output_domain="srgb_display"``).
 
-The networks and their frame are in :mod:`rawdev.models.isp_frame`. Tiling: windows are aligned on
-RGGB by reflection (as for ``jdd``) and padded by reflection to a multiple of 32; tiles overlap and are
-cross-faded with a raised-cosine ramp (:func:`rawdev.tiling.run_tiled` with ``exact=False``). The
+The networks and their frame are in :mod:`rawdev.models.isp_frame`. Tiling (:class:`~.runner.Runner`,
+from the spec): windows are aligned on RGGB by reflection (as for ``jdd``) and padded by reflection to
+the network's multiple of 32; tiles overlap and are cross-faded with a raised-cosine ramp
+(``tile_exact=False``, ``tile_overlap``). The
 whole-image parts of the networks (PyNET(-CA)'s instance-norm statistics and channel-attention gates,
 CameraNet's Enhance-Net FiLM vector) are computed once per image and shared by every tile, so tiles
 do not each get their own tone (learned_backends.md 4.3, 7.2 B). Above :data:`STATS_MEGAPIXELS`
@@ -35,21 +36,20 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..cfa import align_phase
-from ..errors import UsageError, WeightsError
+from ..errors import WeightsError
 from ..models.isp_frame import LearnedISP, build_isp, jdd_noise_sigma
 from ..stages.tone import srgb_decode, srgb_encode
-from ..tiling import mirror_pad, resolve_device, resolve_dtype, run_tiled
-from ..types import CFALayout
+from ..tiling import mirror_pad
+from .registry import get
+from .runner import Runner, execution
 from .specs import ISP_MARGIN, ISP_WEIGHTS
 from .weights import load_into, read_verified, resolve_path, safetensors_metadata
 
-__all__ = ["ISPRunner", "ISP_WEIGHTS", "ISP_MARGIN", "STATS_MEGAPIXELS", "JDDNoiseStart", "learned_start"]
+__all__ = ["ISPCore", "isp_runner", "ISP_WEIGHTS", "ISP_MARGIN", "STATS_MEGAPIXELS", "JDDNoiseStart",
+           "learned_start"]
 
-ISP_OVERLAP = 48  # cross-fade half-width
 STATS_MEGAPIXELS = 0.5
 STATS_CROP = 256  # raw pixels per side of the full-resolution crops PyNET(-CA) statistics come from
-DEFAULT_TILE = {"cpu": 512, "cuda": 1024}
 
 class JDDNoiseStart:
     """The ``jdd-noise`` back-end as a :class:`~rawdev.models.isp_frame.LearnedISP` start:
@@ -121,17 +121,15 @@ def _pad_to(x: torch.Tensor, multiple: int) -> tuple[torch.Tensor, int, int]:
     return mirror_pad(x, 0, (-h) % multiple, 0, (-w) % multiple), h, w
 
 
-class ISPRunner:
-    """``run(mosaic, pattern, noise=None, matrix=None) -> (N, 3, H, W)`` display sRGB (see module doc)."""
+class ISPCore:
+    """A learned ISP's core: :meth:`prepare` takes an image aligned on RGGB (by the
+    :class:`~.runner.Runner`) and returns the core of its tiles, which share its
+    :meth:`global_context`; windows are padded to the network's multiple by the runner."""
 
-    def __init__(self, net: LearnedISP, *, device: torch.device, dtype: torch.dtype, tile: int) -> None:
+    def __init__(self, net: LearnedISP, *, device: torch.device, dtype: torch.dtype) -> None:
         self.net = net.eval().requires_grad_(False).to(device=device, dtype=dtype)
-        self.device, self.dtype, self.tile = device, dtype, int(tile)
-
-    def _align_rggb(self, mosaic: torch.Tensor, pattern: str) -> tuple[torch.Tensor, int, int]:
-        # Mirror one row/column in front so the array starts on R (parity kept: see _pad_to).
-        dy, dx = align_phase(pattern, "RGGB")
-        return mirror_pad(mosaic, dy, 0, dx, 0), dy, dx
+        self.device, self.dtype = device, dtype
+        self.pad_multiple = net.multiple
 
     def global_context(self, mosaic: torch.Tensor, noise, matrix) -> dict:
         """The whole-image quantities every tile shares (RGGB mosaic).
@@ -148,7 +146,7 @@ class ISPRunner:
         factor = max(1, math.ceil(math.sqrt(h * w / (STATS_MEGAPIXELS * 1e6))))
         ctx: dict = {}
         with torch.inference_mode():
-            if self.net.kind == "cameranet":
+            if self.net.film_context:
                 small, _, _ = _pad_to(_downscale_mosaic(mosaic, factor), self.net.multiple)
                 nz = None if noise is None else noise / factor**2  # averaging factor^2 samples
                 ctx["film"] = self.net.film_vector(small.to(self.device, self.dtype), matrix, nz)
@@ -162,49 +160,41 @@ class ISPRunner:
             ctx["stats"] = stats
         return ctx
 
-    def __call__(self, mosaic: torch.Tensor, pattern, noise=None, matrix=None) -> torch.Tensor:
-        if not torch.is_tensor(mosaic) or mosaic.dim() != 4 or mosaic.shape[1] != 1:
-            raise UsageError("a learned ISP expects a (N, 1, H, W) mosaic tensor")
-        layout = CFALayout.of(pattern)
-        if layout.kind != "bayer":
-            raise UsageError("the learned ISPs handle Bayer sensors only")
-        pattern = layout.bayer_pattern
-        n = mosaic.shape[0]
-        if n != 1:  # the shared per-image context makes images independent: run them one by one
-            return torch.cat([self(mosaic[i:i + 1], pattern, None if noise is None else torch.as_tensor(noise).reshape(n, 2)[i], matrix)
-                              for i in range(n)])
+    def prepare(self, aligned: torch.Tensor, noise=None, matrix=None):
+        """The core of one image's tiles: ``aligned`` (1, 1, H, W) starts on RGGB; ``noise`` None
+        or its (shot, read) coefficients; ``matrix`` camera RGB -> linear sRGB, exposure folded in
+        (None: identity)."""
         m = torch.eye(3) if matrix is None else torch.as_tensor(np.asarray(matrix), dtype=torch.float32)
         m = m.to(self.device, self.dtype)
         nz = None if noise is None else torch.as_tensor(noise, dtype=torch.float32).reshape(1, 2).to(self.device, self.dtype)
-        src = mosaic.float()
-        aligned, dy, dx = self._align_rggb(src, pattern)
-        ctx = self.global_context(aligned, nz, m)
+        ctx = self.global_context(aligned.float(), nz, m)
         net = self.net
 
-        def core(windows: torch.Tensor, _pattern, noise=None) -> torch.Tensor:
-            x, h, w = _pad_to(windows, net.multiple)
+        def core(windows: torch.Tensor, _layout, _noise=None) -> torch.Tensor:
             with torch.inference_mode():
-                x = x.to(self.device, self.dtype)
+                x = windows.to(self.device, self.dtype)
                 mm = m.expand(x.shape[0], 3, 3)
                 nn_ = None if nz is None else nz.expand(x.shape[0], 2)
-                if net.kind == "cameranet":
+                if net.film_context:
                     out = net(x, mm, nn_, film=ctx["film"].expand(x.shape[0], -1))
                 else:
                     with net.replay_stats(ctx["stats"]):
                         out = net(x, mm, nn_)
-            return out[..., :h, :w].clamp(0.0, 1.0)
+            return out.clamp(0.0, 1.0)
 
-        out = run_tiled(core, src, pattern, tile=self.tile, margin=ISP_MARGIN, multiple=2, exact=False,
-                        overlap=ISP_OVERLAP, device=self.device, dtype=self.dtype, native_pattern="RGGB")
-        return out.clamp_(0.0, 1.0)
+        return core
+
+
+def isp_runner(net: LearnedISP, *, device: str | torch.device = "cpu", dtype=None, tile: int | None = None) -> Runner:
+    """``net`` run as its registered back-end runs (the spec of ``net.kind``): one tile at a time."""
+    run = execution(device, dtype, tile, batch=1, workers=1)
+    return Runner(get(net.kind), ISPCore(net, device=run.device, dtype=run.dtype), run)
 
 
 def _build_isp(name: str, *, device: str | torch.device = "auto", dtype=None, tile: int | None = None,
-               threads: int | None = None, **_: object) -> ISPRunner:
-    dev = resolve_device(device)
-    cdtype = resolve_dtype(dtype, dev)
-    if threads is not None:
-        torch.set_num_threads(max(1, int(threads)))
+               threads: int | None = None, **_: object) -> Runner:
+    # one tile at a time: the tiles of an image share the network's replayed statistics
+    run = execution(device, dtype, tile, batch=1, workers=1, threads=threads)
     spec = ISP_WEIGHTS[name]
     path = resolve_path(spec.file)
     if not path.is_file() or not spec.sha256:
@@ -222,4 +212,4 @@ def _build_isp(name: str, *, device: str | torch.device = "auto", dtype=None, ti
     except (TypeError, ValueError) as err:
         raise WeightsError(f"{path}: the model configuration in its metadata does not build a network ({err})", path) from err
     net = load_into(net, spec, verified)
-    return ISPRunner(net, device=dev, dtype=cdtype, tile=DEFAULT_TILE[dev.type] if tile is None else int(tile))
+    return Runner(get(name), ISPCore(net, device=run.device, dtype=run.dtype), run)

@@ -1,5 +1,6 @@
-"""The runner of the learned back-ends ``jdd`` and ``jdd-noise`` (Gharbi2016 demosaicnet); their specs
-and weight records are in :mod:`.specs`.
+"""The network core of the learned back-ends ``jdd`` and ``jdd-noise`` (Gharbi2016 demosaicnet) and of
+the compressed students; their specs and weight records are in :mod:`.specs`, and
+:class:`~.runner.Runner` drives the core as the spec says (phase alignment, margins, tiling).
 
 Runner contract (as for every back-end)::
 
@@ -20,9 +21,9 @@ Runner contract (as for every back-end)::
 
 Every Bayer phase is handled by the reflect-and-shift recipe of learned_backends.md 1.4: each network
 window is extended by (dy, dx) so that it starts on the G of a G-R row (the network's native GRBG),
-using reflection without edge repeat, which keeps the Bayer parity. Images larger than the tile are
-run tile by tile through :func:`rawdev.tiling.run_tiled` with a 32-pixel margin; valid convolutions
-make this exact (tiled output equals whole-image output to float rounding).
+using reflection without edge repeat, which keeps the Bayer parity (``native_pattern="GRBG"`` in the
+spec). Images larger than the tile are run tile by tile with the spec's 32-pixel margin; valid
+convolutions make this exact (tiled output equals whole-image output to float rounding).
 
 Weights: ``jdd`` uses the files shipped in the ``demosaicnet`` 0.0.14 wheel (MIT), located with
 :mod:`importlib.metadata` (the package is never imported) and sha256-checked. ``jdd-noise`` uses
@@ -44,72 +45,41 @@ import numpy as np
 import torch
 
 from ..cfa import bayer_masks
-from ..errors import BackendError, UsageError, WeightsError
-from ..models.gharbi2016 import BAYER_BORDER, XTRANS_BORDER, BayerDemosaicNet, XTransDemosaicNet
-from ..tiling import resolve_device, resolve_dtype, run_tiled
+from ..errors import BackendError, WeightsError
+from ..models.gharbi2016 import BAYER_BORDER, BayerDemosaicNet, XTransDemosaicNet
 from ..types import CFALayout
-from .registry import WeightsSpec
+from .registry import WeightsSpec, get
+from .runner import Runner, even_margin, execution
 from .specs import JDD_BAYER, JDD_MARGIN, JDD_NOISE, JDD_NOISE_FADE, JDD_NOISE_SHA256, JDD_XTRANS
 from .weights import load_into, resolve_path
 
-__all__ = ["JDDRunner", "JDD_BAYER", "JDD_XTRANS", "JDD_NOISE", "JDD_NOISE_SHA256", "JDD_MARGIN", "load_student"]
+__all__ = ["JDDCore", "student_runner", "JDD_BAYER", "JDD_XTRANS", "JDD_NOISE", "JDD_NOISE_SHA256", "JDD_MARGIN",
+           "load_student"]
 
 log = logging.getLogger(__name__)
 
-DEFAULT_TILE = {"cpu": 512, "cuda": 1024}  # output pixels per tile side (measured: docs/benchmarks_jdd.md)
-DEFAULT_BATCH = {"cpu": 1, "cuda": 4}
 
-
-def _as_cfa(pattern):
-    """``("bayer", pattern string)`` or ``("xtrans", (6, 6) int cell)``: :meth:`CFALayout.of`'s
-    classification (a :class:`~rawdev.types.CFALayout` is taken as is).
-
-    Raises:
-        UsageError: neither a Bayer pattern nor a 2x2 / 6x6 colour-index cell.
-    """
-    layout = CFALayout.of(pattern)
-    return layout.kind, layout.describe()
-
-
-class JDDRunner:
-    """The ``jdd`` / ``jdd-noise`` runner: ``run(mosaic, pattern, noise=None) -> (N, 3, H, W)``.
-
-    See the module docstring for the contract. Attributes: ``device``, ``dtype``, ``tile``,
-    ``batch``, ``uses_noise`` and the networks ``bayer_net`` / ``xtrans_net`` (the latter loaded
-    on first use).
+class JDDCore:
+    """The ``jdd`` / ``jdd-noise`` / student network core: ``core(windows, layout, noise)`` on windows
+    the :class:`~.runner.Runner` has aligned (Bayer windows start on the spec's native pattern),
+    returning the valid centre of each (``valid``). Attributes: ``bayer_net``, ``clean_net``
+    (jdd-noise's noise-free expert, see :meth:`_noise_aware`), ``fade_sigma``, ``xtrans_net``
+    (loaded on first use), ``border`` (the Bayer network's, checked against the spec's margin).
     """
 
-    def __init__(
-        self,
-        bayer_net: torch.nn.Module | None,
-        *,
-        device: torch.device,
-        dtype: torch.dtype,
-        tile: int,
-        batch: int,
-        workers: int | None,
-        uses_noise: bool,
-        xtrans_spec: WeightsSpec | None,
-        margin: int = JDD_MARGIN,
-    ) -> None:
-        self.device = device
-        self.dtype = dtype
-        self.tile = int(tile)
-        self.batch = int(batch)
-        self.workers = workers  # None: one per CPU thread (torch.get_num_threads()) on the CPU
-        self.uses_noise = uses_noise
-        # Context per tile side, and what the Bayer network's valid convolutions eat of it (31 for
-        # demosaicnet, 2 depth + 1 for a compressed student).
-        self.margin = int(margin)
+    valid = True
+
+    def __init__(self, bayer_net: torch.nn.Module, *, device: torch.device, dtype: torch.dtype,
+                 xtrans_spec: WeightsSpec | None = None) -> None:
+        self.device, self.dtype = device, dtype
+        # what its valid convolutions eat per side (31 for demosaicnet, 2 depth + 1 for a student)
         self.border = int(getattr(bayer_net, "border", BAYER_BORDER))
-        if self.border > self.margin or self.margin % 2:
-            raise ValueError(f"margin {self.margin} must be even and >= the network's border {self.border}")
-        self.bayer_net = None if bayer_net is None else self._prepare(bayer_net)
-        self.clean_net: torch.nn.Module | None = None  # jdd-noise: the noise-free expert (see fade_sigma)
+        self.bayer_net = self._prepare(bayer_net)
+        self.clean_net: torch.nn.Module | None = None
         self.fade_sigma = JDD_NOISE_FADE
         self._xtrans_spec = xtrans_spec
         self.xtrans_net: torch.nn.Module | None = None
-        self._masks: dict[tuple[int, int], torch.Tensor] = {}
+        self._masks: dict[tuple[str, int, int], torch.Tensor] = {}
 
     def _prepare(self, net: torch.nn.Module) -> torch.nn.Module:
         net = net.eval().requires_grad_(False).to(device=self.device, dtype=self.dtype)
@@ -117,27 +87,23 @@ class JDDRunner:
 
     def _xtrans(self) -> torch.nn.Module:
         if self.xtrans_net is None:
-            if self._xtrans_spec is None:
-                raise BackendError("this back-end handles Bayer sensors only; X-Trans needs --backend jdd")
+            if self._xtrans_spec is None:  # the runner checks cfa_types first: a spec out of step
+                raise BackendError("this network has no X-Trans model")
             self.xtrans_net = self._prepare(load_into(XTransDemosaicNet(), self._xtrans_spec))
         return self.xtrans_net
 
-    # Cores: called by run_tiled on windows with the margin; they return the interior only (valid).
-    def _bayer_core(self, windows: torch.Tensor, pattern, noise=None) -> torch.Tensor:
-        # pattern is always GRBG here (run_tiled aligns every window on native_pattern).
+    def __call__(self, windows: torch.Tensor, layout: CFALayout, noise=None) -> torch.Tensor:
+        if layout.kind == "xtrans":
+            return self._xtrans_core(windows, layout.cell)
         h, w = windows.shape[-2:]
-        mask = self._masks.get((h, w))
+        key = (layout.bayer_pattern, h, w)
+        mask = self._masks.get(key)
         if mask is None:
-            mask = bayer_masks("GRBG", h, w, device=windows.device, dtype=windows.dtype)
-            self._masks = {(h, w): mask, **dict(list(self._masks.items())[:7])}
+            mask = bayer_masks(layout.bayer_pattern, h, w, device=windows.device, dtype=windows.dtype)
+            self._masks = {key: mask, **dict(list(self._masks.items())[:7])}
         with torch.inference_mode():
             m3 = (windows * mask).contiguous(memory_format=torch.channels_last)
-            if not self.uses_noise:
-                out = self.bayer_net(m3, None)
-            else:
-                out = self._noise_aware(m3, noise)
-        c = self.margin - self.border
-        return out[..., c : out.shape[-2] - c, c : out.shape[-1] - c]
+            return self.bayer_net(m3, None) if noise is None else self._noise_aware(m3, noise)
 
     def _noise_aware(self, m3: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
         """jdd-noise's output: the fine-tuned network, faded into the noise-free one below ``fade_sigma``.
@@ -163,7 +129,7 @@ class JDDRunner:
         noisy = self.bayer_net(m3, sig)
         return clean + w.view(-1, 1, 1, 1) * (noisy - clean)
 
-    def _xtrans_core(self, windows: torch.Tensor, cell, noise=None) -> torch.Tensor:
+    def _xtrans_core(self, windows: torch.Tensor, cell) -> torch.Tensor:
         h, w = windows.shape[-2:]
         reps = (-(-h // 6), -(-w // 6))
         idx = torch.from_numpy(np.tile(np.asarray(cell), reps)[:h, :w]).to(windows.device)
@@ -172,86 +138,29 @@ class JDDRunner:
             m3 = (windows * mask).contiguous(memory_format=torch.channels_last)
             return self._xtrans()(m3)
 
-    def _workers(self) -> int:
-        if self.device.type != "cpu":
-            return 1
-        return torch.get_num_threads() if self.workers is None else max(1, int(self.workers))
-
-    def __call__(self, mosaic: torch.Tensor, pattern, noise=None, region=None) -> torch.Tensor:
-        """Demosaic ``mosaic`` (N, 1, H, W) with CFA ``pattern``; see the module docstring.
-        ``region``: compute only ``(top, bottom, left, right)`` of it, the rest being context
-        (:func:`rawdev.tiling.run_tiled`).
-
-        Raises:
-            UsageError: bad shape, dtype, pattern or noise.
-            BackendError: X-Trans input for a Bayer-only back-end.
-            WeightsError: the X-Trans weights cannot be loaded.
-        """
-        if not torch.is_tensor(mosaic) or mosaic.dim() != 4 or mosaic.shape[1] != 1:
-            shape = tuple(mosaic.shape) if torch.is_tensor(mosaic) else type(mosaic).__name__
-            raise UsageError(f"jdd expects a (N, 1, H, W) mosaic tensor, got {shape}")
-        if not mosaic.is_floating_point():
-            raise UsageError(f"jdd expects a float mosaic, got {mosaic.dtype}")
-        kind, cfa = _as_cfa(pattern)
-        if self.uses_noise:
-            if noise is None:  # no noise level given: a clean input (sigma 0)
-                noise = torch.zeros(mosaic.shape[0])
-        else:
-            noise = None
-        if kind == "bayer":
-            if self.bayer_net is None:
-                raise BackendError("this runner has no Bayer network")
-            return run_tiled(
-                self._bayer_core, mosaic, cfa, tile=self.tile, margin=self.margin, multiple=2, exact=True,
-                noise=noise, batch=self.batch, device=self.device, dtype=self.dtype,
-                native_pattern="GRBG", valid=True, workers=self._workers(), region=region,
-            )
-        if self.uses_noise:
-            raise BackendError("jdd-noise has no X-Trans model; use --backend jdd for X-Trans sensors")
-        self._xtrans()
-        return run_tiled(
-            self._xtrans_core, mosaic, cfa, tile=self.tile, margin=XTRANS_BORDER, multiple=6, exact=True,
-            noise=None, batch=self.batch, device=self.device, dtype=self.dtype, valid=True,
-            workers=self._workers(), region=region,
-        )
-
 
 def _build_jdd(
     noise_aware: bool = False,
     *,
-    device: str | torch.device = "auto",
-    dtype: str | torch.dtype | None = None,
-    tile: int | None = None,
-    batch: int | None = None,
-    workers: int | None = None,
-    threads: int | None = None,
     fade: bool = True,
-    **_: object,
-) -> JDDRunner:
+    **options,
+) -> Runner:
     """Build the ``jdd`` (or ``jdd-noise``) runner.
 
     Args:
         noise_aware: the noise-aware model (``jdd-noise``).
-        device: ``auto`` (CUDA when available), ``cpu`` or ``cuda``.
-        dtype: compute dtype; float32 by default, float16/bfloat16 allowed on CUDA.
-        tile: output pixels per tile side; default 512 on CPU, 1024 on CUDA.
-        batch: tiles per forward pass; default 1 on CPU, 4 on CUDA.
-        workers: CPU only: tiles run concurrently, each with single-threaded ops (no per-layer
-            barrier; measured faster, and much faster when other processes share the cores);
-            default one per torch thread. 1 gives classic intra-op parallelism.
-        threads: if given, ``torch.set_num_threads(threads)`` (process-wide); torch's default is
-            the number of physical cores, which is the fastest setting measured here.
         fade: ``jdd-noise`` only: fade into the noise-free network over :data:`JDD_NOISE_FADE`
             (False: the fine-tuned network alone at every noise level).
+        options: :func:`~.runner.execution`'s (device, dtype, tile, batch, workers, threads).
+            CPU ``workers``: tiles run concurrently, each with single-threaded ops (no per-layer
+            barrier; measured faster, and much faster when other processes share the cores);
+            default one per torch thread. 1 gives classic intra-op parallelism.
 
     Raises:
         WeightsError: weights missing, damaged or not fitting.
         UsageError, BackendError: bad device or dtype.
     """
-    dev = resolve_device(device)
-    cdtype = resolve_dtype(dtype, dev)
-    if threads is not None:
-        torch.set_num_threads(max(1, int(threads)))
+    run = execution(**_execution_options(options))
     if noise_aware:
         path = resolve_path(JDD_NOISE.file)
         if not path.is_file():
@@ -259,21 +168,18 @@ def _build_jdd(
                 f"the jdd-noise weights {path} do not exist yet: they are produced by fine-tuning "
                 "demosaicnet with rawdev's training command; use --backend jdd meanwhile"
             )
-        net = load_into(BayerDemosaicNet(noise_input=True), JDD_NOISE)
-        xtrans = None
-    else:
-        net = load_into(BayerDemosaicNet(), JDD_BAYER)
-        xtrans = JDD_XTRANS
-    runner = JDDRunner(
-        net, device=dev, dtype=cdtype,
-        tile=DEFAULT_TILE[dev.type] if tile is None else int(tile),
-        batch=DEFAULT_BATCH[dev.type] if batch is None else int(batch),
-        workers=workers,
-        uses_noise=noise_aware, xtrans_spec=xtrans,
-    )
-    if noise_aware and fade:
-        runner.clean_net = runner._prepare(load_into(BayerDemosaicNet(), JDD_BAYER))
-    return runner
+        core = JDDCore(load_into(BayerDemosaicNet(noise_input=True), JDD_NOISE), device=run.device, dtype=run.dtype)
+        if fade:
+            core.clean_net = core._prepare(load_into(BayerDemosaicNet(), JDD_BAYER))
+        return Runner(get("jdd-noise"), core, run)
+    core = JDDCore(load_into(BayerDemosaicNet(), JDD_BAYER), device=run.device, dtype=run.dtype, xtrans_spec=JDD_XTRANS)
+    return Runner(get("jdd"), core, run)
+
+
+def _execution_options(options: dict) -> dict:
+    """The build options :func:`~.runner.execution` takes (callers may pass others, e.g. ``fade``)."""
+    keys = ("device", "dtype", "tile", "batch", "workers", "threads")
+    return {k: options[k] for k in keys if k in options}
 
 
 def load_student(spec: WeightsSpec, ranges: WeightsSpec | None = None) -> torch.nn.Module:
@@ -310,32 +216,26 @@ def load_student(spec: WeightsSpec, ranges: WeightsSpec | None = None) -> torch.
         raise WeightsError(f"int8 calibration ranges do not fit the student ({err})", resolve_path(ranges.file)) from None
 
 
+def student_runner(net: torch.nn.Module, name: str = "jdd-fast", **options) -> Runner:
+    """A runner for any student network ``net`` under ``name``'s spec, its margin the network's own
+    border made even (benchmarks and tests of students that are not the shipped one)."""
+    from dataclasses import replace
+
+    run = execution(**_execution_options(options))
+    spec = replace(get(name), margin=even_margin(net.border))
+    return Runner(spec, JDDCore(net, device=run.device, dtype=run.dtype), run)
+
+
 def _build_student(
+    name: str,
     weights: WeightsSpec,
     ranges: WeightsSpec | None = None,
-    *,
-    device: str | torch.device = "auto",
-    dtype: str | torch.dtype | None = None,
-    tile: int | None = None,
-    batch: int | None = None,
-    workers: int | None = None,
-    threads: int | None = None,
-    **_: object,
-) -> JDDRunner:
+    **options,
+) -> Runner:
     """The runner of a compressed student (``jdd-fast``), or of its int8 version (``jdd-fast-int8``:
     CPU only, float32 around the int8 trunk). Options as for :func:`_build_jdd`."""
-    from .specs import STUDENT_MARGIN
-
-    dev = resolve_device(device)
-    if ranges is not None and dev.type != "cpu":
+    run = execution(**_execution_options(options))
+    if ranges is not None and run.device.type != "cpu":
         raise BackendError("the int8 student runs on the CPU only (x86 quantised kernels); use --device cpu")
-    cdtype = resolve_dtype(dtype, dev)
-    if threads is not None:
-        torch.set_num_threads(max(1, int(threads)))
     net = load_student(weights, ranges)
-    return JDDRunner(
-        net, device=dev, dtype=cdtype,
-        tile=DEFAULT_TILE[dev.type] if tile is None else int(tile),
-        batch=DEFAULT_BATCH[dev.type] if batch is None else int(batch),
-        workers=workers, uses_noise=True, xtrans_spec=None, margin=STUDENT_MARGIN,
-    )
+    return Runner(get(name), JDDCore(net, device=run.device, dtype=run.dtype), run)

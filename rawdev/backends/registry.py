@@ -73,7 +73,9 @@ class BackendSpec:
     native_pattern: str | None = None
     tile_multiple: int = 2
     margin: int = 0  # raw pixels of context each side of a tile (>= receptive field radius)
+    xtrans_margin: int | None = None  # the same for X-Trans input, where it differs (None: margin)
     tile_exact: bool = True  # tiled output equals whole-image output
+    tile_overlap: int | None = None  # cross-fade half-width when not exact (None: margin // 2)
     uses_noise: bool = False
     build: Callable[..., Any] | None = None
     weights: dict[str, WeightsSpec] = field(default_factory=dict)

@@ -22,10 +22,12 @@ __all__ = [
     "JDD_NOISE_SHA256",
     "JDD_NOISE_FADE",
     "JDD_MARGIN",
+    "JDD_XTRANS_MARGIN",
     "ISP_FILES",
     "ISP_SHA256",
     "ISP_WEIGHTS",
     "ISP_MARGIN",
+    "ISP_OVERLAP",
     "STUDENT_MARGIN",
     "JDD_FAST",
     "JDD_FAST_INT8",
@@ -53,7 +55,7 @@ register(BackendSpec(
     kind="classical",
     description="Bilinear interpolation of each colour plane (the field's baseline).",
     margin=2,
-    build=LazyBuild(_CLASSICAL, "_build_classical", ("bilinear",)),
+    build=LazyBuild(_CLASSICAL, "_build_classical", ("bilinear", "bilinear")),
     reference="bilinear",
 ))
 register(BackendSpec(
@@ -61,7 +63,7 @@ register(BackendSpec(
     kind="classical",
     description="Malvar, He & Cutler 2004: gradient-corrected linear 5x5 filters. Default.",
     margin=4,
-    build=LazyBuild(_CLASSICAL, "_build_classical", ("malvar",)),
+    build=LazyBuild(_CLASSICAL, "_build_classical", ("malvar", "malvar")),
     reference="Malvar2004",
 ))
 register(BackendSpec(
@@ -69,7 +71,7 @@ register(BackendSpec(
     kind="classical",
     description="Menon, Andriani & Calvagno 2007 (DDFAPD): directional filtering with a posteriori decision.",
     margin=16,
-    build=LazyBuild(_CLASSICAL, "_build_classical", ("menon",)),
+    build=LazyBuild(_CLASSICAL, "_build_classical", ("menon", "menon")),
     reference="Menon2007",
 ))
 # The same demosaickers run on the sRGB-encoded mosaic (the pipeline encodes before, decodes after).
@@ -84,12 +86,15 @@ for _name, _margin, _ref in (("malvar", 4, "Malvar2004"), ("menon", 16, "Menon20
         description=f"{_name} on the sRGB-encoded mosaic (colour differences of encoded values).",
         margin=_margin,
         input_domain="mosaic_srgb_wb",
-        build=LazyBuild(_CLASSICAL, "_build_classical", (_name,)),
+        build=LazyBuild(_CLASSICAL, "_build_classical", (f"{_name}-srgb", _name)),
         reference=_ref,
     ))
 
 # -- Gharbi2016 demosaicnet: jdd, jdd-noise -------------------------------------------------------
 JDD_MARGIN = 32  # >= the 31-pixel receptive-field radius; even, so the Bayer parity is simple
+#: The X-Trans network's valid border (models.gharbi2016.XTRANS_BORDER, which imports torch; a test
+#: checks they agree): its tiles need no more context.
+JDD_XTRANS_MARGIN = 12
 JDD_BAYER = WeightsSpec(
     file="pkg:demosaicnet/demosaicnet/data/bayer.pth",
     sha256="a90f45c34b89fea3faf49060687839a7d191d302f597a302b31d1bbc021ff7d8",
@@ -134,6 +139,7 @@ register(BackendSpec(
     native_pattern="GRBG",
     tile_multiple=2,
     margin=JDD_MARGIN,
+    xtrans_margin=JDD_XTRANS_MARGIN,
     tile_exact=True,
     uses_noise=False,
     build=LazyBuild(_LEARNED, "_build_jdd", (False,)),
@@ -163,6 +169,7 @@ register(BackendSpec(
 
 # -- learned ISPs: pynet, pynet-ca, cameranet -----------------------------------------------------
 ISP_MARGIN = 64  # raw pixels of context per tile side; a multiple of 16 keeps windows 32-aligned
+ISP_OVERLAP = 48  # half-width of the cross-fade between neighbouring tiles
 #: sha256 of each weight file (re-record after re-training; see the model cards).
 ISP_SHA256 = {
     "pynet": "04b5cc9a6bd7364d965579b0765c06dbdb0891e69f20b230c2a2078b5d1a25a0",
@@ -195,6 +202,7 @@ for _name in ISP_FILES:
         tile_multiple=2,
         margin=ISP_MARGIN,
         tile_exact=False,
+        tile_overlap=ISP_OVERLAP,
         uses_noise=True,
         build=LazyBuild("rawdev.backends.isp", "_build_isp", (_name,)),
         weights={"bayer": ISP_WEIGHTS[_name]},
@@ -249,7 +257,7 @@ for _name, _ranges, _what in (("jdd-fast", None, "float32"), ("jdd-fast-int8", J
         margin=STUDENT_MARGIN,
         tile_exact=True,
         uses_noise=True,
-        build=LazyBuild(_LEARNED, "_build_student", (JDD_FAST, _ranges)),
+        build=LazyBuild(_LEARNED, "_build_student", (_name, JDD_FAST, _ranges)),
         weights={"bayer": JDD_FAST} if _ranges is None else {"bayer": JDD_FAST, "int8-ranges": _ranges},
         reference="Li2020",
     ))

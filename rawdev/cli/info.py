@@ -116,8 +116,8 @@ def file_info(path: Path) -> dict[str, Any]:
     if preview is None:
         info["preview_reason"] = preview_reason
     if ok:
-        from ..pipeline import white_balance_for
         from ..stages.noise import choose_noise_model
+        from ..stages.white_balance import white_balance_for
 
         wb = white_balance_for(raw)
         info["white_balance"] = {"gains": _round(wb.gains), "source": wb.source, "notice": wb.notice}

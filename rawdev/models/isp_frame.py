@@ -190,6 +190,12 @@ class LearnedISP(nn.Module):
         return (5, 4, 3, 2, 1, 0) if self.kind != "cameranet" else (1, 0)
 
     @property
+    def film_context(self) -> bool:
+        """Whether tiles share a global FiLM vector (CameraNet's Enhance-Net, :meth:`film_vector`)
+        rather than recorded normalisation statistics (PyNET(-CA), :meth:`record_stats`)."""
+        return self.kind == "cameranet"
+
+    @property
     def multiple(self) -> int:
         """Input sides must be multiples of this (four 2x poolings of the half-resolution planes)."""
         return 32

@@ -18,7 +18,6 @@ from functools import lru_cache
 from typing import Literal
 
 import numpy as np
-import torch
 
 from ..types import RawImage
 
@@ -98,8 +97,26 @@ class NoiseModel:
 # Estimation from the data
 
 
-@lru_cache(maxsize=4)
+#: The two constants of the patch statistics below for the shipped ``PATCH`` and
+#: ``WEAK_TEXTURE_QUANTILE``, as :func:`_draw_texture_threshold` and :func:`_draw_median_to_mean` draw
+#: them (fixed seeds, so exactly these numbers; tests/test_noise.py draws them again): drawing takes
+#: about 0.1 s, which every ``rawdev info`` and noise-aware develop would pay.
+_DRAWN_THRESHOLD = {(6, 0.99): 211.14050478421422}
+_DRAWN_MEDIAN_TO_MEAN = {6: 1.0614412188998865}
+
+
 def _texture_threshold(patch: int, quantile: float) -> float:
+    """:func:`_draw_texture_threshold`, from the table where it holds the pair."""
+    return _DRAWN_THRESHOLD.get((patch, quantile)) or _draw_texture_threshold(patch, quantile)
+
+
+def _median_to_mean(patch: int) -> float:
+    """:func:`_draw_median_to_mean`, from the table where it holds the size."""
+    return _DRAWN_MEDIAN_TO_MEAN.get(patch) or _draw_median_to_mean(patch)
+
+
+@lru_cache(maxsize=4)
+def _draw_texture_threshold(patch: int, quantile: float) -> float:
     """The ``quantile`` of a patch's gradient energy (:func:`_gradient_energy`) over pure unit-variance
     Gaussian noise. Liu et al. 2013 derive it as a Gamma quantile (Sec. 3.2, eq. 12); drawing it once
     from 20 000 noise patches gives the same threshold for our exact operator without the
@@ -109,7 +126,7 @@ def _texture_threshold(patch: int, quantile: float) -> float:
 
 
 @lru_cache(maxsize=4)
-def _median_to_mean(patch: int) -> float:
+def _draw_median_to_mean(patch: int) -> float:
     """Mean over median of :func:`_detail_variance` on pure Gaussian noise patches: the factor that
     makes a level set's median detail variance an unbiased noise variance (the median shrugs off the
     few textured patches that pass the selection; Foi et al. 2008 use a robust estimate for the same
@@ -275,7 +292,7 @@ def estimate_noise_model(raw: RawImage, *, max_patches: int = MAX_PATCHES, seed:
     if not fine and planes:
         c0, plane, black = planes[0]
         b = float(np.mean(black))
-        sig = immerkaer_sigma(torch.from_numpy((plane.astype(np.float32) - b) / max(span - b, 1.0)))
+        sig = immerkaer_sigma((plane.astype(np.float32) - b) / max(span - b, 1.0))
         shot, read, fine = [0.0] * ncol, [sig * sig] * ncol, list(range(ncol))
     for c in range(ncol):
         if not np.isfinite(shot[c]):
@@ -301,17 +318,18 @@ def choose_noise_model(raw: RawImage, noise: float | None = None) -> NoiseModel:
 # What the back-ends are told
 
 
-def noise_map(mosaic_wb: torch.Tensor, colors: torch.Tensor, model_wb: NoiseModel, *, encoded: bool) -> torch.Tensor:
+def noise_map(mosaic_wb: np.ndarray, colors: np.ndarray, model_wb: NoiseModel, *, encoded: bool) -> np.ndarray:
     """Per-pixel noise std of a white-balanced mosaic, from ``model_wb`` (already white-balanced,
     :meth:`NoiseModel.white_balanced`) evaluated at each sample's own level and colour; with
     ``encoded`` carried through the sRGB curve's slope there (first order), i.e. in the domain of a
-    back-end that takes sRGB-encoded input."""
-    shot = torch.tensor(model_wb.shot, dtype=mosaic_wb.dtype)[colors.long()]
-    read = torch.tensor(model_wb.read, dtype=mosaic_wb.dtype)[colors.long()]
-    x = mosaic_wb.clamp(min=0.0)
-    std = (shot * x + read).clamp(min=0.0).sqrt()
+    back-end that takes sRGB-encoded input. Same dtype as ``mosaic_wb``."""
+    x = np.maximum(np.asarray(mosaic_wb), 0)
+    col = np.asarray(colors, dtype=np.intp)
+    shot = np.asarray(model_wb.shot, dtype=x.dtype)[col]
+    read = np.asarray(model_wb.read, dtype=x.dtype)[col]
+    std = np.sqrt(np.maximum(shot * x + read, 0))
     if encoded:
-        std = std * torch.as_tensor(srgb_slope(x.numpy()), dtype=std.dtype)
+        std = std * np.asarray(srgb_slope(x), dtype=x.dtype)
     return std
 
 
@@ -333,22 +351,22 @@ def backend_sigma(raw: RawImage, model: NoiseModel, gains: tuple[float, ...], *,
     for c, plane, black in _planes(raw):
         b = float(np.mean(black))
         sub = plane[::step, ::step].astype(np.float32)
-        x = torch.from_numpy((sub - b) / max(float(raw.meta.white_level) - b, 1.0) * float(gains[min(c, len(gains) - 1)]))
-        m = noise_map(x.clamp(max=1.0), torch.full(x.shape, c, dtype=torch.long), wb, encoded=encoded)
-        acc += float(m.double().pow(2).sum())
-        n += m.numel()
+        x = (sub - b) / max(float(raw.meta.white_level) - b, 1.0) * float(gains[min(c, len(gains) - 1)])
+        m = noise_map(np.minimum(x, 1.0), np.full(x.shape, c), wb, encoded=encoded)
+        acc += float(np.square(m, dtype=np.float64).sum())
+        n += m.size
     return float(np.sqrt(acc / n)) if n else 0.0
 
 
-# Immerkaer 1996, "Fast noise variance estimation", CVIU 64(2): the Laplacian-difference mask that
-# cancels locally linear structure; kept as the one-figure peer the estimator is measured against.
-_N = torch.tensor([[1.0, -2.0, 1.0], [-2.0, 4.0, -2.0], [1.0, -2.0, 1.0]])
-
-
-def immerkaer_sigma(plane: torch.Tensor) -> float:
-    """Gaussian noise sigma of a 2-D ``plane`` (Immerkaer 1996, eq. 3)."""
-    h, w = plane.shape
+def immerkaer_sigma(plane: np.ndarray) -> float:
+    """Gaussian noise sigma of a 2-D ``plane`` (Immerkaer 1996, "Fast noise variance estimation",
+    CVIU 64(2), eq. 3): the mean absolute response to the mask ``N = [1 -2 1]^T [1 -2 1]`` (the
+    difference of two Laplacians, which cancels locally linear structure), times ``sqrt(pi / 2) / 6``.
+    The mask is separable, so the response is a second difference along each axis. Kept as the
+    one-figure peer the estimator is measured against."""
+    p = np.asarray(plane, dtype=np.float32)
+    h, w = p.shape
     if h < 3 or w < 3:
         return 0.0
-    r = torch.nn.functional.conv2d(plane[None, None].float(), _N[None, None])
-    return float(np.sqrt(np.pi / 2) * r.abs().sum() / (6.0 * (w - 2) * (h - 2)))
+    r = np.diff(np.diff(p, n=2, axis=0), n=2, axis=1)
+    return float(np.sqrt(np.pi / 2) * np.abs(r).sum(dtype=np.float64) / (6.0 * (w - 2) * (h - 2)))

@@ -3,30 +3,21 @@
 from __future__ import annotations
 
 import numpy as np
-import torch
 
 __all__ = ["normalise"]
 
 
-def normalise(
-    counts: np.ndarray | torch.Tensor,
-    black: np.ndarray | torch.Tensor | float,
-    white: float,
-    *,
-    dtype: torch.dtype = torch.float32,
-) -> torch.Tensor:
+def normalise(counts: np.ndarray, black: np.ndarray | float, white: float, *,
+              dtype: np.dtype | type = np.float32) -> np.ndarray:
     """``(counts - black) / (white - black)``, per pixel.
 
     ``black`` is a scalar or an array broadcastable to ``counts`` (per-pixel black from the CFA colour,
     LibRaw's ``black_level_per_channel[colors]``). Values below black stay negative: clipping them
-    would bias dark noise upwards (stages never clip). ``counts`` is never modified: a float input
-    of ``dtype`` is copied first (the conversion of integer counts already makes the copy).
+    would bias dark noise upwards (stages never clip). ``counts`` (anything :func:`numpy.asarray`
+    takes, a CPU tensor too) is never modified: the result is always a new array.
     """
-    src = counts if torch.is_tensor(counts) else torch.as_tensor(np.asarray(counts))
-    x = src.to(dtype)
-    if x.data_ptr() == src.data_ptr():  # no conversion: x is the caller's data
-        x = x.clone()
-    b = torch.as_tensor(np.asarray(black, dtype=np.float32) if not torch.is_tensor(black) else black).to(dtype)
-    x.sub_(b)
-    x.div_(torch.clamp(float(white) - b, min=1.0))
+    x = np.array(counts, dtype=dtype, copy=True)
+    b = np.asarray(black, dtype=dtype)
+    x -= b
+    x /= np.maximum(float(white) - b, 1.0).astype(dtype, copy=False)
     return x

@@ -18,19 +18,20 @@ comes with a notice, and :class:`WhiteBalance` says which one was used.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 import numpy as np
-import torch
 
 from ..errors import UsageError
+from ..types import RawImage
 
 __all__ = [
     "WhiteBalance",
     "WBSource",
     "PreviewFit",
     "CameraThumb",
+    "area_mean",
     "camera_thumbnail",
     "choose_gains",
     "grey_world_gains",
@@ -38,6 +39,11 @@ __all__ = [
     "preview_gains",
     "chromaticity_error",
     "apply_gains_mosaic",
+    "fit_preview",
+    "cfa_white_balance",
+    "LibRawWB",
+    "libraw_white_balance",
+    "white_balance_for",
 ]
 
 WBSource = Literal["camera", "preview", "auto", "daylight", "custom"]
@@ -83,22 +89,52 @@ class PreviewFit:
     preview_chroma: tuple[float, float]  # mean R/G, B/G of the preview, linear light
 
 
-def camera_thumbnail(mosaic: torch.Tensor, colors: np.ndarray, size: tuple[int, int], orientation: int = 1) -> CameraThumb:
+def _bin_sums(x: np.ndarray, n_out: int, axis: int) -> np.ndarray:
+    """Sums of ``x`` over ``n_out`` bins along ``axis``, bin ``i`` covering
+    ``[floor(i n / n_out), ceil((i + 1) n / n_out))`` (neighbouring bins share a sample where ``n`` is
+    not a multiple of ``n_out``): one pass over the data, in float64."""
+    n = x.shape[axis]
+    i = np.arange(n_out)
+    start, end = (i * n) // n_out, -((-(i + 1) * n) // n_out)
+    cuts = np.unique(np.concatenate([start, end]))  # disjoint pieces, summed once each
+    pieces = np.add.reduceat(x, cuts[:-1], axis=axis, dtype=np.float64)
+    shape = list(pieces.shape)
+    shape[axis] = 1
+    run = np.concatenate([np.zeros(shape), np.cumsum(pieces, axis=axis)], axis=axis)
+    return (np.take(run, np.searchsorted(cuts, end), axis=axis)
+            - np.take(run, np.searchsorted(cuts, start), axis=axis))
+
+
+def _grid_sums(x: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Sums of an ``(H, W, ...)`` array over the cells of a ``size`` = ``(h, w)`` grid (see :func:`area_mean`)."""
+    return _bin_sums(_bin_sums(x, size[0], 0), size[1], 1)
+
+
+def area_mean(x: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """An ``(H, W, ...)`` array reduced to ``(h, w, ...)`` by averaging over a grid of cells: cell
+    ``(i, j)`` covers rows ``floor(i H / h) .. ceil((i + 1) H / h)`` and the same in columns (area
+    averaging, as PyTorch's ``adaptive_avg_pool2d``), float64."""
+    h, w = size
+    rows, cols = _bin_sums(np.ones(x.shape[0]), h, 0), _bin_sums(np.ones(x.shape[1]), w, 0)
+    area = np.outer(rows, cols).reshape((h, w) + (1,) * (x.ndim - 2))
+    return _grid_sums(x, size) / area
+
+
+def camera_thumbnail(mosaic: np.ndarray, colors: np.ndarray, size: tuple[int, int], orientation: int = 1) -> CameraThumb:
     """Per-colour means of a normalised ``(H, W)`` mosaic over a ``size`` = ``(h, w)`` grid (before
-    orientation), then turned by EXIF ``orientation``: the neutral render's raw material, cheap enough
-    to make for every file (one pooling pass)."""
+    orientation; cells as in :func:`area_mean`), then turned by EXIF ``orientation``: the neutral
+    render's raw material, cheap enough to make for every file (one summing pass per colour)."""
     from .orientation import apply_orientation
 
-    m = mosaic.float()[None, None]
-    col = torch.as_tensor(np.asarray(colors), dtype=torch.long)[None, None]
-    pool = torch.nn.functional.adaptive_avg_pool2d
+    m = np.asarray(mosaic, dtype=np.float32)
+    col = np.asarray(colors)
     out = []
     for c in range(3):
-        mask = (col == c).float()
-        s, n = pool(m * mask, size), pool(mask, size)
-        out.append((s / n.clamp(min=1e-9))[0, 0])
-    rgb = torch.stack(out, dim=-1).numpy()
-    clipped = (pool((m >= _CLIP).float(), size)[0, 0] > 0).numpy()
+        mask = col == c
+        s, n = _grid_sums(np.where(mask, m, np.float32(0)), size), _grid_sums(mask, size)
+        out.append(np.divide(s, n, out=np.zeros_like(s), where=n > 0))
+    rgb = np.stack(out, axis=-1).astype(np.float32)
+    clipped = _grid_sums(m >= _CLIP, size) > 0
     return CameraThumb(apply_orientation(rgb, orientation), apply_orientation(clipped, orientation))
 
 
@@ -144,8 +180,7 @@ def preview_grid(preview: np.ndarray, aspect: float, limit: int = _FIT_SIZE) -> 
     h, w = p.shape[:2]
     k = max(1, int(np.ceil(max(h, w) / limit)))
     size = (max(1, h // k), max(1, w // k))
-    t = torch.from_numpy(np.ascontiguousarray(p)).permute(2, 0, 1)[None]
-    return torch.nn.functional.adaptive_avg_pool2d(t, size)[0].permute(1, 2, 0).numpy(), size
+    return area_mean(p, size).astype(np.float32), size
 
 
 def _render(thumb: CameraThumb, rgb_cam: np.ndarray | None, gains) -> np.ndarray:
@@ -228,31 +263,36 @@ def grey_edge_gains(thumb: CameraThumb, p: float = 6.0, sigma: float = 1.0) -> t
     uniformly coloured areas do not pull it. Cells near clipped ones are left out (clipping makes
     false, white edges). None when the image has no usable edges.
     """
-    rgb = torch.from_numpy(np.ascontiguousarray(thumb.rgb, dtype=np.float32)).permute(2, 0, 1)[None]
+    rgb = np.asarray(thumb.rgb, dtype=np.float32)
     r = max(1, int(round(3 * sigma)))
-    x = torch.arange(-r, r + 1, dtype=torch.float32)
-    k = torch.exp(-0.5 * (x / sigma) ** 2)
+    x = np.arange(-r, r + 1, dtype=np.float32)
+    k = np.exp(-0.5 * (x / sigma) ** 2)
     k = k / k.sum()
-    pad = torch.nn.functional.pad(rgb, (r, r, r, r), mode="replicate")
-    sm = torch.nn.functional.conv2d(pad, k.view(1, 1, 1, -1).expand(3, 1, 1, -1), groups=3)
-    sm = torch.nn.functional.conv2d(sm, k.view(1, 1, -1, 1).expand(3, 1, -1, 1), groups=3)[0]
-    if sm.shape[-1] < 3 or sm.shape[-2] < 3:
+    h, w = rgb.shape[:2]
+    pad = np.pad(rgb, ((r, r), (r, r), (0, 0)), mode="edge")
+    # separable Gaussian, valid part of the edge-replicated image: the thumbnail's size again
+    sm = sum(k[j] * pad[:, j:j + w] for j in range(2 * r + 1))
+    sm = sum(k[j] * sm[j:j + h] for j in range(2 * r + 1))
+    if h < 3 or w < 3:
         return None
-    gx = sm[:, 1:-1, 2:] - sm[:, 1:-1, :-2]
-    gy = sm[:, 2:, 1:-1] - sm[:, :-2, 1:-1]
-    mag = (gx * gx + gy * gy).sqrt()
-    clip = torch.from_numpy(thumb.clipped.astype(np.float32))[None, None]
-    near = torch.nn.functional.max_pool2d(clip, 2 * r + 3, stride=1, padding=r + 1)[0, 0, 1:-1, 1:-1] > 0
-    ok = ~near & torch.isfinite(mag).all(0)
+    gx = sm[1:-1, 2:] - sm[1:-1, :-2]
+    gy = sm[2:, 1:-1] - sm[:-2, 1:-1]
+    mag = np.sqrt(gx * gx + gy * gy)
+    # within r + 1 cells of a clipped one (a square window, taken one axis at a time)
+    near = np.pad(np.asarray(thumb.clipped, dtype=bool), r + 1)
+    win = 2 * r + 3
+    near = np.lib.stride_tricks.sliding_window_view(near, win, axis=0).any(-1)
+    near = np.lib.stride_tricks.sliding_window_view(near, win, axis=1).any(-1)[1:-1, 1:-1]
+    ok = ~near & np.isfinite(mag).all(-1)
     if int(ok.sum()) < 16:
         return None
-    e = mag[:, ok].double().pow(p).mean(-1).pow(1.0 / p).numpy()
+    e = (mag[ok].astype(np.float64) ** p).mean(0) ** (1.0 / p)
     if not np.all(e > 0) or not np.all(np.isfinite(e)):
         return None
     return (float(e[1] / e[0]), 1.0, float(e[1] / e[2]))
 
 
-def grey_world_gains(mosaic: torch.Tensor, colors: torch.Tensor, clip: float = 0.98) -> tuple[float, float, float]:
+def grey_world_gains(mosaic: np.ndarray, colors: np.ndarray, clip: float = 0.98) -> tuple[float, float, float]:
     """Grey-world estimate (Buchsbaum 1980): the mean of each colour over unclipped pixels is equal.
 
     ``mosaic`` is ``(H, W)`` linear normalised, ``colors`` the ``(H, W)`` colour index map. Pixels at or
@@ -263,13 +303,13 @@ def grey_world_gains(mosaic: torch.Tensor, colors: torch.Tensor, clip: float = 0
     step = 4 if min(h, w) >= 64 else 2
     h2, w2 = h // step * step, w // step * step
     # The top-left 2x2 of every step x step block: all CFA phases are sampled, at 1/4 of the cost.
-    m = mosaic[:h2, :w2].reshape(h2 // step, step, w2 // step, step)[:, :2, :, :2].reshape(-1)
-    c = colors[:h2, :w2].reshape(h2 // step, step, w2 // step, step)[:, :2, :, :2].reshape(-1)
+    m = np.asarray(mosaic)[:h2, :w2].reshape(h2 // step, step, w2 // step, step)[:, :2, :, :2].reshape(-1)
+    c = np.asarray(colors)[:h2, :w2].reshape(h2 // step, step, w2 // step, step)[:, :2, :, :2].reshape(-1)
     ok = (m < clip) & (m > 0)
     means = []
     for ch in range(3):
         sel = m[ok & (c == ch)]
-        means.append(float(sel.mean()) if sel.numel() else float("nan"))
+        means.append(float(sel.mean(dtype=np.float64)) if sel.size else float("nan"))
     if not all(np.isfinite(means)) or min(means) <= 0:
         return (1.0, 1.0, 1.0)
     g = means[1]
@@ -359,8 +399,164 @@ def choose_gains(
     return from_auto("no daylight multipliers known for this camera") or from_daylight(None)
 
 
-def apply_gains_mosaic(mosaic: torch.Tensor, colors: torch.Tensor, gains: tuple[float, float, float]) -> torch.Tensor:
+def apply_gains_mosaic(mosaic: np.ndarray, colors: np.ndarray, gains: tuple[float, float, float]) -> np.ndarray:
     """Multiply each mosaic sample by the gain of its colour, in place; returns ``mosaic``."""
-    g = torch.tensor(gains, dtype=mosaic.dtype, device=mosaic.device)
-    mosaic.mul_(g[colors.long()])
+    mosaic *= np.asarray(gains, dtype=mosaic.dtype)[np.asarray(colors, dtype=np.intp)]
     return mosaic
+
+
+# --------------------------------------------------------------------------------------------------
+# The white balance of a file: the chain above run on its data, its embedded preview and, for the
+# sensors LibRaw renders itself, LibRaw's render (numpy throughout: ``rawdev info`` shows it without
+# importing torch)
+
+
+def fit_preview(raw: RawImage) -> tuple[np.ndarray, CameraThumb] | None:
+    """The embedded preview on its fitting grid and a camera thumbnail on the same grid, or None when
+    the file has no preview rawpy can read (:mod:`rawdev.io.preview` decodes it)."""
+    from ..errors import RawdevError
+    from ..io.preview import preview_image
+    from .normalise import normalise
+    from .orientation import oriented_size
+
+    try:
+        pv = preview_image(raw.meta.path)
+    except (RawdevError, OSError, ValueError):
+        return None
+    H, W = raw.data.shape[:2]
+    ow, oh = oriented_size(W, H, raw.meta.orientation)
+    # every cell of the grid must hold samples of every colour of the CFA
+    grid, (gh, gw) = preview_grid(pv, ow / oh, max(H, W) // (2 * raw.meta.cfa.period))
+    size = (gw, gh) if raw.meta.orientation in (5, 6, 7, 8) else (gh, gw)
+    m = normalise(raw.data, np.asarray(raw.black_map), raw.meta.white_level)
+    thumb = camera_thumbnail(m, raw.colors, size, raw.meta.orientation)
+    return grid, thumb
+
+
+def cfa_white_balance(raw: RawImage, mode) -> WhiteBalance:
+    """:func:`choose_gains` for a CFA ``raw``, with the estimators it may need made lazily from the
+    data (the preview is read only when the chain reaches it); gains scaled so the smallest is 1."""
+    from .normalise import normalise
+
+    meta = raw.meta
+    cache: dict = {}
+
+    def fitted():
+        if "p" not in cache:
+            cache["p"] = fit_preview(raw) if raw.colors is not None and raw.data.size else None
+        return cache["p"]
+
+    def preview():
+        f = fitted()
+        return None if f is None else preview_gains(f[1], f[0], meta.rgb_cam)
+
+    def ones_error():
+        f = fitted()
+        return None if f is None else chromaticity_error(f[1], f[0], meta.rgb_cam, (1.0, 1.0, 1.0))
+
+    def auto():
+        if raw.colors is None or raw.data.size == 0:
+            return None
+        H, W = raw.data.shape[:2]
+        k = max(2 * meta.cfa.period, int(np.ceil(max(H, W) / 512)))
+        m = normalise(raw.data, np.asarray(raw.black_map), meta.white_level)
+        return grey_edge_gains(camera_thumbnail(m, raw.colors, (max(1, H // k), max(1, W // k))))
+
+    wb = choose_gains(mode, camera=meta.camera_wb, daylight=meta.daylight_wb, preview=preview,
+                      ones_error=ones_error, auto=auto)
+    # LibRaw's convention: the smallest multiplier is 1, so every channel's clip point is >= 1.0
+    # and clipped highlights come out white, not grey.
+    lo = min(wb.gains)
+    return replace(wb, gains=tuple(g / lo for g in wb.gains))
+
+
+@dataclass(frozen=True)
+class LibRawWB:
+    """How LibRaw is asked to white-balance a sensor it renders itself (4-colour CFAs, linear DNGs):
+    its own settings (``user_wb`` multipliers in its colour order, or the as-shot or automatic ones,
+    or its daylight default), then ``post``, per-channel gains on its linear sRGB output (the
+    preview fit, which has no camera-space form for a 4-colour sensor)."""
+
+    wb: WhiteBalance
+    user_wb: tuple[float, ...] | None = None
+    camera: bool = False
+    auto: bool = False
+    post: tuple[float, float, float] = (1.0, 1.0, 1.0)
+
+
+def libraw_white_balance(raw: RawImage, mode, highlight_mode: int) -> LibRawWB:
+    """``--wb`` for LibRaw-rendered sensors, in LibRaw's own terms, so that every choice renders
+    exactly as LibRaw renders it; ``preview`` fits a correction of the as-shot render to the
+    embedded preview. Falls back like :func:`choose_gains`, with notices. ``highlight_mode`` is
+    LibRaw's (dcraw ``-H``: 0 clip, 1 unclip, 2 blend)."""
+    meta = raw.meta
+    ones = (1.0, 1.0, 1.0)
+    if isinstance(mode, (tuple, list)):
+        vals = [float(v) for v in mode]
+        wb = choose_gains(mode, camera=None, daylight=None)
+        return LibRawWB(wb, user_wb=tuple(vals) if len(vals) == 4 else (vals[0], vals[1], vals[2], vals[1]))
+    mode = str(mode).lower()
+    if mode in ("camera", "preview"):
+        base = LibRawWB(WhiteBalance(ones, "camera"), camera=True) if meta.camera_wb is not None \
+            else LibRawWB(WhiteBalance(ones, "daylight"))
+        # A 4-colour sensor's as-shot multipliers go through LibRaw's generic CMYG conversion, not
+        # a colour matrix rawdev can check; the camera's own preview is the camera's conversion, so
+        # where one is usable the as-shot render is corrected to it (the Canon G1's as-shot render
+        # is 13 % off its preview, a visible cast), with a notice saying by how much.
+        check = meta.cfa.kind == "other"
+        if mode == "camera" and meta.camera_wb is not None and not check:
+            return base
+        fit = _fit_libraw_preview(raw, base, highlight_mode)
+        if mode == "camera" and meta.camera_wb is not None:
+            if fit is None:
+                return base
+            return replace(base, wb=WhiteBalance(fit[0], "preview", f"{meta.num_colors}-colour sensor: the as-shot render "
+                                                 f"differs from the embedded preview by {fit[1]:.0%}; corrected to the preview"
+                                                 ), post=fit[0])
+        if fit is not None:
+            why = None if mode == "preview" else "no as-shot white balance in the file"
+            return replace(base, wb=WhiteBalance(fit[0], "preview", None if why is None else f"{why}; fitted to the embedded preview"),
+                           post=fit[0])
+        why = "no usable embedded preview" if mode == "preview" else "no as-shot white balance and no usable embedded preview"
+        return LibRawWB(WhiteBalance(ones, "auto", f"{why}; using LibRaw's automatic white balance"), auto=True)
+    if mode in ("auto", "grey-world", "gray-world", "grey-edge", "gray-edge"):
+        return LibRawWB(WhiteBalance(ones, "auto"), auto=True)
+    if mode == "daylight":
+        return LibRawWB(WhiteBalance(ones, "daylight"))
+    choose_gains(mode, camera=None, daylight=None)  # raises the usage error for an unknown mode
+    raise AssertionError(mode)
+
+
+def _fit_libraw_preview(raw: RawImage, base: LibRawWB, highlight_mode: int) -> tuple[tuple[float, float, float], float] | None:
+    """Per-channel gains on LibRaw's linear sRGB render (with ``base``'s settings) that make its mean
+    chromaticity match the embedded preview's (:func:`preview_gains` with an identity matrix), and
+    how far the render is from the preview without them (:func:`chromaticity_error`)."""
+    from ..backends.registry import LIBRAW, get
+    from ..errors import RawdevError
+    from ..io.preview import preview_image
+    from .orientation import apply_orientation, oriented_size
+
+    try:
+        pv = preview_image(raw.meta.path)
+    except (RawdevError, OSError, ValueError):
+        return None
+    lin = get(LIBRAW).build()(raw.meta.path, wb=base.user_wb, camera_wb=base.camera, auto_wb=base.auto,
+                              highlight_mode=highlight_mode)
+    H, W = lin.shape[:2]
+    ow, oh = oriented_size(W, H, raw.meta.orientation)
+    grid, (gh, gw) = preview_grid(pv, ow / oh)
+    size = (gw, gh) if raw.meta.orientation in (5, 6, 7, 8) else (gh, gw)
+    rgb = area_mean(lin, size).astype(np.float32)
+    clipped = _grid_sums((lin >= _CLIP).any(-1), size) > 0
+    thumb = CameraThumb(apply_orientation(rgb, raw.meta.orientation), apply_orientation(clipped, raw.meta.orientation))
+    fit = preview_gains(thumb, grid, None)
+    return None if fit is None else (fit.gains, chromaticity_error(thumb, grid, None, (1.0, 1.0, 1.0)))
+
+
+def white_balance_for(raw: RawImage, mode="camera", highlight_mode: int = 0) -> WhiteBalance:
+    """The white balance a develop of ``raw`` with ``--wb mode`` uses (gains, source, notice); on
+    LibRaw-rendered sensors the gains are the correction applied to LibRaw's render
+    (``highlight_mode`` as in :func:`libraw_white_balance`)."""
+    if raw.meta.cfa.kind == "linear" or raw.colors is None:
+        return libraw_white_balance(raw, mode, highlight_mode).wb
+    return cfa_white_balance(raw, mode)

@@ -129,7 +129,7 @@ def build_teacher(device: torch.device | str = "cpu"):
 
     def teach(m3: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
         with torch.inference_mode():
-            out = runner._noise_aware(m3.contiguous(memory_format=torch.channels_last), sigma)
+            out = runner.core._noise_aware(m3.contiguous(memory_format=torch.channels_last), sigma)
         return out.float().clamp(0.0, 1.0)
 
     return teach
