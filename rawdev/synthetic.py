@@ -17,8 +17,17 @@ from .cameras import XYZ_TO_CAMERA, camera_from_srgb
 from .cfa import check_pattern, pattern_cell
 from .stages.orientation import INVERSE_ORIENTATION, apply_orientation
 
-__all__ = ["write_dng", "demo_scene", "INVERSE_ORIENTATION"]
+__all__ = ["write_dng", "demo_scene", "INVERSE_ORIENTATION", "ILLUMINANT_XY", "illuminant_rgb", "camera_rendering"]
 
+#: CIE 1931 2-degree chromaticities (x, y) of standard illuminants (CIE 15:2004, table T.3 and T.8):
+#: A is tungsten (2856 K), D75 north-sky shade, F2 a cool-white fluorescent tube (above the Planckian
+#: locus, a green tint), D65 the daylight sRGB is defined for.
+ILLUMINANT_XY = {
+    "tungsten": (0.44757, 0.40745),
+    "shade": (0.29902, 0.31485),
+    "fluorescent": (0.37208, 0.37529),
+    "daylight": (0.31270, 0.32900),
+}
 
 
 def _rationals(values, denominator: int = 10000) -> list[list[int]]:
@@ -44,6 +53,8 @@ def write_dng(
     seed: int = 0,
     make: str = "rawdev",
     model: str = "Synthetic",
+    preview: np.ndarray | None = None,
+    preview_quality: int = 90,
 ) -> Path:
     """Write a Bayer DNG whose developed image is ``linear_srgb`` (``(H, W, 3)``, display orientation).
 
@@ -55,6 +66,11 @@ def write_dng(
     this floor (e.g. the quantisation variance of a clean file). ``noise_profile=False`` writes no
     NoiseProfile at all, as real cameras' RAW files (the noise is still added); ``as_shot=False``
     writes no AsShotNeutral (old cameras that store no white balance).
+
+    ``preview`` (``(h, w, 3)`` uint8 sRGB, display orientation) is embedded as a JPEG (baseline,
+    ``preview_quality``) the way DNG converters store it: IFD0 holds the preview (NewSubFileType 1)
+    and the DNG-level tags, a SubIFD the raw data (DNG 1.4 spec, chapter 3, "IFD structure"); LibRaw's
+    ``extract_thumb`` finds it there as it does in real DNGs.
     """
     from pidng.core import RAW2DNG, DNGTags, Tag
     from pidng.defs import CalibrationIlluminant, DNGVersion, PhotometricInterpretation
@@ -129,7 +145,75 @@ def write_dng(
     produced = Path(out) if out else path.with_suffix(".dng")
     if produced != path:
         produced.replace(path)
+    if preview is not None:
+        stored_preview = apply_orientation(np.asarray(preview, dtype=np.uint8)[..., :3],
+                                           INVERSE_ORIENTATION[int(orientation)])
+        _embed_preview(path, np.ascontiguousarray(stored_preview), preview_quality)
     return path
+
+
+#: Tags that belong to the raw IFD (the CFA layout and the levels); every other tag pidng writes
+#: describes the file or the camera and goes to IFD0 (DNG 1.4 spec, chapter 4, "Usage" of each tag).
+_RAW_IFD_TAGS = frozenset({33421, 33422, 50713, 50714, 50715, 50716, 50717, 50718, 50719, 50720, 50780, 50829})
+#: Tags tifffile writes itself from the image it is given (size, layout, strips or tiles, software).
+_LAYOUT_TAGS = frozenset({254, 256, 257, 258, 259, 262, 273, 277, 278, 279, 284, 305, 322, 323, 324, 325})
+
+
+def _embed_preview(path: Path, preview: np.ndarray, quality: int) -> None:
+    """Rewrite the single-IFD DNG at ``path`` as IFD0 = JPEG ``preview`` + SubIFD = the same raw data
+    and tags, bit for bit (pidng cannot write SubIFDs)."""
+    import tifffile
+
+    with tifffile.TiffFile(path) as tif:
+        page = tif.pages[0]
+        mosaic = page.asarray()
+        top, raw_tags, seen = [], [], set()
+        for tag in page.tags.values():
+            if tag.code in _LAYOUT_TAGS or tag.code in seen:  # pidng writes DNGVersion twice
+                continue
+            seen.add(tag.code)
+            value = tag.value
+            if tag.dtype in (5, 10):  # rationals come back as pairs; tifffile writes them flat
+                value = tuple(int(v) for v in np.ravel(value))
+            (raw_tags if tag.code in _RAW_IFD_TAGS else top).append((tag.code, int(tag.dtype), tag.count, value, True))
+    tmp = path.with_name(path.name + ".preview-tmp")
+    with tifffile.TiffWriter(tmp) as out:
+        out.write(preview, photometric="rgb", subfiletype=1, subifds=1, compression="jpeg", compressionargs={"level": int(quality)},
+                  extratags=top, software=False, metadata=None)
+        out.write(mosaic, photometric=32803, subfiletype=0, extratags=raw_tags, software=False, metadata=None)
+    tmp.replace(path)
+
+
+def illuminant_rgb(xy: tuple[float, float]) -> np.ndarray:
+    """The colour of an illuminant of chromaticity ``xy`` as linear sRGB (no chromatic adaptation),
+    green = 1: what a white surface under it reflects into an sRGB-like camera."""
+    from .cameras import XYZ_TO_SRGB
+
+    x, y = xy
+    rgb = XYZ_TO_SRGB @ np.array([x / y, 1.0, (1.0 - x - y) / y])
+    if np.any(rgb <= 0):
+        raise ValueError(f"illuminant {xy} is outside the sRGB gamut")
+    return rgb / rgb[1]
+
+
+def camera_rendering(linear_srgb: np.ndarray, xyz_to_camera: np.ndarray, gains, *,
+                     size: tuple[int, int] | None = None, exposure: float = 1.0) -> np.ndarray:
+    """What the camera's own JPEG engine makes of the scene ``linear_srgb`` (as :func:`write_dng`
+    records it): camera RGB, white balanced by ``gains`` (R, G, B multipliers on camera channels, in
+    the convention of AsShotNeutral: the gains ``1 / (camera response to the light)`` make a white
+    surface equal in every channel), to linear sRGB by the camera matrix whose rows sum to one (as a
+    developer's ``rgb_cam``), times ``exposure``, sRGB-encoded, 8-bit; block-averaged (in linear light)
+    to ``size`` = ``(h, w)`` when given. For a daylight scene the gains are ``1 / AsShotNeutral``."""
+    m = camera_from_srgb(np.asarray(xyz_to_camera, dtype=np.float64))
+    rgb_cam = np.linalg.inv(m) * (m @ np.ones(3))[None, :]  # rows sum to 1: equal camera values -> white
+    cam = np.asarray(linear_srgb, dtype=np.float64) @ m.T * np.asarray(gains, dtype=np.float64)[:3]
+    lin = np.clip(cam @ rgb_cam.T * exposure, 0.0, 1.0)
+    if size is not None:
+        h, w = lin.shape[:2]
+        ky, kx = h // size[0], w // size[1]
+        lin = lin[:size[0] * ky, :size[1] * kx].reshape(size[0], ky, size[1], kx, 3).mean(axis=(1, 3))
+    enc = np.where(lin <= 0.0031308, 12.92 * lin, 1.055 * lin ** (1 / 2.4) - 0.055)
+    return np.round(enc * 255.0).astype(np.uint8)
 
 
 def demo_scene(width: int = 1200, height: int = 800) -> np.ndarray:
