@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
-from enum import Enum
+from enum import Enum, auto
 from pathlib import Path
 
 import numpy as np
@@ -228,11 +228,11 @@ class Route(Enum):
 
     #: LibRaw renders the file (its own pipeline asked for, or a sensor the back-end cannot take),
     #: then rawdev's exposure, curve and output space.
-    LIBRAW = "libraw"
+    LIBRAW = auto()
     #: An end-to-end ISP (``output_domain="srgb_display"``): white-balanced mosaic in, display sRGB out.
-    DISPLAY = "display"
+    DISPLAY = auto()
     #: A demosaicking back-end, streamed in bands, then rawdev's colour, exposure and tone.
-    DEMOSAIC = "demosaic"
+    DEMOSAIC = auto()
 
 
 @dataclass(frozen=True)
