@@ -8,6 +8,7 @@ Rows (median of ``--repeat``):
 * Malvar 2004 demosaicking of a ``--mp`` megapixel RGGB mosaic, in process, with the shipped stage
   (``rawdev.stages.demosaic.malvar2004``: one packed 4 -> 12 channel 3x3 convolution, in row bands, on
   torch's threads);
+* the same with torch on one thread (numpy's elementwise work runs on one);
 * the same stencils in numpy: the packed weight's non-zero taps (the ones the shipped stage sums on a
   GPU) as shifted slices of the four sub-lattices, accumulated in float32, with the same mirrored
   border; checked equal to the shipped stage's output to float32 rounding.
@@ -72,23 +73,31 @@ def main() -> None:
     h = int(round(args.mp * 1e6 / w)) // 2 * 2
     mosaic = np.random.default_rng(0).random((h, w), dtype=np.float32)
     taps = _weight_taps(_malvar_weight("RGGB").contiguous().numpy().tobytes())
-    t_torch, t_numpy = [], []
+    threads = torch.get_num_threads()
+    t_torch, t_one, t_numpy = [], [], []
     for _ in range(args.repeat):
         with torch.inference_mode():
             t0 = time.perf_counter()
             a = demosaic_malvar2004(torch.from_numpy(mosaic)[None, None], "RGGB")[0]
             t_torch.append(time.perf_counter() - t0)
+            torch.set_num_threads(1)
+            t0 = time.perf_counter()
+            demosaic_malvar2004(torch.from_numpy(mosaic)[None, None], "RGGB")
+            t_one.append(time.perf_counter() - t0)
+            torch.set_num_threads(threads)
         t0 = time.perf_counter()
         b = numpy_malvar(mosaic, taps)
         t_numpy.append(time.perf_counter() - t0)
     diff = float(np.abs(a.numpy() - b).max())
     mt, mn, mi = statistics.median(t_torch), statistics.median(t_numpy), statistics.median(imports)
     print(f"\n{h} x {w} mosaic ({h * w / 1e6:.1f} MP), median of {args.repeat}; {os.cpu_count()} CPUs, torch threads "
-          f"{torch.get_num_threads()}, load average {os.getloadavg()[0]:.1f} at the end\n")
+          f"{threads}, load average {os.getloadavg()[0]:.1f} at the end\n")
     print("| work | seconds | x torch Malvar |")
     print("|---|---|---|")
     print(f"| import torch (fresh interpreter, less `python -c pass`) | {mi:.2f} | {mi / mt:.2f} |")
-    print(f"| Malvar 2004, shipped stage (torch) | {mt:.2f} | 1.00 |")
+    print(f"| Malvar 2004, shipped stage (torch, {threads} threads) | {mt:.2f} | 1.00 |")
+    m1 = statistics.median(t_one)
+    print(f"| Malvar 2004, shipped stage (torch, 1 thread) | {m1:.2f} | {m1 / mt:.2f} |")
     print(f"| Malvar 2004, same taps in numpy | {mn:.2f} | {mn / mt:.2f} |")
     print(f"\nnumpy - torch Malvar: {mn - mt:+.2f} s; largest output difference {diff:.2e}")
 
