@@ -125,13 +125,3 @@ def test_usage_errors_exit_2(tmp_path, rotated_dng):
     assert r.returncode == 2 and "malvar" in r.stderr  # suggests the near match
     r = run_cli("develop", rotated_dng, "-o", tmp_path / "z.jpg", "--bits", "16")
     assert r.returncode == 2
-
-
-def test_demo_command(tmp_path):
-    r = run_cli("demo", "--out-dir", tmp_path)
-    assert r.returncode == 0, r.stderr
-    im = Image.open(tmp_path / "rawdev-demo.jpg")
-    assert im.size == (1200, 800)
-    # The demo's 18 % grey patch row (sRGB 122 in the chart) comes out neutral.
-    a = np.asarray(im).astype(float)
-    assert np.abs(a[..., 0].mean() - a[..., 1].mean()) < 20
