@@ -32,14 +32,12 @@ from .stages.normalise import normalise
 from .stages.orientation import apply_orientation, oriented_size
 from .stages.tone import (auto_bright_gain, quantise, quantise_scale, srgb_decode, srgb_decode_unclipped,
                           srgb_encode, srgb_encode_unclipped)
-from .stages.white_balance import (LibRawWB, WhiteBalance, apply_gains_mosaic, cfa_white_balance, libraw_white_balance,
-                                   white_balance_for)
+from .stages.white_balance import LibRawWB, WhiteBalance, apply_gains_mosaic, cfa_white_balance, libraw_white_balance
 from .tiling import resolve_device
 from .types import CFALayout, RawImage
 
 __all__ = ["PipelineConfig", "DevelopResult", "DevelopStream", "DevelopPlan", "Route", "plan_develop", "develop_raw",
-           "develop_stream", "develop", "develop_libraw", "develop_to_file", "keep_runners", "output_dtype",
-           "white_balance_for"]
+           "develop_stream", "develop", "develop_libraw", "develop_to_file", "keep_runners", "output_dtype"]
 
 _LIBRAW_HIGHLIGHT = {"clip": 0, "unclip": 1, "blend": 2}
 #: Length of the regions a band is made of, along the band: learned back-ends in tiles, classical
