@@ -13,8 +13,9 @@ Rows (median of ``--repeat``):
   GPU) as shifted slices of the four sub-lattices, accumulated in float32, with the same mirrored
   border; checked equal to the shipped stage's output to float32 rounding.
 
-Malvar is the heaviest stage of the default develop; normalise, white balance and orientation are
-numpy already, colour and tone are one matrix product and one curve per pixel.
+Malvar is the heaviest stage of the default develop (the white-balance estimate and the orientation
+are numpy already; scaling, colour and tone are one multiply-add, one matrix product and one curve per
+sample).
 
     python benchmarks/torch_or_numpy.py [--mp 24] [--repeat 3]
 """

@@ -32,14 +32,12 @@ from .stages.normalise import normalise
 from .stages.orientation import apply_orientation, oriented_size
 from .stages.tone import (auto_bright_gain, quantise, quantise_scale, srgb_decode, srgb_decode_unclipped,
                           srgb_encode, srgb_encode_unclipped)
-from .stages.white_balance import (LibRawWB, WhiteBalance, apply_gains_mosaic, cfa_white_balance, libraw_white_balance,
-                                   white_balance_for)
+from .stages.white_balance import LibRawWB, WhiteBalance, apply_gains_mosaic, cfa_white_balance, libraw_white_balance
 from .tiling import resolve_device
 from .types import CFALayout, RawImage
 
 __all__ = ["PipelineConfig", "DevelopResult", "DevelopStream", "DevelopPlan", "Route", "plan_develop", "develop_raw",
-           "develop_stream", "develop", "develop_libraw", "develop_to_file", "keep_runners", "output_dtype",
-           "white_balance_for"]
+           "develop_stream", "develop", "develop_libraw", "develop_to_file", "keep_runners", "output_dtype"]
 
 _LIBRAW_HIGHLIGHT = {"clip": 0, "unclip": 1, "blend": 2}
 #: Length of the regions a band is made of, along the band: learned back-ends in tiles, classical
@@ -381,11 +379,11 @@ def _develop_cfa(raw: RawImage, cfg: PipelineConfig, plan: DevelopPlan) -> Itera
 
     H, W = raw.data.shape
     bits = cfg.output_bits
-    # Crops start on whole CFA cells, so every crop has the image's pattern; the margin covers the
-    # receptive field plus the runner's own window alignment (up to a cell).
+    # Crops start on whole CFA cells, so every crop has the image's pattern; the runner says how
+    # much real context a region needs (receptive field plus its own window alignment).
     step = math.lcm(2, meta.cfa.period)
-    margin = _round_up(spec.margin + step, step)
-    if not spec.tile_exact:
+    margin = runner.band_margin(meta.cfa)
+    if not runner.exact:
         band = chunk = max(H, W)
     elif spec.kind == "learned":
         # Bands at most one tile high (the runner's tile, 512 on a CPU) and of about
