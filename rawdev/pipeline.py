@@ -379,11 +379,11 @@ def _develop_cfa(raw: RawImage, cfg: PipelineConfig, plan: DevelopPlan) -> Itera
 
     H, W = raw.data.shape
     bits = cfg.output_bits
-    # Crops start on whole CFA cells, so every crop has the image's pattern; the margin covers the
-    # receptive field plus the runner's own window alignment (up to a cell).
+    # Crops start on whole CFA cells, so every crop has the image's pattern; the runner says how
+    # much real context a region needs (receptive field plus its own window alignment).
     step = math.lcm(2, meta.cfa.period)
-    margin = _round_up(spec.margin + step, step)
-    if not spec.tile_exact:
+    margin = runner.band_margin(meta.cfa)
+    if not runner.exact:
         band = chunk = max(H, W)
     elif spec.kind == "learned":
         # Bands at most one tile high (the runner's tile, 512 on a CPU) and of about

@@ -286,8 +286,8 @@ def test_sigkill_leftovers_are_cleaned_by_a_later_develop(big_dng, tmp_path):
     proc = _signal_during_write(big_dng, out, signal.SIGKILL)
     assert proc.returncode == -signal.SIGKILL
     assert not out.exists() and len(temporaries(tmp_path)) == 1  # what kill -9 cannot avoid
-    p = rawdev("develop", big_dng, "-o", out)
-    assert p.returncode == 0, p.stderr
+    rc, _, err = cli("develop", big_dng, "-o", out)  # the later develop: this process
+    assert rc == 0, err
     assert complete_image(out) and temporaries(tmp_path) == []
 
 
@@ -483,11 +483,11 @@ def test_full_disk_says_no_space_and_leaves_nothing(big_dng, tmp_path):
         pytest.skip("cannot mount a small tmpfs here (needs root or CAP_SYS_ADMIN)")
     try:
         for fmt in ("tif", "png"):
-            p = rawdev("develop", big_dng, "-o", disk / f"x.{fmt}")
-            assert p.returncode == 1 and "No space left on device" in one_error_line(p.stderr), fmt
+            rc, _, err = cli("develop", big_dng, "-o", disk / f"x.{fmt}")
+            assert rc == 1 and "No space left on device" in one_error_line(err), fmt
             assert list(disk.iterdir()) == [], fmt
-        b = rawdev("batch", big_dng, "-o", disk / "out", "-f", "tif", "--json")
-        assert b.returncode == 1 and "No space left on device" in json.loads(b.stdout)["reason"]
+        rc, out, _ = cli("batch", big_dng, "-o", disk / "out", "-f", "tif", "--json")
+        assert rc == 1 and "No space left on device" in json.loads(out)["reason"]
         assert temporaries(disk) == [] and not list(disk.rglob("*.tif"))
     finally:
         subprocess.run(["umount", str(disk)], capture_output=True, timeout=20)
