@@ -121,6 +121,10 @@ def _grid_sums(x: np.ndarray, rows: tuple[np.ndarray, np.ndarray], cols: tuple[n
     against 1.06 s for the same along columns, and leaves a small array for the second axis."""
     if x.dtype == np.bool_:
         x = x.view(np.uint8)
+    if x.ndim > 2:  # channel by channel: reducing (H, W, 3) along W walks 3-wide rows (6x slower)
+        flat = x.reshape(x.shape[:2] + (-1,))
+        out = np.stack([_grid_sums(flat[..., k], rows, cols) for k in range(flat.shape[-1])], axis=-1)
+        return out.reshape(out.shape[:2] + x.shape[2:])
     return _range_sums(_range_sums(x, *cols, axis=1), *rows, axis=0)
 
 
@@ -603,7 +607,9 @@ def _fit_libraw_preview(raw: RawImage, base: LibRawWB, highlight_mode: int) -> t
     grid, (gh, gw) = preview_grid(pv, ow / oh)
     size = (gw, gh) if raw.meta.orientation in (5, 6, 7, 8) else (gh, gw)
     rgb = area_mean(lin, size).astype(np.float32)
-    clipped = _grid_sums((lin >= _CLIP).any(-1), _bins(H, size[0]), _bins(W, size[1])) > 0
+    # any channel at the clip point, one channel at a time (.any(-1) over 3-wide rows is 7x slower)
+    over = np.logical_or.reduce([lin[..., k] >= _CLIP for k in range(lin.shape[-1])])
+    clipped = _grid_sums(over, _bins(H, size[0]), _bins(W, size[1])) > 0
     thumb = CameraThumb(apply_orientation(rgb, raw.meta.orientation), apply_orientation(clipped, raw.meta.orientation))
     fit = preview_gains(thumb, grid, None)
     return None if fit is None else (fit.gains, chromaticity_error(thumb, grid, None, (1.0, 1.0, 1.0)))
