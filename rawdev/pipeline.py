@@ -15,13 +15,14 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
+from enum import Enum, auto
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from .backends import registry
-from .backends.registry import LIBRAW, LIBRAW_FALLBACK
+from .backends.registry import DEFAULT_BACKEND, LIBRAW, LIBRAW_FALLBACK, LIBRAW_LINEAR, BackendSpec
 from .config import PipelineConfig
 from .io.raw import check_decoded, read_raw
 from .stages.colour import apply_matrix
@@ -31,13 +32,12 @@ from .stages.normalise import normalise
 from .stages.orientation import apply_orientation, oriented_size
 from .stages.tone import (auto_bright_gain, quantise, quantise_scale, srgb_decode, srgb_decode_unclipped,
                           srgb_encode, srgb_encode_unclipped)
-from .stages.white_balance import (LibRawWB, WhiteBalance, apply_gains_mosaic, cfa_white_balance, libraw_white_balance,
-                                   white_balance_for)
+from .stages.white_balance import LibRawWB, WhiteBalance, apply_gains_mosaic, cfa_white_balance, libraw_white_balance
 from .tiling import resolve_device
 from .types import CFALayout, RawImage
 
-__all__ = ["PipelineConfig", "DevelopResult", "DevelopStream", "develop_raw", "develop_stream", "develop",
-           "develop_libraw", "develop_to_file", "keep_runners", "white_balance_for"]
+__all__ = ["PipelineConfig", "DevelopResult", "DevelopStream", "DevelopPlan", "Route", "plan_develop", "develop_raw",
+           "develop_stream", "develop", "develop_libraw", "develop_to_file", "keep_runners", "output_dtype"]
 
 _LIBRAW_HIGHLIGHT = {"clip": 0, "unclip": 1, "blend": 2}
 #: Length of the regions a band is made of, along the band: learned back-ends in tiles, classical
@@ -143,7 +143,8 @@ def _round_up(n: int, step: int) -> int:
     return -(-int(n) // step) * step
 
 
-def _dtype(bits: int | None) -> np.dtype:
+def output_dtype(bits: int | None) -> np.dtype:
+    """The output's sample type: 8 or 16-bit codes, or (``None``) float32 in [0, 1]."""
     return np.dtype({8: np.uint8, 16: np.uint16, None: np.float32}[bits])
 
 
@@ -215,6 +216,56 @@ def _preview_linear(raw: RawImage, gains, matrix) -> torch.Tensor:
     return apply_matrix(rgb, matrix)
 
 
+_WB_SOURCE = {"camera": "as shot", "preview": "fitted to the embedded preview", "auto": "grey-edge (automatic)",
+              "daylight": "daylight multipliers", "custom": "user multipliers"}
+_NOISE_SOURCE = {"--noise": "--noise", "profile": "the DNG NoiseProfile", "estimate": "the data (no NoiseProfile)"}
+
+
+class Route(Enum):
+    """How a file is developed, chosen from the back-end's spec and the sensor."""
+
+    #: LibRaw renders the file (its own pipeline asked for, or a sensor the back-end cannot take),
+    #: then rawdev's exposure, curve and output space.
+    LIBRAW = auto()
+    #: An end-to-end ISP (``output_domain="srgb_display"``): white-balanced mosaic in, display sRGB out.
+    DISPLAY = auto()
+    #: A demosaicking back-end, streamed in bands, then rawdev's colour, exposure and tone.
+    DEMOSAIC = auto()
+
+
+@dataclass(frozen=True)
+class DevelopPlan:
+    """Every decision of one file's develop, made once (:func:`plan_develop`) before any pixel.
+
+    ``spec`` is the back-end asked for and ``backend`` the one that runs (``spec.name``, or LibRaw's
+    fallback for a sensor the back-end cannot take); ``wb`` the gains (for LibRaw-rendered sensors
+    ``libraw_wb`` says how LibRaw is asked); ``matrix`` camera RGB -> linear sRGB (None: the file
+    has none); ``exposure_ev`` the exposure, auto-brightening included where it is measured on the
+    mosaic (LibRaw renders measure it on the render); ``noise_model`` the model a noise-aware
+    back-end is told about, as ``sigma`` (its input domain, one value) or ``noise_coefficients``
+    (shot, read) for an ISP; ``device`` and ``runner`` the built back-end; ``to_space`` / ``curve``
+    the output transform; ``dtype`` the output's samples.
+    """
+
+    route: Route
+    spec: BackendSpec
+    backend: str
+    orientation: int
+    wb: WhiteBalance
+    notices: tuple[str, ...]
+    to_space: np.ndarray
+    curve: str
+    dtype: np.dtype
+    exposure_ev: float
+    libraw_wb: LibRawWB | None = None
+    matrix: np.ndarray | None = None
+    noise_model: NoiseModel | None = None
+    sigma: float | None = None
+    noise_coefficients: tuple[float, float] | None = None
+    device: torch.device | None = None
+    runner: Callable | None = None
+
+
 def _noise_sigma(raw: RawImage, cfg: PipelineConfig, spec, gains, notices: list[str]) -> tuple[float | None, NoiseModel | None]:
     """Noise level for noise-aware back-ends, in the back-end's input domain, and the model it came
     from (:func:`rawdev.stages.noise.choose_noise_model`: ``--noise``, else the DNG NoiseProfile,
@@ -227,36 +278,112 @@ def _noise_sigma(raw: RawImage, cfg: PipelineConfig, spec, gains, notices: list[
     return sigma, model
 
 
-_WB_SOURCE = {"camera": "as shot", "preview": "fitted to the embedded preview", "auto": "grey-edge (automatic)",
-              "daylight": "daylight multipliers", "custom": "user multipliers"}
-_NOISE_SOURCE = {"--noise": "--noise", "profile": "the DNG NoiseProfile", "estimate": "the data (no NoiseProfile)"}
+def _noise_coefficients(raw: RawImage, cfg: PipelineConfig, gains, notices: list[str]) -> tuple[tuple[float, float], NoiseModel]:
+    """(shot, read) variance coefficients on the white-balanced, normalised mosaic, as the green
+    channel sees them (x_wb = g x: var_wb = g a x_wb + g^2 b), from the chosen model; ``--noise``
+    is a read-noise sigma there."""
+    model = choose_noise_model(raw, cfg.noise)
+    notices.append(f"noise model from {_NOISE_SOURCE[model.source]}: {model.describe()}")
+    if model.source == "--noise":
+        return (0.0, float(cfg.noise) ** 2), model
+    wb = model.white_balanced(gains)
+    return (wb.shot[1], wb.read[1]), model
 
 
-def _develop_cfa(raw: RawImage, cfg: PipelineConfig, spec, wb: WhiteBalance, notices: list[str],
-                 orientation: int = 1) -> tuple[Iterator[np.ndarray], float | None, NoiseModel | None]:
-    """Demosaicking back-ends (mosaic -> camera RGB), then rawdev's colour, exposure and tone: the
-    output bands (:func:`_oriented_bands`) and the noise sigma handed to the back-end."""
+def plan_develop(raw: RawImage, cfg: PipelineConfig = PipelineConfig()) -> DevelopPlan:
+    """The :class:`DevelopPlan` of ``raw`` under ``cfg``: the route from the spec (what it consumes
+    and produces) and the sensor, the white balance, and for rawdev's own routes the set-up both
+    share (device and runner, colour matrix, exposure, noise model).
+
+    Raises:
+        UnsupportedFileError: fewer than three colours.
+        UsageError: bad options (highlight mode, an output space an ISP cannot give).
+        Errors of building the back-end (weights, device).
+    """
     meta = raw.meta
+    if meta.num_colors < 3:
+        from .errors import UnsupportedFileError
+
+        raise UnsupportedFileError(f"{meta.num_colors}-colour sensor data (monochrome or damaged header); rawdev develops colour RAWs only", meta.path)
+    spec = registry.get(cfg.backend)
+    check_mode(cfg.highlights)
+    to_space, curve = _output_transform(cfg)
+    common = dict(spec=spec, orientation=meta.orientation if cfg.apply_orientation else 1, to_space=to_space,
+                  curve=curve, dtype=output_dtype(cfg.output_bits))
+    notices: list[str] = []
+    if meta.cfa.kind == "linear" or raw.colors is None:
+        lwb = libraw_white_balance(raw, cfg.wb, _LIBRAW_HIGHLIGHT[cfg.highlights])
+        if meta.cfa.kind == "linear":
+            backend = LIBRAW_LINEAR
+            notices.append(f"linear (already demosaiced) DNG: back-end {spec.name!r} not used (nothing to demosaic); "
+                           "rendered by LibRaw without demosaicking")
+        else:
+            backend = LIBRAW_FALLBACK
+            notices.append(f"{meta.num_colors}-colour CFA ({meta.cfa.color_desc}): back-end {spec.name!r} cannot "
+                           "demosaic it; demosaicked by LibRaw (AHD) instead")
+        notices.append("white balance: " + ("LibRaw's automatic estimate" if lwb.auto else _WB_SOURCE[lwb.wb.source])
+                       + " (rendered with LibRaw's own settings)")
+        if lwb.wb.notice:
+            notices.append(lwb.wb.notice)
+        return DevelopPlan(Route.LIBRAW, backend=backend, wb=lwb.wb, libraw_wb=lwb, notices=tuple(notices),
+                           exposure_ev=cfg.exposure_ev, **common)
+    wb = cfa_white_balance(raw, cfg.wb)
+    if wb.notice:
+        notices.append(wb.notice)
+    elif wb.source != "camera" and not isinstance(cfg.wb, tuple):
+        notices.append(f"white balance: {_WB_SOURCE[wb.source]}")
+    if spec.input_domain == "raw_file":  # LibRaw's own pipeline, asked for
+        return DevelopPlan(Route.LIBRAW, backend=spec.name, wb=wb, notices=tuple(notices), exposure_ev=cfg.exposure_ev,
+                           **common)
+    if meta.cfa.kind not in spec.cfa_types:
+        notices.append(f"{meta.cfa.kind} sensor: back-end {spec.name!r} handles {', '.join(sorted(spec.cfa_types))} "
+                       "only; demosaicked by LibRaw (AHD) instead")
+        return DevelopPlan(Route.LIBRAW, backend=LIBRAW_FALLBACK, wb=wb, notices=tuple(notices),
+                           exposure_ev=cfg.exposure_ev, **common)
+    route = Route.DISPLAY if spec.output_domain == "srgb_display" else Route.DEMOSAIC
+    if route is Route.DISPLAY:
+        if cfg.highlights != "clip":
+            notices.append(f"back-end {spec.name!r} renders highlights itself; --highlights {cfg.highlights} ignored")
+        if cfg.colorspace != "srgb":
+            from .errors import UsageError
+
+            raise UsageError(f"back-end {spec.name!r} renders display sRGB itself; --colorspace {cfg.colorspace} "
+                             f"needs a demosaicking back-end (e.g. {DEFAULT_BACKEND})", meta.path)
+    # The set-up both of rawdev's own routes share.
     device = resolve_device(cfg.device) if spec.kind == "learned" else torch.device("cpu")
     runner = _runner(spec, device, cfg.tile)
-    gains = wb.gains
     matrix = meta.rgb_cam
     if matrix is None:
         notices.append("the file has no colour matrix; camera RGB is taken as sRGB")
-    check_mode(cfg.highlights)
     ev = cfg.exposure_ev
     if cfg.auto_bright:
-        ev += float(np.log2(auto_bright_gain(_preview_linear(raw, gains, matrix) * 2.0**ev)))
-    sigma, model = _noise_sigma(raw, cfg, spec, gains, notices)
-    noise = None if sigma is None else torch.tensor([sigma], dtype=torch.float32)
+        ev += float(np.log2(auto_bright_gain(_preview_linear(raw, wb.gains, matrix) * 2.0**ev)))
+    coefficients = None
+    if route is Route.DISPLAY:
+        coefficients, model = _noise_coefficients(raw, cfg, wb.gains, notices)
+        shot, read = coefficients
+        sigma = float(np.sqrt(shot * 0.18 + read))
+    else:
+        sigma, model = _noise_sigma(raw, cfg, spec, wb.gains, notices)
+    return DevelopPlan(route, backend=spec.name, wb=wb, notices=tuple(notices), exposure_ev=ev, matrix=matrix,
+                       noise_model=model, sigma=sigma, noise_coefficients=coefficients, device=device, runner=runner,
+                       **common)
+
+
+def _develop_cfa(raw: RawImage, cfg: PipelineConfig, plan: DevelopPlan) -> Iterator[np.ndarray]:
+    """Demosaicking back-ends (mosaic -> camera RGB), then rawdev's colour, exposure and tone: the
+    output bands (:func:`_oriented_bands`)."""
+    meta, spec, runner, device, orientation = raw.meta, plan.spec, plan.runner, plan.device, plan.orientation
+    gains = plan.wb.gains
+    noise = None if plan.sigma is None else torch.tensor([plan.sigma], dtype=torch.float32)
 
     H, W = raw.data.shape
     bits = cfg.output_bits
-    # Crops start on whole CFA cells, so every crop has the image's pattern; the margin covers the
-    # receptive field plus the runner's own window alignment (up to a cell).
+    # Crops start on whole CFA cells, so every crop has the image's pattern; the runner says how
+    # much real context a region needs (receptive field plus its own window alignment).
     step = math.lcm(2, meta.cfa.period)
-    margin = _round_up(spec.margin + step, step)
-    if not spec.tile_exact:
+    margin = runner.band_margin(meta.cfa)
+    if not runner.exact:
         band = chunk = max(H, W)
     elif spec.kind == "learned":
         # Bands at most one tile high (the runner's tile, 512 on a CPU) and of about
@@ -276,8 +403,8 @@ def _develop_cfa(raw: RawImage, cfg: PipelineConfig, spec, wb: WhiteBalance, not
     unclipped = spec.kind == "classical"
     encode, decode = (srgb_encode_unclipped, srgb_decode_unclipped) if unclipped else (srgb_encode, srgb_decode)
     # Exposure is folded into the colour matrix: one pass instead of two.
-    to_space, curve = _output_transform(cfg)
-    m_out = to_space @ (np.eye(3) if matrix is None else np.asarray(matrix)) * 2.0**ev
+    curve = plan.curve
+    m_out = plan.to_space @ (np.eye(3) if plan.matrix is None else np.asarray(plan.matrix)) * 2.0**plan.exposure_ev
 
     def grown(part: slice, n: int) -> tuple[int, int, int, int]:
         """``part`` of an axis of length ``n`` and the same with the margin (clipped to the image)."""
@@ -305,58 +432,26 @@ def _develop_cfa(raw: RawImage, cfg: PipelineConfig, spec, wb: WhiteBalance, not
                 rgb = blend_highlights(rgb, 1.0)
             return _encode(rgb, m_out, bits, curve)
 
-    return _oriented_bands(H, W, orientation, band, region, chunk), sigma, model
+    return _oriented_bands(H, W, orientation, band, region, chunk)
 
 
-def _noise_coefficients(raw: RawImage, cfg: PipelineConfig, gains, notices: list[str]) -> tuple[tuple[float, float], NoiseModel]:
-    """(shot, read) variance coefficients on the white-balanced, normalised mosaic, as the green
-    channel sees them (x_wb = g x: var_wb = g a x_wb + g^2 b), from the chosen model; ``--noise``
-    is a read-noise sigma there."""
-    model = choose_noise_model(raw, cfg.noise)
-    notices.append(f"noise model from {_NOISE_SOURCE[model.source]}: {model.describe()}")
-    if model.source == "--noise":
-        return (0.0, float(cfg.noise) ** 2), model
-    wb = model.white_balanced(gains)
-    return (wb.shot[1], wb.read[1]), model
-
-
-def _develop_isp(raw: RawImage, cfg: PipelineConfig, spec, wb: WhiteBalance,
-                 notices: list[str]) -> tuple[np.ndarray, float | None, NoiseModel]:
+def _develop_isp(raw: RawImage, cfg: PipelineConfig, plan: DevelopPlan) -> np.ndarray:
     """End-to-end learned ISPs: the whole white-balanced mosaic in, display sRGB out (the back-end
     tiles and blends itself); the file's colour matrix and the exposure are handed to it."""
-    meta = raw.meta
-    if cfg.highlights != "clip":
-        notices.append(f"back-end {spec.name!r} renders highlights itself; --highlights {cfg.highlights} ignored")
-    if cfg.colorspace != "srgb":
-        from .errors import UsageError
-
-        raise UsageError(f"back-end {spec.name!r} renders display sRGB itself; --colorspace {cfg.colorspace} "
-                         "needs a demosaicking back-end (e.g. malvar)", meta.path)
-    device = resolve_device(cfg.device)
-    runner = _runner(spec, device, cfg.tile)
-    gains = wb.gains
-    matrix = meta.rgb_cam
-    if matrix is None:
-        notices.append("the file has no colour matrix; camera RGB is taken as sRGB")
-    ev = cfg.exposure_ev
-    if cfg.auto_bright:
-        ev += float(np.log2(auto_bright_gain(_preview_linear(raw, gains, matrix) * 2.0**ev)))
-    m_out = (np.eye(3) if matrix is None else np.asarray(matrix)) * 2.0**ev
-    (shot, read), model = _noise_coefficients(raw, cfg, gains, notices)
+    m_out = (np.eye(3) if plan.matrix is None else np.asarray(plan.matrix)) * 2.0**plan.exposure_ev
     H = raw.data.shape[0]
     with torch.inference_mode():
-        m = _linear_wb_band(raw, 0, H, gains).clamp_(max=1.0)
-        disp = runner(m[None, None], _cfa_for_band(raw, 0), noise=torch.tensor([shot, read]),
-                      matrix=m_out)[0].float().cpu()
+        m = _linear_wb_band(raw, 0, H, plan.wb.gains).clamp_(max=1.0)
+        disp = plan.runner(m[None, None], _cfa_for_band(raw, 0), noise=torch.tensor(plan.noise_coefficients),
+                           matrix=m_out)[0].float().cpu()
         del m
         hwc = disp.permute(1, 2, 0)
         if cfg.curve == "linear":
             hwc = srgb_decode(hwc)
         if cfg.output_bits is None:
-            out = hwc.contiguous().numpy()
-        else:  # already encoded: plain rounding to codes, which is quantise's "linear" mode
-            out = quantise(hwc * quantise_scale(cfg.output_bits, "linear"), cfg.output_bits, "linear").numpy()
-    return out, float(np.sqrt(shot * 0.18 + read)), model
+            return hwc.contiguous().numpy()
+        # already encoded: plain rounding to codes, which is quantise's "linear" mode
+        return quantise(hwc * quantise_scale(cfg.output_bits, "linear"), cfg.output_bits, "linear").numpy()
 
 
 def _linear_wb_band(raw: RawImage, a: int, b: int, gains, c: int = 0, d: int | None = None) -> torch.Tensor:
@@ -397,7 +492,7 @@ def _encode(rgb: torch.Tensor, matrix: np.ndarray, bits: int | None, curve: str)
     return quantise(hwc, bits, curve).numpy()
 
 
-def _develop_libraw(raw: RawImage, cfg: PipelineConfig, wb: WhiteBalance | LibRawWB, notices: list[str]) -> np.ndarray:
+def _develop_libraw(raw: RawImage, cfg: PipelineConfig, wb: WhiteBalance | LibRawWB) -> np.ndarray:
     """Sensors rawdev does not demosaic itself go through LibRaw's demosaic, then our tone and output.
     ``wb``: rawdev's gains (3-colour sensors), or LibRaw's own settings (:class:`LibRawWB`)."""
     check_mode(cfg.highlights)
@@ -415,7 +510,7 @@ def _develop_libraw(raw: RawImage, cfg: PipelineConfig, wb: WhiteBalance | LibRa
     if cfg.auto_bright:
         ev += float(np.log2(auto_bright_gain(rgb[:, ::2, ::2] * 2.0**ev)))
     H, W = lin.shape[:2]
-    out = np.empty((H, W, 3), dtype=_dtype(cfg.output_bits))
+    out = np.empty((H, W, 3), dtype=output_dtype(cfg.output_bits))
     to_space, curve = _output_transform(cfg)
     for y0 in range(0, H, cfg.band_rows):
         y1 = min(H, y0 + cfg.band_rows)
@@ -438,7 +533,7 @@ def _to_output(img: np.ndarray, cfg: PipelineConfig) -> np.ndarray:
     if cfg.output_bits is None:
         return img.astype(np.float32)
     top = (1 << cfg.output_bits) - 1
-    return (np.clip(img, 0.0, 1.0) * top + 0.5).astype(np.uint8 if cfg.output_bits == 8 else np.uint16)
+    return (np.clip(img, 0.0, 1.0) * top + 0.5).astype(output_dtype(cfg.output_bits))
 
 
 def _lens_corrected(raw: RawImage, linear: np.ndarray, lens: str, notices: list[str]) -> np.ndarray:
@@ -498,70 +593,25 @@ def _develop_with_look(raw: RawImage, cfg: PipelineConfig) -> DevelopStream:
 
 
 def develop_stream(raw: RawImage, cfg: PipelineConfig = PipelineConfig()) -> DevelopStream:
-    """Decide how to develop a decoded :class:`RawImage` with ``cfg``; the pixels come as the
-    stream's bands are taken (all at once with a look: it is fitted on the whole render)."""
+    """Decide how to develop a decoded :class:`RawImage` with ``cfg`` (:func:`plan_develop`); the
+    pixels come as the stream's bands are taken (all at once with a look: it is fitted on the whole
+    render)."""
     if not cfg.allow_black:
         check_decoded(raw)  # a mosaic with no picture is a decode failure (a damaged file)
     if cfg.look != "neutral" or cfg.lens != "off":
         return _develop_with_look(raw, cfg)
-    meta = raw.meta
-    notices: list[str] = []
-    if meta.num_colors < 3:
-        from .errors import UnsupportedFileError
-
-        raise UnsupportedFileError(f"{meta.num_colors}-colour sensor data (monochrome or damaged header); rawdev develops colour RAWs only", meta.path)
-    spec = registry.get(cfg.backend)
-    orientation = meta.orientation if cfg.apply_orientation else 1
-    H, W = raw.data.shape[:2]  # LibRaw's renders below have their own size (a linear DNG has no mosaic)
-    sigma = noise_model = None
-    if meta.cfa.kind == "linear" or raw.colors is None:
-        check_mode(cfg.highlights)
-        lwb = libraw_white_balance(raw, cfg.wb, _LIBRAW_HIGHLIGHT[cfg.highlights])
-        wb = lwb.wb
-        if meta.cfa.kind == "linear":
-            backend = "libraw-linear"
-            notices.append(f"linear (already demosaiced) DNG: back-end {spec.name!r} not used (nothing to demosaic); "
-                           "rendered by LibRaw without demosaicking")
-        else:
-            backend = LIBRAW_FALLBACK
-            notices.append(f"{meta.num_colors}-colour CFA ({meta.cfa.color_desc}): back-end {spec.name!r} cannot "
-                           "demosaic it; demosaicked by LibRaw (AHD) instead")
-        notices.append("white balance: " + ("LibRaw's automatic estimate" if lwb.auto else _WB_SOURCE[wb.source])
-                       + " (rendered with LibRaw's own settings)")
-        if wb.notice:
-            notices.append(wb.notice)
-        img = _develop_libraw(raw, cfg, lwb, notices)
+    plan = plan_develop(raw, cfg)
+    if plan.route is Route.DEMOSAIC:
+        H, W = raw.data.shape[:2]
+        bands = _develop_cfa(raw, cfg, plan)
+    else:  # LibRaw's renders have their own size (a linear DNG has no mosaic)
+        img = _develop_isp(raw, cfg, plan) if plan.route is Route.DISPLAY else \
+            _develop_libraw(raw, cfg, plan.libraw_wb or plan.wb)
         H, W = img.shape[:2]
-        bands = _bands_of(img, orientation, cfg.band_rows)
-    else:
-        wb = cfa_white_balance(raw, cfg.wb)
-        if wb.notice:
-            notices.append(wb.notice)
-        elif wb.source != "camera" and not isinstance(cfg.wb, tuple):
-            notices.append(f"white balance: {_WB_SOURCE[wb.source]}")
-        if spec.input_domain == "raw_file":  # LibRaw's own pipeline, asked for
-            img = _develop_libraw(raw, cfg, wb, notices)
-            H, W = img.shape[:2]
-            bands = _bands_of(img, orientation, cfg.band_rows)
-            backend = spec.name
-        elif meta.cfa.kind not in spec.cfa_types:
-            notices.append(f"{meta.cfa.kind} sensor: back-end {spec.name!r} handles {', '.join(sorted(spec.cfa_types))} "
-                           "only; demosaicked by LibRaw (AHD) instead")
-            img = _develop_libraw(raw, cfg, wb, notices)
-            H, W = img.shape[:2]
-            bands = _bands_of(img, orientation, cfg.band_rows)
-            backend = LIBRAW_FALLBACK
-        elif spec.output_domain == "srgb_display":
-            img, sigma, noise_model = _develop_isp(raw, cfg, spec, wb, notices)
-            H, W = img.shape[:2]
-            bands = _bands_of(img, orientation, cfg.band_rows)
-            backend = spec.name
-        else:
-            bands, sigma, noise_model = _develop_cfa(raw, cfg, spec, wb, notices, orientation)
-            backend = spec.name
-    ow, oh = oriented_size(W, H, orientation)
-    return DevelopStream(raw, wb, backend, orientation, notices, sigma, (oh, ow, 3), _dtype(cfg.output_bits), bands,
-                         noise_model, spec.name)
+        bands = _bands_of(img, plan.orientation, cfg.band_rows)
+    ow, oh = oriented_size(W, H, plan.orientation)
+    return DevelopStream(raw, plan.wb, plan.backend, plan.orientation, list(plan.notices), plan.sigma, (oh, ow, 3),
+                         plan.dtype, bands, plan.noise_model, plan.spec.name)
 
 
 def develop_raw(raw: RawImage, cfg: PipelineConfig = PipelineConfig()) -> DevelopResult:
@@ -581,7 +631,7 @@ def develop_libraw(raw: RawImage, cfg: PipelineConfig = PipelineConfig()) -> Dev
         wb = spec_wb.wb
     if wb.notice:
         notices.append(wb.notice)
-    img = _develop_libraw(raw, cfg, spec_wb, notices)
+    img = _develop_libraw(raw, cfg, spec_wb)
     orientation = raw.meta.orientation if cfg.apply_orientation else 1
     if orientation != 1:
         img = apply_orientation(img, orientation)
@@ -606,12 +656,15 @@ def _refuse_flat(bands: Iterator[np.ndarray], path: str | Path) -> Iterator[np.n
     """
     lo = hi = None
     for b in bands:
-        flat = b.reshape(-1, b.shape[-1])
-        blo, bhi = flat.min(axis=0), flat.max(axis=0)
+        # Reduced over rows first (long contiguous rows), then over the row's pixels: reducing
+        # reshape(-1, 3) along its first axis walks 3-wide rows and took 1.4 s at 24 MP, this 0.03 s.
+        rows = b.reshape(b.shape[0], -1)
+        blo = rows.min(axis=0).reshape(-1, b.shape[-1]).min(axis=0)
+        bhi = rows.max(axis=0).reshape(-1, b.shape[-1]).max(axis=0)
         lo = blo if lo is None else np.minimum(lo, blo)
         hi = bhi if hi is None else np.maximum(hi, bhi)
         yield b
-        del b, flat
+        del b, rows
     if lo is not None and np.array_equal(lo, hi):
         from .errors import CorruptFileError
 

@@ -14,6 +14,8 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+from conftest import run_cli
+
 from rawdev.batch import (
     Job,
     default_threads,
@@ -191,7 +193,7 @@ def test_batch_cli_mirrors_tree_reports_and_resumes(tmp_path):
     make_dng(src / "day2" / "deep" / "c.dng", seed=3)
     (src / "day2" / "broken.nef").write_bytes(os.urandom(3000))
     out = tmp_path / "new" / "out"  # missing folders are created
-    p = rawdev_cli("batch", str(src), "-o", str(out), "-j", "2")
+    p = run_cli("batch", str(src), "-o", str(out), "-j", "2")
     assert p.returncode == 1, p.stderr
     assert "3 developed, 1 failed, 0 skipped" in p.stdout
     assert {q.relative_to(out).as_posix() for q in out.rglob("*.jpg")} == {"a.jpg", "day2/b.jpg", "day2/deep/c.jpg"}
@@ -199,7 +201,7 @@ def test_batch_cli_mirrors_tree_reports_and_resumes(tmp_path):
     assert len(err) == 1 and "broken.nef" in err[0] and "Traceback" not in p.stderr
     mtime = (out / "a.jpg").stat().st_mtime_ns
     # A re-run skips what is complete; JSON lines on stdout are clean.
-    p = rawdev_cli("batch", str(src), "-o", str(out), "-j", "2", "--json")
+    p = run_cli("batch", str(src), "-o", str(out), "-j", "2", "--json")
     assert p.returncode == 1
     rows = [json.loads(ln) for ln in p.stdout.splitlines()]
     assert sorted(r["status"] for r in rows) == ["failed", "skipped", "skipped", "skipped"]
@@ -219,7 +221,7 @@ def test_batch_cli_fail_fast(tmp_path):
     (tmp_path / "in" / "0bad.dng").write_bytes(b"")
     for i in range(3):
         make_dng(tmp_path / "in" / f"{i + 1}good.dng", seed=i)
-    p = rawdev_cli("batch", str(tmp_path / "in"), "-o", str(tmp_path / "out"), "-j", "1", "--fail-fast")
+    p = run_cli("batch", str(tmp_path / "in"), "-o", str(tmp_path / "out"), "-j", "1", "--fail-fast")
     assert p.returncode == 1
     summary = p.stdout.strip().splitlines()[-1]
     assert "1 failed" in summary and "not processed" in summary
@@ -252,7 +254,7 @@ def test_batch_preview_extracts_embedded_jpeg(tmp_path):
     from PIL import Image
 
     make_dng(tmp_path / "nothumb.dng")  # pidng writes no preview
-    p = rawdev_cli("batch", str(SHARED / "raw" / "canon_eos_6d_acr_lossy_linear.dng"), str(SHARED / "raw" / "nikon_d1.nef"),
+    p = run_cli("batch", str(SHARED / "raw" / "canon_eos_6d_acr_lossy_linear.dng"), str(SHARED / "raw" / "nikon_d1.nef"),
                    str(tmp_path / "nothumb.dng"), "-o", str(tmp_path / "out"), "--preview", "-j", "1")
     assert p.returncode == 1
     assert "2 developed, 1 failed" in p.stdout and "no embedded preview" in p.stderr

@@ -20,10 +20,18 @@ def test_backends_pattern_and_no_match():
     assert r.stderr.startswith("rawdev: error: no back-end matches 'nosuch*'") and "malvar" in r.stderr
 
 
-def test_demo_refuses_to_replace_its_outputs(tmp_path):
+def test_demo_develops_and_refuses_to_replace_its_outputs(tmp_path):
+    import numpy as np
+    from PIL import Image
+
     r = run_cli("demo", "--out-dir", tmp_path)
     assert r.returncode == 0, r.stderr
     jpg = tmp_path / "rawdev-demo.jpg"
+    im = Image.open(jpg)
+    assert im.size == (1200, 800)
+    # The demo's 18 % grey patch row (sRGB 122 in the chart) comes out neutral.
+    a = np.asarray(im).astype(float)
+    assert np.abs(a[..., 0].mean() - a[..., 1].mean()) < 20
     before = jpg.stat().st_mtime_ns
     r = run_cli("demo", "--out-dir", tmp_path)
     assert r.returncode != 0 and "rawdev-demo.dng" in r.stderr and "--overwrite" in r.stderr

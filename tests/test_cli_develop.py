@@ -104,7 +104,7 @@ def test_unwritable_output_folder(tmp_path, rotated_dng):
     ro = tmp_path / "ro"
     ro.mkdir()
     ro.chmod(0o500)
-    r = rawdev("develop", rotated_dng, "-o", ro / "x.jpg")
+    r = run_cli("develop", rotated_dng, "-o", ro / "x.jpg")
     assert r.returncode == 1 and "x.jpg" in r.stderr and len(r.stderr.strip().splitlines()) == 1
 
 
@@ -113,25 +113,15 @@ def test_unwritable_output_path(tmp_path, rotated_dng):
     blocker = tmp_path / "file"
     blocker.write_text("x")
     out = blocker / "sub" / "x.jpg"
-    r = rawdev("develop", rotated_dng, "-o", out)
+    r = run_cli("develop", rotated_dng, "-o", out)
     assert r.returncode == 1 and str(out) in r.stderr and len(r.stderr.strip().splitlines()) == 1
     assert "Traceback" not in r.stderr
 
 
 def test_usage_errors_exit_2(tmp_path, rotated_dng):
-    r = rawdev("develop", rotated_dng, "-o", tmp_path / "x.bmp")
+    r = run_cli("develop", rotated_dng, "-o", tmp_path / "x.bmp")
     assert r.returncode == 2 and "x.bmp" in r.stderr
-    r = rawdev("develop", rotated_dng, "-o", tmp_path / "y.jpg", "--backend", "malvr")
+    r = run_cli("develop", rotated_dng, "-o", tmp_path / "y.jpg", "--backend", "malvr")
     assert r.returncode == 2 and "malvar" in r.stderr  # suggests the near match
-    r = rawdev("develop", rotated_dng, "-o", tmp_path / "z.jpg", "--bits", "16")
+    r = run_cli("develop", rotated_dng, "-o", tmp_path / "z.jpg", "--bits", "16")
     assert r.returncode == 2
-
-
-def test_demo_command(tmp_path):
-    r = rawdev("demo", "--out-dir", tmp_path)
-    assert r.returncode == 0, r.stderr
-    im = Image.open(tmp_path / "rawdev-demo.jpg")
-    assert im.size == (1200, 800)
-    # The demo's 18 % grey patch row (sRGB 122 in the chart) comes out neutral.
-    a = np.asarray(im).astype(float)
-    assert np.abs(a[..., 0].mean() - a[..., 1].mean()) < 20

@@ -22,7 +22,8 @@ HERE = Path(__file__).resolve().parent
 if str(HERE) not in sys.path:  # the workers import the fault-injection tasks by module name
     sys.path.insert(0, str(HERE))
 
-from test_batch import FAULTS, make_dng, rawdev_cli  # noqa: E402
+from conftest import run_cli  # noqa: E402
+from test_batch import FAULTS, make_dng  # noqa: E402
 
 from rawdev.batch import Job, run_batch  # noqa: E402
 from rawdev.cluster import pool_factory  # noqa: E402
@@ -82,7 +83,7 @@ def test_cluster_cli_matches_local_batch(tmp_path, client):
     runs = {}
     for name, extra in (("local", ["-j", "2"]), ("cluster", ["--cluster", address])):
         out = tmp_path / name
-        runs[name] = (rawdev_cli("batch", str(src), "-o", str(out), "--json", *extra), out)
+        runs[name] = (run_cli("batch", str(src), "-o", str(out), "--json", *extra), out)
     for name, (p, _out) in runs.items():
         assert p.returncode == 1, (name, p.stderr)
         assert "3 developed, 1 failed, 0 skipped" in p.stderr, (name, p.stderr)
@@ -193,7 +194,7 @@ def test_cluster_python_entry_point(tmp_path, client):
 
 def test_cluster_cli_unreachable_scheduler_is_one_line(tmp_path):
     make_dng(tmp_path / "a.dng")
-    p = rawdev_cli("batch", str(tmp_path / "a.dng"), "-o", str(tmp_path / "out"), "--scheduler-file", str(tmp_path / "none.json"))
+    p = run_cli("batch", str(tmp_path / "a.dng"), "-o", str(tmp_path / "out"), "--scheduler-file", str(tmp_path / "none.json"))
     assert p.returncode == 1 and "no scheduler file" in p.stderr and "Traceback" not in p.stderr
     assert not (tmp_path / "out").exists()
 

@@ -83,17 +83,14 @@ def test_8_bit_profile_matches_the_pixels(tmp_path, scene_dng, space):
 
 
 def test_cli_option_and_isp_refusal(tmp_path, scene_dng):
-    import subprocess
-    import sys
+    from conftest import run_cli
 
-    r = subprocess.run([sys.executable, "-m", "rawdev", "develop", scene_dng, "-o", tmp_path / "p3.png",
-                        "--colorspace", "display-p3"], capture_output=True, text=True)
+    r = run_cli("develop", scene_dng, "-o", tmp_path / "p3.png", "--colorspace", "display-p3")
     assert r.returncode == 0, r.stderr
     _, icc = _read(tmp_path / "p3.png")
     assert icc[128:] == get_space("display-p3").icc()[128:]  # the header holds the creation time
     assert (tmp_path / "p3.png").read_bytes()[24] == 16  # IHDR bit depth: wide spaces default to 16 bits
-    r = subprocess.run([sys.executable, "-m", "rawdev", "develop", scene_dng, "-o", tmp_path / "x.png",
-                        "--colorspace", "prophoto", "-b", "pynet"], capture_output=True, text=True)
+    r = run_cli("develop", scene_dng, "-o", tmp_path / "x.png", "--colorspace", "prophoto", "-b", "pynet")
     assert r.returncode == 2 and "colorspace" in r.stderr and not (tmp_path / "x.png").exists()
 
 

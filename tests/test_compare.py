@@ -3,25 +3,19 @@ to end on a round-trip DNG with its truth image and on a real file."""
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+
+from conftest import run_cli
 
 from rawdev.compare import BackendRun, Comparison, contact_sheet, image_metrics, pick_regions
 from rawdev.synthetic import demo_scene, write_demo_dng, write_dng
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(__file__).resolve().parents[2] / "shared"
-
-
-def rawdev_cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]))
-    return subprocess.run([sys.executable, "-m", "rawdev", *args], capture_output=True, text=True, timeout=timeout, env=env)
 
 
 def test_pick_regions_finds_planted_differences_apart_and_inside():
@@ -109,7 +103,7 @@ def test_compare_roundtrip_with_truth(roundtrip, tmp_path):
 
     dng, truth = roundtrip
     out = tmp_path / "cmp"
-    p = rawdev_cli("compare", str(dng), "--reference", str(truth), "-b", "bilinear,malvar", "-o", str(out))
+    p = run_cli("compare", str(dng), "--reference", str(truth), "-b", "bilinear,malvar", "-o", str(out))
     assert p.returncode == 0, p.stderr
     sheet = out / "demo.compare.png"
     with Image.open(sheet) as im:
@@ -126,7 +120,7 @@ def test_compare_reference_of_wrong_size_is_reported(roundtrip, tmp_path):
 
     dng, _ = roundtrip
     bad = write_image(tmp_path / "small.png", np.zeros((10, 10, 3), np.uint8))
-    p = rawdev_cli("compare", str(dng), "--reference", str(bad), "-b", "malvar", "-o", str(tmp_path / "c"))
+    p = run_cli("compare", str(dng), "--reference", str(bad), "-b", "malvar", "-o", str(tmp_path / "c"))
     assert p.returncode == 0 and "no metrics" in p.stderr
     assert (tmp_path / "c" / "demo.compare.png").is_file()
 
@@ -149,7 +143,7 @@ def test_compare_folder(tmp_path):
     for name in ("a.dng", "sub/b.dng"):
         (tmp_path / "in" / name).parent.mkdir(parents=True, exist_ok=True)
         write_dng(tmp_path / "in" / name, rng.random((64, 96, 3)) * 0.6)
-    p = rawdev_cli("compare", str(tmp_path / "in"), "-b", "bilinear", "-o", str(tmp_path / "c"))
+    p = run_cli("compare", str(tmp_path / "in"), "-b", "bilinear", "-o", str(tmp_path / "c"))
     assert p.returncode == 0, p.stderr
     assert (tmp_path / "c" / "a.compare.png").is_file() and (tmp_path / "c" / "sub__b.compare.png").is_file()
     md = (tmp_path / "c" / "report.md").read_text()
@@ -158,7 +152,7 @@ def test_compare_folder(tmp_path):
 
 @pytest.mark.skipif(not (SHARED / "raw" / "kodak_dc50.kdc").is_file(), reason="needs ../shared/raw")
 def test_compare_real_file_against_libraw(tmp_path):
-    p = rawdev_cli("compare", str(SHARED / "raw" / "kodak_dc50.kdc"), "-b", "malvar", "--reference-backend", "libraw",
+    p = run_cli("compare", str(SHARED / "raw" / "kodak_dc50.kdc"), "-b", "malvar", "--reference-backend", "libraw",
                    "-o", str(tmp_path / "c"))
     assert p.returncode == 0, p.stderr
     md = (tmp_path / "c" / "report.md").read_text()

@@ -12,7 +12,7 @@ from rawdev.cfa import bayer_masks, mosaic
 from rawdev.errors import UsageError
 from rawdev.models.li2020 import StudentJDD, macs_per_pixel, student_border
 from rawdev.models.quantise import Int8Student, calibrate_ranges, magnitude_sparsify, sparsity
-from rawdev.stages.demosaic import demosaic
+from rawdev.stages.demosaic import DemosaicMethod, demosaic
 
 
 def _m3(n=2, size=64, seed=0):
@@ -34,7 +34,7 @@ def test_fresh_student_is_malvar():
     m3, _ = _m3()
     out = net(m3, torch.tensor([0.0, 0.05]))
     b = student_border(3)
-    ref = demosaic(m3.sum(1, keepdim=True), "GRBG", "malvar")[..., b:-b, b:-b]
+    ref = demosaic(m3.sum(1, keepdim=True), "GRBG", DemosaicMethod.MALVAR2004)[..., b:-b, b:-b]
     assert out.shape == (2, 3, 64 - 2 * b, 64 - 2 * b)
     assert torch.allclose(out, ref, atol=1e-5)
 

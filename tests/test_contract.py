@@ -163,3 +163,15 @@ class TestRunnerAdapter:
 
         with pytest.raises(BackendError, match="bayer sensors only.*jdd"):
             _runner("malvar", 64)(torch.rand(1, 1, 24, 24), XTRANS)
+
+
+def test_band_margin_covers_the_margin_and_the_alignment():
+    """The pipeline's regions get the spec's margin plus a cell of real context, on whole cells."""
+    from conftest import XTRANS
+
+    run = _runner("jdd", 64)
+    spec = registry.get("jdd")
+    bayer, xtrans = CFALayout.of("GBRG"), CFALayout.of(XTRANS)
+    assert run.exact == spec.tile_exact
+    assert run.band_margin(bayer) % 2 == 0 and run.band_margin(bayer) >= spec.margin + 2
+    assert run.band_margin(xtrans) % 6 == 0 and run.band_margin(xtrans) >= spec.margin + 6

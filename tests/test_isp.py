@@ -13,6 +13,7 @@ import torch
 
 from rawdev.backends.isp import JDDNoiseStart, isp_runner
 from rawdev.cfa import mosaic as make_mosaic
+from rawdev.backends.isp import make_isp
 from rawdev.models.isp_frame import LearnedISP, noise_planes, pack_rggb
 from rawdev.stages.demosaic.bilinear import demosaic_bilinear
 from rawdev.stages.demosaic.menon2007 import demosaic_menon2007
@@ -44,7 +45,7 @@ def _expected(m: torch.Tensor, pattern: str, base: str = "bilinear") -> torch.Te
 @pytest.mark.parametrize("pattern", PHASES)
 def test_untrained_isp_renders_its_base_every_phase_tiled(kind, base, pattern):
     torch.manual_seed(0)
-    net = LearnedISP(kind, width=8, kernels="dilated", padding_mode="zeros", instance_norm=False, base=base)
+    net = make_isp(kind, width=8, kernels="dilated", padding_mode="zeros", instance_norm=False, base=base)
     runner = isp_runner(net, device="cpu", tile=64)
     m = _mosaic(90, 133, pattern)  # odd width, not a multiple of 32: alignment and padding paths
     got = runner(m, pattern, noise=torch.tensor([1e-3, 1e-5]), matrix=MATRIX.numpy())
@@ -65,8 +66,8 @@ def test_untrained_isp_over_jdd_noise_renders_the_jdd_noise_back_end(kind, patte
     from rawdev.stages.tone import srgb_decode
 
     torch.manual_seed(0)
-    net = LearnedISP(kind, width=8, kernels="dilated", padding_mode="zeros", instance_norm=False, base="jdd-noise",
-                     learned_start=JDDNoiseStart())
+    net = make_isp(kind, width=8, kernels="dilated", padding_mode="zeros", instance_norm=False, base="jdd-noise",
+                   learned_start=JDDNoiseStart())
     runner = isp_runner(net, device="cpu", tile=64)
     m = _mosaic(90, 133, pattern)
     noise = torch.tensor([2e-3, 2e-5])
@@ -103,7 +104,7 @@ def test_pack_order_is_r_g1_g2_b():
 def _perturbed(kind: str, instance_norm: bool = False) -> LearnedISP:
     """A frame whose output convolutions are no longer zero, so every part of the network acts."""
     torch.manual_seed(1)
-    net = LearnedISP(kind, width=8, kernels="dilated", padding_mode="zeros", instance_norm=instance_norm)
+    net = make_isp(kind, width=8, kernels="dilated", padding_mode="zeros", instance_norm=instance_norm)
     with torch.no_grad():
         for mod in net.core.modules():
             if isinstance(mod, torch.nn.Conv2d) and mod.out_channels in (3, 12):
@@ -129,7 +130,7 @@ def test_tiled_equals_whole_to_45_db(kind, instance_norm):
 
 
 def test_frame_levels_and_sizes():
-    net = LearnedISP("pynet", width=8, kernels="dilated", instance_norm=False)
+    net = make_isp("pynet", width=8, kernels="dilated", instance_norm=False)
     m = _mosaic(64, 96, "RGGB")
     assert net(m, MATRIX, None, level=0).shape == (1, 3, 64, 96)
     assert net(m, MATRIX, None, level=2).shape == (1, 3, 16, 24)
@@ -173,7 +174,7 @@ def test_large_odd_image_uses_the_reduced_context(kind):
     full-resolution crops (PyNET-CA); odd sizes and an odd phase must work on both paths."""
     from rawdev.backends import isp
 
-    net = LearnedISP(kind, width=8, kernels="dilated", padding_mode="zeros", instance_norm=kind != "cameranet")
+    net = make_isp(kind, width=8, kernels="dilated", padding_mode="zeros", instance_norm=kind != "cameranet")
     runner = isp_runner(net, device="cpu", tile=256)
     old = isp.STATS_MEGAPIXELS, isp.STATS_CROP
     isp.STATS_MEGAPIXELS, isp.STATS_CROP = 0.01, 64  # force the reduced path on a small image

@@ -13,6 +13,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from conftest import run_cli
+
 from rawdev.pipeline import PipelineConfig, develop_to_file
 from rawdev.stages.look import Look, _resize
 from rawdev.synthetic import demo_scene, write_dng  # noqa: F401
@@ -107,8 +109,7 @@ def test_camera_look_matches_the_preview(tmp_path, batch):
 
 def test_a_fitted_look_applies_to_a_batch(tmp_path, batch):
     look_file = tmp_path / "look.json"
-    r = subprocess.run([sys.executable, "-m", "rawdev", "look", "fit", batch[0][0], "-o", look_file],
-                       capture_output=True, text=True)
+    r = run_cli("look", "fit", batch[0][0], "-o", look_file)
     assert r.returncode == 0, r.stderr
     Look.load(look_file)
     for dng, clean, jpeg in batch[1:]:
@@ -121,13 +122,11 @@ def test_no_or_tiny_preview_develops_neutral_with_notice(tmp_path):
     notices: list[str] = []
     develop_to_file(dng, tmp_path / "o.jpg", PipelineConfig(look="camera"), on_notice=notices.append)
     assert any("no camera look" in n and "neutral" in n for n in notices), notices
-    r = subprocess.run([sys.executable, "-m", "rawdev", "look", "fit", dng, "-o", tmp_path / "l.json"],
-                       capture_output=True, text=True)
+    r = run_cli("look", "fit", dng, "-o", tmp_path / "l.json")
     assert r.returncode == 1 and "preview" in r.stderr and not (tmp_path / "l.json").exists()
     bad = tmp_path / "bad.json"
     bad.write_text("{}")
-    r = subprocess.run([sys.executable, "-m", "rawdev", "develop", dng, "-o", tmp_path / "x.jpg", "--look", bad],
-                       capture_output=True, text=True)
+    r = run_cli("develop", dng, "-o", tmp_path / "x.jpg", "--look", bad)
     assert r.returncode == 1 and "look file" in r.stderr and not (tmp_path / "x.jpg").exists()
 
 

@@ -6,7 +6,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from rawdev.models.liang2019 import CameraNet, EnhanceNet, RestoreNet, UNet2, _max_pool_same, cameranet
+from rawdev.models.liang2019 import CameraNet, EnhanceNet, RestoreNet, UNet2, _max_pool_same
+from rawdev.models.liang2019 import make_cameranet as cameranet
 
 
 @pytest.fixture(autouse=True)

@@ -5,7 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from rawdev.models.ignatov2020 import PyNET, _GlobalStatModule, pynet, pynet_ca
+from rawdev.models.ignatov2020 import PyNET, _GlobalStatModule
+from rawdev.models.ignatov2020 import make_pynet as pynet
+from rawdev.models.ignatov2020 import make_pynet_ca as pynet_ca
 
 torch.set_num_threads(1)
 

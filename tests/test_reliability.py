@@ -2,8 +2,10 @@
 test, and the properties behind them: concurrent runs sharing an output folder, signals, a full disk,
 crafted headers and bombs, and a small seeded fuzz sample (``scripts/fuzz.py`` runs the big one).
 
-The command runs in subprocesses (``python -m rawdev``), as a user runs it: exit codes, stderr lines,
-and what is left in the output folder are what is checked.
+The command runs in subprocesses (``python -m rawdev``), as a user runs it, where the process is the
+point (signals, concurrent runs, a fresh process's memory, library output on the C streams); the
+other command-line checks run in this process (``cli``). Exit codes, stderr lines, and what is left
+in the output folder are what is checked.
 """
 
 from __future__ import annotations
@@ -148,11 +150,11 @@ def test_an_all_zero_mosaic_is_a_decode_error(tmp_path):
     """Failure 2: LibRaw returned an all-zero mosaic for a damaged DNG; rawdev wrote an all-black
     JPEG and exit 0, and batch counted it as developed."""
     src = write_dng(tmp_path / "flat.dng", np.zeros((120, 160, 3)), black=0)
-    p = rawdev("develop", src, "-o", tmp_path / "flat.jpg")
-    assert p.returncode == 1 and "all zero" in one_error_line(p.stderr)
+    rc, _, err = cli("develop", src, "-o", tmp_path / "flat.jpg")
+    assert rc == 1 and "all zero" in one_error_line(err)
     assert not (tmp_path / "flat.jpg").exists() and temporaries(tmp_path) == []
-    b = rawdev("batch", src, "-o", tmp_path / "out", "--json", "--allow-black")
-    assert b.returncode == 0 and json.loads(b.stdout)["status"] == "developed"  # a real black frame
+    rc, out, _ = cli("batch", src, "-o", tmp_path / "out", "--json", "--allow-black")
+    assert rc == 0 and json.loads(out)["status"] == "developed"  # a real black frame
 
 
 @pytest.mark.parametrize("case, image, black", [
@@ -284,8 +286,8 @@ def test_sigkill_leftovers_are_cleaned_by_a_later_develop(big_dng, tmp_path):
     proc = _signal_during_write(big_dng, out, signal.SIGKILL)
     assert proc.returncode == -signal.SIGKILL
     assert not out.exists() and len(temporaries(tmp_path)) == 1  # what kill -9 cannot avoid
-    p = rawdev("develop", big_dng, "-o", out)
-    assert p.returncode == 0, p.stderr
+    rc, _, err = cli("develop", big_dng, "-o", out)  # the later develop: this process
+    assert rc == 0, err
     assert complete_image(out) and temporaries(tmp_path) == []
 
 
@@ -481,11 +483,11 @@ def test_full_disk_says_no_space_and_leaves_nothing(big_dng, tmp_path):
         pytest.skip("cannot mount a small tmpfs here (needs root or CAP_SYS_ADMIN)")
     try:
         for fmt in ("tif", "png"):
-            p = rawdev("develop", big_dng, "-o", disk / f"x.{fmt}")
-            assert p.returncode == 1 and "No space left on device" in one_error_line(p.stderr), fmt
+            rc, _, err = cli("develop", big_dng, "-o", disk / f"x.{fmt}")
+            assert rc == 1 and "No space left on device" in one_error_line(err), fmt
             assert list(disk.iterdir()) == [], fmt
-        b = rawdev("batch", big_dng, "-o", disk / "out", "-f", "tif", "--json")
-        assert b.returncode == 1 and "No space left on device" in json.loads(b.stdout)["reason"]
+        rc, out, _ = cli("batch", big_dng, "-o", disk / "out", "-f", "tif", "--json")
+        assert rc == 1 and "No space left on device" in json.loads(out)["reason"]
         assert temporaries(disk) == [] and not list(disk.rglob("*.tif"))
     finally:
         subprocess.run(["umount", str(disk)], capture_output=True, timeout=20)

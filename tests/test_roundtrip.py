@@ -8,7 +8,7 @@ import torch
 
 from rawdev.cameras import XYZ_TO_CAMERA, camera_from_srgb
 from rawdev.pipeline import develop
-from rawdev.stages.demosaic import demosaic
+from rawdev.stages.demosaic import DemosaicMethod, demosaic
 from rawdev.stages.tone import srgb_encode
 from rawdev.synthetic import demo_scene, write_dng
 
@@ -95,7 +95,7 @@ def test_pipeline_is_demosaic_then_known_inverse(tmp_path):
     from rawdev.cfa import mosaic
 
     mos = mosaic(torch.from_numpy(camraw).permute(2, 0, 1), "GBRG")
-    rgb = demosaic(mos.double(), "GBRG", "bilinear").permute(1, 2, 0).numpy()
+    rgb = demosaic(mos.double(), "GBRG", DemosaicMethod.BILINEAR).permute(1, 2, 0).numpy()
     wb = rgb * (white.max() / white)  # camera white balance
     expected = np.clip(wb @ np.linalg.inv(m / white[:, None]).T, 0, 1)
     assert np.abs(out - expected).max() < 2e-3

@@ -364,9 +364,9 @@ class TestISPTraining:
         assert float(b["noise"].abs().sum()) == 0.0
         # An untrained frame renders the bilinear demosaic of this mosaic through the inverse matrix:
         # close to the photo on these smooth tiles, which proves the synthesis and the matrix agree.
-        from rawdev.models.isp_frame import LearnedISP
+        from rawdev.backends.isp import make_isp
 
-        net = LearnedISP("cameranet", width=8, padding_mode="zeros")
+        net = make_isp("cameranet", width=8, padding_mode="zeros")
         with torch.no_grad():
             out = net(b["mosaic"], b["matrix"], b["noise"], level=0).clamp(0, 1)
         err = (out - b["target"])[..., 4:-4, 4:-4].abs().mean()
@@ -378,13 +378,13 @@ class TestISPTraining:
         Enhance-Net undoes the drift."""
         import torch
 
-        from rawdev.models.isp_frame import LearnedISP
+        from rawdev.backends.isp import make_isp
         from rawdev.train.isp import ISPRecipe, isp_loss, make_isp_batch
 
         pool = tdata.load_sources([pack])
         b = make_isp_batch(pool, ISPRecipe(kind="cameranet", patch=64, batch=2), torch.Generator().manual_seed(1))
         torch.manual_seed(0)
-        net = LearnedISP("cameranet", width=8, padding_mode="zeros", base="menon-srgb")
+        net = make_isp("cameranet", width=8, padding_mode="zeros", base="menon-srgb")
         for m in net.modules():  # random output layers: the two terms differ
             if isinstance(m, torch.nn.Conv2d) and m.out_channels in (3, 12):
                 torch.nn.init.normal_(m.weight, std=1e-3)
@@ -445,7 +445,7 @@ class TestISPTraining:
         import torch
         from safetensors.torch import load_file
 
-        from rawdev.models.isp_frame import LearnedISP
+        from rawdev.backends.isp import make_isp
         from rawdev.train.isp import ISPRecipe, train_isp
         from rawdev.train.loop import TrainConfig
 
@@ -455,7 +455,7 @@ class TestISPTraining:
         cfg = TrainConfig(steps=1, run_dir=tmp_path / "run", device="cpu", checkpoint_every=1, log_every=1)
         res = train_isp([pack], out, cfg, recipe)
         assert res.completed and out.exists()
-        net = LearnedISP(kind, width=8, kernels="dilated", padding_mode="zeros", instance_norm=False)
+        net = make_isp(kind, width=8, kernels="dilated", padding_mode="zeros", instance_norm=False)
         net.load_state_dict(load_file(out))
         # every stage left its done marker; a resumed call finds all done and re-exports the same weights
         assert len(list((tmp_path / "run").glob("stage-*/done.pt"))) == len(steps)

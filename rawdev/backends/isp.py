@@ -37,7 +37,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import WeightsError
-from ..models.isp_frame import LearnedISP, build_isp, jdd_noise_sigma
+from ..models.isp_frame import ClassicalStart, ISPArch, LearnedISP, jdd_noise_sigma
 from ..stages.tone import srgb_decode, srgb_encode
 from ..tiling import mirror_pad
 from .registry import get
@@ -45,8 +45,9 @@ from .runner import Runner, execution
 from .specs import ISP_MARGIN, ISP_WEIGHTS
 from .weights import load_into, read_verified, resolve_path, safetensors_metadata
 
-__all__ = ["ISPCore", "isp_runner", "ISP_WEIGHTS", "ISP_MARGIN", "STATS_MEGAPIXELS", "JDDNoiseStart",
-           "learned_start"]
+__all__ = ["ISPCore", "isp_runner", "make_isp", "build_isp", "ISP_ARCH", "ISP_BASES", "UNNAMED_BASE",
+           "DEFAULT_ISP_KIND", "DEFAULT_ISP_BASE", "ISP_WEIGHTS",
+           "ISP_MARGIN", "STATS_MEGAPIXELS", "JDDNoiseStart"]
 
 STATS_MEGAPIXELS = 0.5
 STATS_CROP = 256  # raw pixels per side of the full-resolution crops PyNET(-CA) statistics come from
@@ -78,9 +79,50 @@ class JDDNoiseStart:
         return out.clone()
 
 
-def learned_start(base: str) -> JDDNoiseStart | None:
-    """The start a :class:`~rawdev.models.isp_frame.LearnedISP` with this ``base`` needs handed in."""
-    return JDDNoiseStart() if base == "jdd-noise" else None
+#: The frame's network behind each learned ISP back-end, and the start each ``base`` of a configuration
+#: means (a base is a registered demosaicker; the frame knows only the types).
+ISP_ARCH = {"pynet": ISPArch.PYNET, "pynet-ca": ISPArch.PYNET_CA, "cameranet": ISPArch.CAMERANET}
+_CLASSICAL_STARTS = {"bilinear": ClassicalStart.BILINEAR, "menon": ClassicalStart.MENON2007,
+                     "menon-srgb": ClassicalStart.MENON2007_SRGB}
+_LEARNED_STARTS = {"jdd-noise": JDDNoiseStart}
+ISP_BASES = (*_CLASSICAL_STARTS, *_LEARNED_STARTS)
+#: The base of a configuration that names none (the first weights trained here used bilinear).
+UNNAMED_BASE = "bilinear"
+#: What ``rawdev train`` trains when not told (train.isp.ISPRecipe's defaults).
+DEFAULT_ISP_KIND = "cameranet"
+DEFAULT_ISP_BASE = "menon"
+
+
+def build_isp(config: dict, learned_start=None) -> LearnedISP:
+    """A :class:`~rawdev.models.isp_frame.LearnedISP` from its configuration (as stored with the
+    weights: the back-end name ``kind`` and the ``base`` it refines, in the registry's names);
+    ``learned_start``: the start of a learned base (default: a fresh :class:`JDDNoiseStart`).
+
+    Raises:
+        ValueError: an unknown kind or base. KeyError: no kind.
+    """
+    kind, base = config["kind"], config.get("base", UNNAMED_BASE)
+    if kind not in ISP_ARCH:
+        raise ValueError(f"unknown ISP {kind!r}; expected one of {', '.join(ISP_ARCH)}")
+    if base not in ISP_BASES:
+        raise ValueError(f"unknown ISP base {base!r}; expected one of {', '.join(ISP_BASES)}")
+    config = {"kind": kind, "width": int(config.get("width", 32)), "kernels": config.get("kernels", "full"),
+              "padding_mode": config.get("padding_mode", "reflect"),
+              "instance_norm": bool(config.get("instance_norm", True)), "base": base}
+    if base in _CLASSICAL_STARTS:
+        start = _CLASSICAL_STARTS[base]
+    else:  # handed in: models never import backends
+        start = learned_start if learned_start is not None else _LEARNED_STARTS[base]()
+    return LearnedISP(ISP_ARCH[kind], width=config["width"], kernels=config["kernels"],
+                      padding_mode=config["padding_mode"], instance_norm=config["instance_norm"], start=start,
+                      config=config)
+
+
+def make_isp(kind: str, width: int = 32, kernels: str = "full", padding_mode: str = "reflect",
+             instance_norm: bool = True, base: str = UNNAMED_BASE, learned_start=None) -> LearnedISP:
+    """:func:`build_isp` of the configuration these arguments make (what training exports)."""
+    return build_isp({"kind": kind, "width": width, "kernels": kernels, "padding_mode": padding_mode,
+                      "instance_norm": instance_norm, "base": base}, learned_start)
 
 
 def _downscale_mosaic(mosaic: torch.Tensor, factor: int) -> torch.Tensor:
@@ -186,9 +228,9 @@ class ISPCore:
 
 
 def isp_runner(net: LearnedISP, *, device: str | torch.device = "cpu", dtype=None, tile: int | None = None) -> Runner:
-    """``net`` run as its registered back-end runs (the spec of ``net.kind``): one tile at a time."""
+    """``net`` run as its registered back-end runs (the spec its configuration names): one tile at a time."""
     run = execution(device, dtype, tile, batch=1, workers=1)
-    return Runner(get(net.kind), ISPCore(net, device=run.device, dtype=run.dtype), run)
+    return Runner(get(net.config["kind"]), ISPCore(net, device=run.device, dtype=run.dtype), run)
 
 
 def _build_isp(name: str, *, device: str | torch.device = "auto", dtype=None, tile: int | None = None,
@@ -206,7 +248,6 @@ def _build_isp(name: str, *, device: str | torch.device = "auto", dtype=None, ti
     try:
         config = json.loads(meta["config"])
         net = build_isp(config)
-        net.learned_start = learned_start(net.base)  # handed in: models never import backends
     except (KeyError, json.JSONDecodeError) as err:
         raise WeightsError(f"{path} has no model configuration in its metadata", path) from err
     except (TypeError, ValueError) as err:

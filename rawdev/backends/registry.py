@@ -19,7 +19,7 @@ from typing import Any, Callable, Literal
 from ..errors import UnknownBackendError
 
 __all__ = ["WeightsSpec", "BackendSpec", "register", "get", "list_backends", "DEFAULT_BACKEND", "LIBRAW",
-           "LIBRAW_FALLBACK", "COMPARE_BACKENDS", "ROUNDTRIP_BACKENDS"]
+           "LIBRAW_FALLBACK", "LIBRAW_LINEAR", "COMPARE_BACKENDS", "ROUNDTRIP_BACKENDS"]
 
 #: The back-end ``develop``, ``batch`` and the Python API use when none is named.
 DEFAULT_BACKEND = "malvar"
@@ -28,6 +28,8 @@ LIBRAW = "libraw"
 #: What a result says ran when a sensor the asked back-end cannot handle (4-colour, X-Trans for a
 #: Bayer-only back-end, linear DNG) went through LibRaw's AHD demosaic instead.
 LIBRAW_FALLBACK = "libraw-ahd"
+#: What a result says ran for a linear (already demosaiced) DNG: LibRaw's render without demosaicking.
+LIBRAW_LINEAR = "libraw-linear"
 #: ``rawdev compare``'s default line-up, and ``rawdev eval roundtrip``'s.
 COMPARE_BACKENDS = ("bilinear", "malvar", "menon", LIBRAW)
 ROUNDTRIP_BACKENDS = ("bilinear", "malvar", "jdd", "jdd-noise", LIBRAW)

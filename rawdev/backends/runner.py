@@ -40,6 +40,7 @@ Runner call (every back-end that consumes a mosaic)::
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -109,6 +110,19 @@ class Runner:
         border = getattr(core, "border", None)
         if border is not None and (int(border) > spec.margin or spec.margin % 2):
             raise ValueError(f"{spec.name}: margin {spec.margin} must be even and >= the network's border {border}")
+
+    @property
+    def exact(self) -> bool:
+        """Whether any region's output equals the whole image's there (the spec's ``tile_exact``):
+        a caller may then develop the image region by region, with :meth:`band_margin` of context."""
+        return self.spec.tile_exact
+
+    def band_margin(self, layout: CFALayout) -> int:
+        """Real context a caller cuts around a region (``region=``) so that the region comes out as in
+        a whole-image run: the spec's margin plus one CFA cell for the windows' phase alignment, on
+        whole cells (``lcm(2, period)``) so that every crop keeps the image's layout."""
+        step = math.lcm(2, layout.period)
+        return -(-(self.spec.margin + step) // step) * step
 
     def _workers(self) -> int:
         if self.device.type != "cpu":

@@ -55,7 +55,7 @@ register(BackendSpec(
     kind="classical",
     description="Bilinear interpolation of each colour plane (the field's baseline).",
     margin=2,
-    build=LazyBuild(_CLASSICAL, "_build_classical", ("bilinear", "bilinear")),
+    build=LazyBuild(_CLASSICAL, "_build_classical", ("bilinear", "BILINEAR")),
     reference="bilinear",
 ))
 register(BackendSpec(
@@ -63,7 +63,7 @@ register(BackendSpec(
     kind="classical",
     description="Malvar, He & Cutler 2004: gradient-corrected linear 5x5 filters. Default.",
     margin=4,
-    build=LazyBuild(_CLASSICAL, "_build_classical", ("malvar", "malvar")),
+    build=LazyBuild(_CLASSICAL, "_build_classical", ("malvar", "MALVAR2004")),
     reference="Malvar2004",
 ))
 register(BackendSpec(
@@ -71,7 +71,7 @@ register(BackendSpec(
     kind="classical",
     description="Menon, Andriani & Calvagno 2007 (DDFAPD): directional filtering with a posteriori decision.",
     margin=16,
-    build=LazyBuild(_CLASSICAL, "_build_classical", ("menon", "menon")),
+    build=LazyBuild(_CLASSICAL, "_build_classical", ("menon", "MENON2007")),
     reference="Menon2007",
 ))
 # The same demosaickers run on the sRGB-encoded mosaic (the pipeline encodes before, decodes after).
@@ -79,14 +79,14 @@ register(BackendSpec(
 # its channel *ratios*, which a log-like encoding turns into differences. Measured on the round-trip
 # DNGs (docs/benchmarks.md), clean: Menon +4.1 / +3.0 dB and Malvar +2.7 / +2.9 dB (Kodak24 / McMaster)
 # over linear light.
-for _name, _margin, _ref in (("malvar", 4, "Malvar2004"), ("menon", 16, "Menon2007")):
+for _name, _margin, _ref, _method in (("malvar", 4, "Malvar2004", "MALVAR2004"), ("menon", 16, "Menon2007", "MENON2007")):
     register(BackendSpec(
         name=f"{_name}-srgb",
         kind="classical",
         description=f"{_name} on the sRGB-encoded mosaic (colour differences of encoded values).",
         margin=_margin,
         input_domain="mosaic_srgb_wb",
-        build=LazyBuild(_CLASSICAL, "_build_classical", (f"{_name}-srgb", _name)),
+        build=LazyBuild(_CLASSICAL, "_build_classical", (f"{_name}-srgb", _method)),
         reference=_ref,
     ))
 

@@ -305,7 +305,7 @@ IspKernelsOpt = Annotated[str, typer.Option("--kernels", help="PyNET: full (3/5/
 IspPNoiseOpt = Annotated[float, typer.Option("--p-noise", help="Fraction of samples with shot+read noise.")]
 IspStageStepsOpt = Annotated[Optional[List[str]], typer.Option("--stage-steps", help="LEVEL=STEPS, repeatable; when given, only these stages run (PyNET levels 5..0; CameraNet 1 = Restore alone, 0 = joint).")]
 IspInstanceNormOpt = Annotated[bool, typer.Option("--instance-norm/--no-instance-norm", help="PyNET(-CA): the papers' instance normalisation (statistics shared across tiles at inference).")]
-IspBaseOpt = Annotated[str, typer.Option("--base", help="Fixed demosaic the network refines: jdd-noise, menon-srgb, menon or bilinear (see rawdev.models.isp_frame).")]
+IspBaseOpt = Annotated[Optional[str], typer.Option("--base", help="Fixed demosaic the network refines: jdd-noise, menon-srgb, menon or bilinear (see rawdev.models.isp_frame). Default: the recipe's (menon).", show_default=False)]
 IspInitOpt = Annotated[Optional[Path], typer.Option("--init", help="Start from these weights (a file this command wrote).")]
 
 #: Options several commands take whose default is each command's own: the recipe knobs of training

@@ -86,7 +86,7 @@ def distill(
     """Distil jdd-noise into a student (progress bar on a terminal, loss log in RUN_DIR/log.jsonl)."""
     from ..train.compress import CompressRecipe, train_student
     from ..train.loop import TrainConfig
-    from .train import TrainProgress
+    from .train import NOISE_AWARE, TrainProgress
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     ofa_widths = tuple(float(v) for v in ofa.split(",") if v.strip()) if ofa else ()
@@ -96,7 +96,7 @@ def distill(
     recipe = CompressRecipe(widths=parse_widths(widths), post_width=post_width, ofa_widths=ofa_widths,
                             slim_l1=slim, patch=patch, batch=batch, sigma_max=sigma_max / 255, p_clean=p_clean,
                             hetero_prob=hetero, clip_prob=clip, loss=loss)
-    with TrainProgress("distil jdd-noise") as prog:
+    with TrainProgress(f"distil {NOISE_AWARE}") as prog:
         result, _ = train_student(data, cfg, recipe, **prog.callbacks())
     state = "done" if result.completed else "stopped at the time limit (continue with --resume)"
     typer.echo(f"{state}: step {result.step}/{steps} on {result.device} in {result.elapsed_s:.0f} s; "
@@ -120,7 +120,9 @@ def export(
         student = net.prune(prune)  # the gates decide each layer's width
     else:
         student = net.subnet(width)
-    meta = {"teacher": "jdd-noise", "run_dir": str(run_dir), "steps": recipe["step"], "recipe": recipe,
+    from .train import NOISE_AWARE
+
+    meta = {"teacher": NOISE_AWARE, "run_dir": str(run_dir), "steps": recipe["step"], "recipe": recipe,
             "width": width, "prune": prune}
     export_student(student, out, meta)
     n = sum(p.numel() for p in student.parameters())

@@ -13,17 +13,50 @@ from __future__ import annotations
 
 import logging
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from ..backends.registry import WeightsSpec, get, list_backends
+from ..backends.specs import ISP_FILES, JDD_NOISE
 from ._options import (DEFAULT_DEVICE, BatchOpt, CheckpointEveryOpt, ClipOpt, DataOpt, DeviceOpt, HeteroOpt, IspBaseOpt, IspInitOpt,
                        IspInstanceNormOpt, IspKernelsOpt, IspPNoiseOpt, IspStageStepsOpt, IspWidthOpt, LogEveryOpt, LossOpt,
                        LrOpt, PatchOpt, PCleanOpt, ResumeOpt, RunDirOpt, SeedOpt, SigmaMaxOpt, StepsOpt, ThreadsOpt,
                        TimeLimitOpt, ValEveryOpt, WarmupOpt, WeightsOutOpt, handle_errors)
 
-__all__ = ["app", "TrainProgress"]
+__all__ = ["app", "TrainProgress", "IspTraining", "ISP_TRAINING", "NOISE_AWARE", "trained_into"]
+
+
+def trained_into(weights: WeightsSpec) -> str:
+    """The back-end that runs on ``weights``: the one a training command makes (names come from the
+    registry, never from this module)."""
+    return next(s.name for s in list_backends() if weights in s.weights.values())
+
+
+#: What ``rawdev train jdd`` makes, and the teacher ``rawdev compress`` distils.
+NOISE_AWARE = trained_into(JDD_NOISE)
+
+
+@dataclass(frozen=True)
+class IspTraining:
+    """A learned ISP's training defaults: first-level width, Adam's learning rate, betas and eps."""
+
+    width: int
+    lr: float
+    betas: tuple[float, float] = (0.9, 0.999)
+    eps: float = 1e-8
+
+
+#: By the paper each ISP back-end reproduces (its spec's ``reference``).
+ISP_TRAINING = {
+    "Ignatov2020": IspTraining(width=8, lr=1e-4),
+    "Kim2020": IspTraining(width=8, lr=1e-4),
+    # CameraNet's official optimiser (learned_backends.md 4.4); its eps damps the updates of the
+    # near-zero-initialised up-sampling convolutions.
+    "Liang2019": IspTraining(width=16, lr=2e-4, betas=(0.5, 0.999), eps=1e-4),
+}
 
 app = typer.Typer(
     help="Train learned back-ends (fine-tune from packaged weights on synthetic data).",
@@ -94,7 +127,7 @@ class TrainProgress:
 @handle_errors
 def jdd(
     data: DataOpt,
-    out: WeightsOutOpt = Path("weights/jdd_noise.safetensors"),
+    out: WeightsOutOpt = Path("weights") / JDD_NOISE.file,
     steps: StepsOpt = 20000,
     batch: BatchOpt = 16,
     patch: PatchOpt = 128,
@@ -131,7 +164,7 @@ def jdd(
     recipe = JDDRecipe(patch=patch, batch=batch, sigma_max=sigma_max / 255, p_clean=p_clean,
                        hetero_prob=hetero, clip_prob=clip, loss=loss, target=target,
                        colour_aug=colour_aug)
-    with TrainProgress("jdd-noise") as prog:
+    with TrainProgress(NOISE_AWARE) as prog:
         result = train_jdd(data, out, cfg, recipe, init=None if init == "none" else init, **prog.callbacks())
     state = "done" if result.completed else "stopped at the time limit (continue with --resume)"
     typer.echo(f"{state}: step {result.step}/{steps} on {result.device} in {result.elapsed_s:.0f} s; "
@@ -166,20 +199,20 @@ def _train_isp(data: list[Path], out: Path, cfg, recipe, init: Path | None) -> N
                err=True)
 
 
-def _isp_command(kind: str, default_width: int, default_out: str):
+def _isp_command(kind: str, defaults: IspTraining):
     def command(
         data: DataOpt,
-        out: WeightsOutOpt = Path(default_out),
+        out: WeightsOutOpt = Path("weights") / ISP_FILES[kind],
         stage_steps: IspStageStepsOpt = None,
-        width: IspWidthOpt = default_width,
+        width: IspWidthOpt = defaults.width,
         kernels: IspKernelsOpt = "dilated",
         patch: PatchOpt = 128,
         batch: BatchOpt = 8,
         p_noise: IspPNoiseOpt = 0.7,
-        lr: LrOpt = 1e-4 if kind != "cameranet" else 2e-4,
+        lr: LrOpt = defaults.lr,
         device: DeviceOpt = DEFAULT_DEVICE,
         resume: ResumeOpt = False,
-        run_dir: RunDirOpt = Path(f"runs/{kind}"),
+        run_dir: RunDirOpt = Path("runs") / kind,
         seed: SeedOpt = 0,
         checkpoint_every: CheckpointEveryOpt = 200,
         log_every: LogEveryOpt = 50,
@@ -187,30 +220,25 @@ def _isp_command(kind: str, default_width: int, default_out: str):
         threads: ThreadsOpt = None,
         init: IspInitOpt = None,
         instance_norm: IspInstanceNormOpt = False,
-        base: IspBaseOpt = "menon",
+        base: IspBaseOpt = None,
     ) -> None:
         from ..train.isp import DEFAULT_STAGE_STEPS, ISPRecipe
         from ..train.loop import TrainConfig
 
         cfg = TrainConfig(steps=1, lr=lr, seed=seed, device=device, run_dir=run_dir, resume=resume,
                           checkpoint_every=checkpoint_every, log_every=log_every, time_limit_s=time_limit,
-                          schedule="cosine", threads=threads,
-                          # CameraNet's official optimiser (learned_backends.md 4.4); its eps damps the
-                          # updates of the near-zero-initialised up-sampling convolutions.
-                          betas=(0.5, 0.999) if kind == "cameranet" else (0.9, 0.999),
-                          eps=1e-4 if kind == "cameranet" else 1e-8)
+                          schedule="cosine", threads=threads, betas=defaults.betas, eps=defaults.eps)
         recipe = ISPRecipe(kind=kind, width=width, kernels=kernels, patch=patch, batch=batch, p_noise=p_noise,
                            stage_steps=parse_stage_steps(stage_steps) or dict(DEFAULT_STAGE_STEPS[kind]),
-                           instance_norm=instance_norm, base=base)
+                           instance_norm=instance_norm, **({"base": base} if base is not None else {}))
         _train_isp(data, out, cfg, recipe, init)
 
     command.__doc__ = f"Train the {kind} learned ISP on unprocessed photos (see rawdev.train.isp)."
     return handle_errors(command)
 
 
-app.command("pynet")(_isp_command("pynet", 8, "weights/pynet.safetensors"))
-app.command("pynet-ca")(_isp_command("pynet-ca", 8, "weights/pynet_ca.safetensors"))
-app.command("cameranet")(_isp_command("cameranet", 16, "weights/cameranet.safetensors"))
+for _kind in ISP_FILES:
+    app.command(_kind)(_isp_command(_kind, ISP_TRAINING[get(_kind).reference]))
 
 
 def main() -> None:

@@ -20,8 +20,8 @@ Public, stable API (other modules and the training command import these names)::
             start. The call order of a level-L forward is a prefix of that of any finer level, so
             statistics recorded at level 0 serve every level. Recorded batch 1 broadcasts over any
             tile batch; otherwise the batches must be equal.
-    pynet(width=32, **kw) -> PyNET       the PyTorch port of Ignatov2020 (47,554,738 parameters at w32)
-    pynet_ca(width=32, **kw) -> PyNET    PyNET-CA of Kim2020 (51,303,515 parameters at w32)
+    make_pynet(width=32, **kw) -> PyNET      the PyTorch port of Ignatov2020 (47,554,738 parameters at w32)
+    make_pynet_ca(width=32, **kw) -> PyNET   PyNET-CA of Kim2020 (51,303,515 parameters at w32)
 
 Architecture (Ignatov2020 Fig. 2 as re-stated by the official PyTorch port, ``aiff22/PyNET-PyTorch``
 ``model.py``; see docs learned_backends.md Sec. 2.3). Level widths c1..c5 = w, 2w, 4w, 8w, 16w.
@@ -85,7 +85,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-__all__ = ["PyNET", "pynet", "pynet_ca", "MultiConvBlock"]
+__all__ = ["PyNET", "make_pynet", "make_pynet_ca", "MultiConvBlock"]
 
 Kernels = Literal["full", "dilated", "cap5"]
 NormPosition = Literal["every_conv", "second_conv"]
@@ -487,7 +487,7 @@ class PyNET(nn.Module):
         return self.l0_shuffle(self.l0_out(self.l0_block(y)))
 
 
-def pynet(width: int = 32, **kw) -> PyNET:
+def make_pynet(width: int = 32, **kw) -> PyNET:
     """PyNET as the PyTorch port trains it: IN after every branch conv, no channel attention,
     up-sample + conv level-0 head. 47,554,738 parameters at width 32."""
     kw.setdefault("channel_attention", False)
@@ -497,7 +497,7 @@ def pynet(width: int = 32, **kw) -> PyNET:
     return PyNET(width=width, **kw)
 
 
-def pynet_ca(width: int = 32, **kw) -> PyNET:
+def make_pynet_ca(width: int = 32, **kw) -> PyNET:
     """PyNET-CA of Kim2020: channel attention after every multi-conv block, IN after the second conv
     of each branch, sub-pixel level-0 head. 51,303,515 parameters at width 32."""
     kw.setdefault("channel_attention", True)

@@ -11,19 +11,21 @@ that feeds them what the RAW file says and leaves them only the camera-independe
    four planes with the per-sample noise standard deviation ``sqrt(shot * x + read)`` (the DNG
    NoiseProfile model, Brooks2019 Eq. 4; zeros for a clean input). White balance and black/white
    level thus come from the file, never from the weights.
-2. **Residual over a fixed demosaic** (``base``: ``"bilinear"``, ``"menon"`` (Menon2007
-   DDFAPD) or ``"menon-srgb"``, Menon2007 on the sRGB-encoded mosaic, decoded after): the network
+2. **Residual over a fixed demosaic** (``start``: a :class:`ClassicalStart`: bilinear, Menon2007
+   DDFAPD, or Menon2007 on the sRGB-encoded mosaic, decoded after; or a learned start handed in): the network
    output is added to that demosaic of the input mosaic (for PyNET's coarser levels, to its
    average-pooled copy). Not in the papers: it makes the untrained network start at a
    usable image, which matters when a 2-core CPU gives us 0.01-1 % of the papers' training compute.
    The first weights used bilinear; a bilinear start leaves the network the whole demosaicking to
    learn (CameraNet c16 got from bilinear's 26.6 dB to 32.3 dB on the Kodak round trip, AHD: 32.7),
    while Menon's start is already above AHD's level (33.5 dB), so the training budget goes to what is
-   left: denoising and the remaining demosaicking error. ``menon-srgb`` starts higher still
-   (docs/learned_isp.md). ``jdd-noise`` is not classical: it is our fine-tuned Gharbi2016 joint
-   demosaicking-denoising network, the best start we have, 3.8-4.3 dB (clean) and 4.3-4.8 dB
-   (noisy) above ``menon-srgb`` on the round trip; the frame's networks then learn only what it
-   leaves (docs/learned_isp.md says what each part contributes).
+   left: denoising and the remaining demosaicking error. Menon on the encoded mosaic starts higher
+   still (docs/learned_isp.md). The learned start is the registry's noise-aware joint
+   demosaicking-denoising back-end (our fine-tuned Gharbi2016 network), the best start we have,
+   3.8-4.3 dB (clean) and 4.3-4.8 dB (noisy) above encoded Menon on the round trip; the frame's
+   networks then learn only what it leaves (docs/learned_isp.md says what each part contributes).
+   Which back-end names mean which network and start is the registry's business
+   (:mod:`rawdev.backends.isp`); this module knows only the types.
 3. **Fixed colour layer**: the result (linear, white-balanced camera RGB) goes through the file's own
    camera -> sRGB matrix (a 3x3 per image, exposure folded in), then the sRGB OETF (IEC 61966-2-1).
    The matrix is applied, not learned, so one set of weights renders any camera's colours.
@@ -47,6 +49,7 @@ References:
 from __future__ import annotations
 
 from contextlib import contextmanager
+from enum import Enum, auto
 from typing import Callable, Iterator
 
 import torch
@@ -55,9 +58,33 @@ from torch import Tensor, nn
 
 from ..stages.tone import srgb_decode_unclipped, srgb_encode_unclipped
 
-__all__ = ["ISP_KINDS", "ISP_BASES", "classical_base", "LearnedISP", "pack_rggb", "noise_planes", "build_isp"]
+__all__ = ["ISPArch", "ClassicalStart", "levels_of", "classical_base", "LearnedISP", "pack_rggb", "noise_planes"]
 
-ISP_KINDS = ("pynet", "pynet-ca", "cameranet")
+
+class ISPArch(Enum):
+    """The network inside the frame."""
+
+    PYNET = auto()  # Ignatov2020
+    PYNET_CA = auto()  # Kim2020
+    CAMERANET = auto()  # Liang2019: two stages, a global FiLM vector
+
+
+class ClassicalStart(Enum):
+    """The fixed classical demosaics a frame can be a residual over (:func:`classical_base`)."""
+
+    BILINEAR = auto()
+    MENON2007 = auto()
+    MENON2007_SRGB = auto()  # Menon2007 on the sRGB-encoded mosaic, decoded after
+
+
+def levels_of(arch: ISPArch) -> tuple[int, ...]:
+    """Training stages: PyNET levels 5..0; CameraNet ``(1, 0)`` (Restore-Net alone, then joint)."""
+    return (1, 0) if arch is ISPArch.CAMERANET else (5, 4, 3, 2, 1, 0)
+
+
+#: A start handed in: ``start(mosaic, noise) -> linear camera RGB``, no gradient.
+Start = Callable[[Tensor, "Tensor | None"], Tensor]
+
 IN_CHANNELS = 8  # 4 packed colour planes + 4 noise planes
 
 
@@ -79,14 +106,11 @@ def noise_planes(packed: Tensor, noise: Tensor | None) -> Tensor:
     return var.clamp_min(0.0).sqrt()
 
 
-ISP_BASES = ("bilinear", "menon", "menon-srgb", "jdd-noise")
-
-
 def jdd_noise_sigma(noise: Tensor | None, n: int) -> Tensor:
     """``(N,)`` noise std in the sRGB-encoded domain jdd-noise works in, from ``(N, 2)`` (shot, read).
 
     The signal-dependent model reduced to one sigma at 18 % grey and carried through the curve's
-    slope there, as the pipeline does for ``--backend jdd-noise`` (``rawdev.pipeline._noise_sigma``).
+    slope there, as the pipeline does for a noise-aware demosaicker (``rawdev.pipeline._noise_sigma``).
     """
     from ..stages.noise import SIGMA_GREY, srgb_slope
 
@@ -96,22 +120,22 @@ def jdd_noise_sigma(noise: Tensor | None, n: int) -> Tensor:
     return (nz[:, 0] * SIGMA_GREY + nz[:, 1]).clamp_min(0.0).sqrt().cpu() * srgb_slope(SIGMA_GREY)
 
 
-def classical_base(mosaic: Tensor, base: str) -> Tensor:
+def classical_base(mosaic: Tensor, base: ClassicalStart) -> Tensor:
     """The fixed classical demosaic (linear camera RGB) the network's output is added to (no gradient).
 
-    ``menon-srgb`` runs Menon2007 on the sRGB-encoded mosaic and decodes the result. Colour-difference
+    ``MENON2007_SRGB`` runs Menon2007 on the sRGB-encoded mosaic and decodes the result. Colour-difference
     interpolation assumes R - G and B - G vary slowly; under shading a surface's channel *ratios* are
     constant, so its differences are constant after a log-like encoding and not in linear light.
     Measured on the round trip (docs/benchmarks.md): +4.1 dB clean on Kodak24 over linear Menon.
-    The learned ``jdd-noise`` start is :meth:`LearnedISP.start`.
+    A learned start is handed to :class:`LearnedISP` instead.
     """
     from ..stages.demosaic.bilinear import demosaic_bilinear
     from ..stages.demosaic.menon2007 import demosaic_menon2007
 
     with torch.no_grad():
-        if base == "menon-srgb":
+        if base is ClassicalStart.MENON2007_SRGB:
             return srgb_decode_unclipped(demosaic_menon2007(srgb_encode_unclipped(mosaic), "RGGB"))
-        if base == "menon":
+        if base is ClassicalStart.MENON2007:
             return demosaic_menon2007(mosaic, "RGGB")
         return demosaic_bilinear(mosaic, "RGGB")
 
@@ -120,57 +144,61 @@ class LearnedISP(nn.Module):
     """A PyNET / PyNET-CA / CameraNet core inside the frame described in the module docstring.
 
     Args:
-        kind: ``"pynet"``, ``"pynet-ca"`` or ``"cameranet"``.
+        arch: the network (:class:`ISPArch`).
         width: the core's first-level width (paper: 32 for all three).
         kernels: PyNET only: ``"full"``, ``"dilated"`` or ``"cap5"`` (see ``ignatov2020``).
         padding_mode: CameraNet only: ``"reflect"`` (paper) or ``"zeros"`` (small training patches).
         instance_norm: PyNET(-CA) only: the papers' instance normalisation (True). The configurations
             trained here leave it out: it removes each tile's absolute level and contrast, which a
             neutral render must keep, and it makes tiles depend on their own statistics.
-        base: the classical demosaic the output is a residual over (see the module docstring).
-        learned_start: for ``base="jdd-noise"``: ``start(mosaic, noise) -> linear camera RGB``, the
-            back-end's runner handed in by its caller (:class:`rawdev.backends.isp.JDDNoiseStart`):
-            ``models`` never imports ``backends``, which import ``models``.
+        start: the fixed demosaic the output is a residual over (see the module docstring): a
+            :class:`ClassicalStart`, or a learned start, ``start(mosaic, noise) -> linear camera
+            RGB``, handed in by the caller (:class:`rawdev.backends.isp.JDDNoiseStart`): ``models``
+            never imports ``backends``, which import ``models``.
+        config: the configuration stored with the weights, in the registry's terms (the frame
+            keeps it for export and does not read it; :func:`rawdev.backends.isp.make_isp`).
     """
 
-    def __init__(self, kind: str, width: int = 32, kernels: str = "full",
-                 padding_mode: str = "reflect", instance_norm: bool = True, base: str = "bilinear",
-                 learned_start: Callable[[Tensor, Tensor | None], Tensor] | None = None) -> None:
+    def __init__(self, arch: ISPArch, width: int = 32, kernels: str = "full",
+                 padding_mode: str = "reflect", instance_norm: bool = True,
+                 start: ClassicalStart | Start = ClassicalStart.BILINEAR, config: dict | None = None) -> None:
         super().__init__()
-        if kind not in ISP_KINDS:
-            raise ValueError(f"unknown ISP kind {kind!r}; expected one of {ISP_KINDS}")
-        if base not in ISP_BASES:
-            raise ValueError(f"unknown ISP base {base!r}; expected one of {ISP_BASES}")
-        self.kind = kind
-        self.base = base
-        self.learned_start = learned_start  # a plain callable, outside the parameters and state dict
-        self.config = {"kind": kind, "width": int(width), "kernels": kernels, "padding_mode": padding_mode,
-                       "instance_norm": bool(instance_norm), "base": base}
-        if kind == "cameranet":
+        if not isinstance(arch, ISPArch):
+            raise ValueError(f"unknown ISP network {arch!r}; expected an ISPArch")
+        if not (isinstance(start, ClassicalStart) or callable(start)):
+            raise ValueError(f"unknown ISP start {start!r}; expected a ClassicalStart or a callable")
+        self.arch = arch
+        # a plain attribute: a learned start stays outside the parameters and state dict
+        self.start_with = start
+        self.config = dict(config or {})
+        if arch is ISPArch.CAMERANET:
             from .liang2019 import CameraNet
 
             self.core = CameraNet(in_channels=IN_CHANNELS, width=width, padding_mode=padding_mode)
         else:
-            from .ignatov2020 import pynet, pynet_ca
+            from .ignatov2020 import make_pynet, make_pynet_ca
 
-            make = pynet_ca if kind == "pynet-ca" else pynet
+            make = make_pynet_ca if arch is ISPArch.PYNET_CA else make_pynet
             self.core = make(width=width, in_channels=IN_CHANNELS, kernels=kernels, instance_norm=instance_norm)
         self.zero_outputs()
 
     def start(self, mosaic: Tensor, noise: Tensor | None) -> Tensor:
         """The fixed start (linear camera RGB, no gradient) the network's output is added to.
 
-        A classical base is :func:`classical_base`. ``jdd-noise`` is the registered ``jdd-noise``
-        back-end (Gharbi2016 with a noise-level input, fine-tuned by ``rawdev train jdd``; faded into
-        the released noise-free network at sigma 0), handed in as ``learned_start``
+        A classical start is :func:`classical_base`. A learned one is the registered noise-aware
+        joint demosaicker (Gharbi2016 with a noise-level input, fine-tuned by ``rawdev train jdd``;
+        faded into the released noise-free network at sigma 0), handed in
         (:class:`rawdev.backends.isp.JDDNoiseStart`): its weights are the back-end's own files,
         sha256-checked there.
         """
-        if self.base != "jdd-noise":
-            return classical_base(mosaic, self.base)
-        if self.learned_start is None:
-            raise ValueError("a jdd-noise base needs its start handed in (learned_start=JDDNoiseStart())")
-        return self.learned_start(mosaic, noise)
+        if isinstance(self.start_with, ClassicalStart):
+            return classical_base(mosaic, self.start_with)
+        return self.start_with(mosaic, noise)
+
+    @property
+    def learned(self) -> bool:
+        """Whether the start is a learned one, handed in (not a :class:`ClassicalStart`)."""
+        return not isinstance(self.start_with, ClassicalStart)
 
     def zero_outputs(self) -> None:
         """Zero the output convolutions (the only ones with 3 or 12 = 3 x 2^2 output channels).
@@ -187,13 +215,13 @@ class LearnedISP(nn.Module):
     @property
     def levels(self) -> tuple[int, ...]:
         """Training stages: PyNET levels 5..0; CameraNet ``(1, 0)`` (Restore-Net alone, then joint)."""
-        return (5, 4, 3, 2, 1, 0) if self.kind != "cameranet" else (1, 0)
+        return levels_of(self.arch)
 
     @property
     def film_context(self) -> bool:
         """Whether tiles share a global FiLM vector (CameraNet's Enhance-Net, :meth:`film_vector`)
         rather than recorded normalisation statistics (PyNET(-CA), :meth:`record_stats`)."""
-        return self.kind == "cameranet"
+        return self.arch is ISPArch.CAMERANET
 
     @property
     def multiple(self) -> int:
@@ -225,7 +253,7 @@ class LearnedISP(nn.Module):
         m = matrix.to(mosaic.dtype)
         if m.dim() == 2:
             m = m.expand(n, 3, 3)
-        if self.kind == "cameranet":
+        if self.film_context:
             cam = self.core.restore(x) + base
             enc = srgb_encode_unclipped(torch.einsum("nij,njhw->nihw", m, cam))
             if level >= 1:
@@ -244,7 +272,7 @@ class LearnedISP(nn.Module):
 
     def film_vector(self, mosaic: Tensor, matrix: Tensor, noise: Tensor | None = None) -> Tensor:
         """CameraNet: the Enhance-Net's global FiLM vector of a (whole, or down-scaled) image."""
-        if self.kind != "cameranet":
+        if not self.film_context:
             raise ValueError("only CameraNet has a global FiLM vector")
         enc = self.forward(mosaic, matrix, noise, level=1)
         return self.core.enhance.film_vector(enc.clamp(0.0, 1.0))
@@ -262,11 +290,3 @@ class LearnedISP(nn.Module):
         with self.core.replay_stats(stats):
             yield
 
-
-def build_isp(config: dict, learned_start: Callable[[Tensor, Tensor | None], Tensor] | None = None) -> LearnedISP:
-    """A :class:`LearnedISP` from its ``config`` dict (as stored with the weights); ``learned_start``
-    as for :class:`LearnedISP`."""
-    return LearnedISP(config["kind"], width=int(config.get("width", 32)),
-                      kernels=config.get("kernels", "full"), padding_mode=config.get("padding_mode", "reflect"),
-                      instance_norm=bool(config.get("instance_norm", True)),
-                      base=config.get("base", "bilinear"), learned_start=learned_start)

@@ -15,7 +15,7 @@ Public, stable API (other modules and the training command import these names)::
     CameraNet(in_channels=4, width=32, padding_mode="reflect")
         .restore: RestoreNet, .enhance: EnhanceNet
         forward(packed, film=None) -> (restored, enhance(restored))
-    cameranet(width=32, **kw) -> CameraNet
+    make_cameranet(width=32, **kw) -> CameraNet
     paper_enhance_encoding(linear) -> max(linear, 1e-4) ** (1 / 2.2)
 
 Architecture: the official TF1 ``U_net2`` (``my_model_pool.py`` of ``zhetongliang/CameraNet_official``),
@@ -100,7 +100,7 @@ __all__ = [
     "RestoreNet",
     "EnhanceNet",
     "CameraNet",
-    "cameranet",
+    "make_cameranet",
     "paper_enhance_encoding",
     "RESTORE_DILATIONS",
     "ENHANCE_DILATIONS",
@@ -407,7 +407,7 @@ class CameraNet(nn.Module):
         return restored, self.enhance(restored, film=film)
 
 
-def cameranet(width: int = 32, **kw) -> CameraNet:
+def make_cameranet(width: int = 32, **kw) -> CameraNet:
     """CameraNet; ``width=32`` is the paper's network, ``width=16`` the reduced CameraNet-S
     (learned_backends.md 7.2 A). Extra keywords (``in_channels``, ``padding_mode``) go to CameraNet."""
     return CameraNet(width=width, **kw)

@@ -132,6 +132,7 @@ def build_teacher(device: torch.device | str = "cpu"):
             out = runner.core._noise_aware(m3.contiguous(memory_format=torch.channels_last), sigma)
         return out.float().clamp(0.0, 1.0)
 
+    teach.backend = runner.spec.name  # what the run's record names as its teacher
     return teach
 
 
@@ -303,7 +304,7 @@ def train_student(
             log.info("no validation photos in %s", val_sources)
     extra = {"recipe": {k: v for k, v in dataclasses.asdict(recipe).items() if k != "widths_meta"},
              "data": [str(p) for p in data], "train_photos": len(pool),
-             "train_megapixels": round(pool.megapixels, 2), "teacher": "jdd-noise"}
+             "train_megapixels": round(pool.megapixels, 2), "teacher": getattr(teacher, "backend", None)}
     t0 = time.time()
     result = train(net, lambda step, g: make_distill_batch(pool, recipe, g, teacher, net.border),
                    distill_loss(recipe.loss, recipe.slim_l1), cfg, val_fn=val_fn, extra_state=extra, **callbacks)

@@ -45,8 +45,8 @@ import torch
 
 from ..cfa import mosaic
 from ..errors import UsageError
-from ..backends.isp import learned_start
-from ..models.isp_frame import ISP_BASES, ISP_KINDS, LearnedISP
+from ..backends.isp import DEFAULT_ISP_BASE, DEFAULT_ISP_KIND, ISP_ARCH, ISP_BASES, UNNAMED_BASE, make_isp
+from ..models.isp_frame import ISPArch, LearnedISP, levels_of
 from .data import PhotoPool, load_sources
 from .loop import TrainConfig, TrainResult, resolve_device, train
 from .synthesis import add_shot_read_noise, decode_srgb, random_noise_levels, random_rgb_to_cam
@@ -55,32 +55,34 @@ __all__ = ["ISPRecipe", "make_isp_batch", "isp_loss", "train_isp", "export_isp",
 
 log = logging.getLogger(__name__)
 
-#: Steps per stage (PyNET levels 5..0; CameraNet 1 = Restore alone, 0 = joint) for a CPU run.
-DEFAULT_STAGE_STEPS = {
-    "pynet": {5: 200, 4: 200, 3: 300, 2: 400, 1: 600, 0: 1200},
-    "pynet-ca": {5: 200, 4: 200, 3: 300, 2: 400, 1: 600, 0: 1200},
-    "cameranet": {1: 2500, 0: 2500},
+_STAGE_STEPS = {
+    ISPArch.PYNET: {5: 200, 4: 200, 3: 300, 2: 400, 1: 600, 0: 1200},
+    ISPArch.PYNET_CA: {5: 200, 4: 200, 3: 300, 2: 400, 1: 600, 0: 1200},
+    ISPArch.CAMERANET: {1: 2500, 0: 2500},
 }
+#: Steps per stage (PyNET levels 5..0; CameraNet 1 = Restore alone, 0 = joint) for a CPU run, by
+#: back-end name.
+DEFAULT_STAGE_STEPS = {name: _STAGE_STEPS[arch] for name, arch in ISP_ARCH.items()}
 
 
 @dataclass
 class ISPRecipe:
     """Model and data settings of an ISP training run (see the module docstring)."""
 
-    kind: str = "cameranet"
+    kind: str = DEFAULT_ISP_KIND
     width: int = 16
     kernels: str = "dilated"  # PyNET(-CA): "full", "dilated" or "cap5"
     padding_mode: str = "zeros"  # CameraNet: zeros while training on small patches
     instance_norm: bool = False  # PyNET(-CA): see models.isp_frame.LearnedISP
-    base: str = "menon"  # the classical demosaic the network refines (models.isp_frame)
+    base: str = DEFAULT_ISP_BASE  # the demosaic the network refines (backends.isp.ISP_BASES)
     patch: int = 128
     batch: int = 8
     p_noise: float = 0.7
     stage_steps: dict = field(default_factory=dict)  # {level: steps}; empty = DEFAULT_STAGE_STEPS
 
     def validate(self) -> None:
-        if self.kind not in ISP_KINDS:
-            raise UsageError(f"unknown ISP {self.kind!r}; expected one of {', '.join(ISP_KINDS)}")
+        if self.kind not in ISP_ARCH:
+            raise UsageError(f"unknown ISP {self.kind!r}; expected one of {', '.join(ISP_ARCH)}")
         if self.base not in ISP_BASES:
             raise UsageError(f"unknown base {self.base!r}; expected one of {', '.join(ISP_BASES)}")
         if self.patch < 32 or self.patch % 32:
@@ -92,8 +94,7 @@ class ISPRecipe:
 
     def stages(self) -> list[tuple[int, int]]:
         steps = self.stage_steps or DEFAULT_STAGE_STEPS[self.kind]
-        order = (5, 4, 3, 2, 1, 0) if self.kind != "cameranet" else (1, 0)
-        return [(lv, int(steps[lv])) for lv in order if int(steps.get(lv, 0)) > 0]
+        return [(lv, int(steps[lv])) for lv in levels_of(ISP_ARCH[self.kind]) if int(steps.get(lv, 0)) > 0]
 
 
 def make_isp_batch(pool: PhotoPool, recipe: ISPRecipe, generator: torch.Generator) -> dict[str, torch.Tensor]:
@@ -133,11 +134,11 @@ def isp_loss(level: int):
 
     def compute(model: torch.nn.Module, batch: dict) -> torch.Tensor:
         target = batch["target"]
-        if model.kind == "cameranet" and level == 0:
+        if model.arch is ISPArch.CAMERANET and level == 0:
             out, restored = model(batch["mosaic"], batch["matrix"], batch["noise"], level=0, return_restored=True)
             return (out.float() - target).abs().mean() + (restored.float() - target).abs().mean()
         out = model(batch["mosaic"], batch["matrix"], batch["noise"], level=level).float()
-        if model.kind != "cameranet" and level > 0:
+        if model.arch is not ISPArch.CAMERANET and level > 0:
             target = torch.nn.functional.avg_pool2d(target, 2 ** level)
         return (out - target).abs().mean()
 
@@ -174,15 +175,15 @@ def train_isp(
     pool = load_sources(list(data), split="train").to(device)
     if recipe.patch > pool.min_side():
         raise UsageError(f"patch {recipe.patch} exceeds the smallest training photo side {pool.min_side()}")
-    net = LearnedISP(recipe.kind, width=recipe.width, kernels=recipe.kernels, padding_mode=recipe.padding_mode,
-                     instance_norm=recipe.instance_norm, base=recipe.base, learned_start=learned_start(recipe.base))
+    net = make_isp(recipe.kind, width=recipe.width, kernels=recipe.kernels, padding_mode=recipe.padding_mode,
+                   instance_norm=recipe.instance_norm, base=recipe.base)
     if init is not None:  # continue from exported weights (a new run of further stages)
         from safetensors import safe_open
         from safetensors.torch import load_file
 
         net.load_state_dict({k: v.float() for k, v in load_file(str(init)).items()})
         with safe_open(str(init), "pt") as f:
-            init_base = json.loads((f.metadata() or {}).get("config", "{}")).get("base", "bilinear")
+            init_base = json.loads((f.metadata() or {}).get("config", "{}")).get("base", UNNAMED_BASE)
         if init_base != recipe.base:
             # The output layer learned a correction of the other base's errors: start from the new
             # base's render exactly, keeping the trained features.

@@ -1,10 +1,14 @@
 """Classical Bayer demosaicking: ``demosaic(mosaic, pattern, method)``.
 
-One file per method, named author+year. Every method takes a ``(*, 1, H, W)`` float mosaic and a Bayer
-pattern string for *that* tensor, and returns ``(*, 3, H, W)`` in the same units. No clipping.
+One file per method, named author+year; :class:`DemosaicMethod` names them the same way (the
+back-ends built on them, and their names, are the registry's: :mod:`rawdev.backends.specs`). Every
+method takes a ``(*, 1, H, W)`` float mosaic and a Bayer pattern string for *that* tensor, and
+returns ``(*, 3, H, W)`` in the same units. No clipping.
 """
 
 from __future__ import annotations
+
+from enum import Enum, auto
 
 import torch
 
@@ -14,27 +18,39 @@ from .bilinear import demosaic_bilinear
 from .malvar2004 import demosaic_malvar2004
 from .menon2007 import demosaic_menon2007
 
-__all__ = ["demosaic", "DEMOSAIC_METHODS"]
+__all__ = ["demosaic", "DemosaicMethod"]
 
-DEMOSAIC_METHODS = {
-    "bilinear": demosaic_bilinear,
-    "malvar": demosaic_malvar2004,
-    "menon": demosaic_menon2007,
+
+class DemosaicMethod(Enum):
+    """The classical methods, by their file (author + year; bilinear is the field's baseline)."""
+
+    BILINEAR = auto()
+    MALVAR2004 = auto()
+    MENON2007 = auto()
+
+    @property
+    def function(self):
+        return _FUNCTIONS[self]
+
+
+_FUNCTIONS = {
+    DemosaicMethod.BILINEAR: demosaic_bilinear,
+    DemosaicMethod.MALVAR2004: demosaic_malvar2004,
+    DemosaicMethod.MENON2007: demosaic_menon2007,
 }
 
 
-def demosaic(mosaic: torch.Tensor, pattern: str, method: str = "malvar") -> torch.Tensor:
+def demosaic(mosaic: torch.Tensor, pattern: str, method: DemosaicMethod = DemosaicMethod.MALVAR2004) -> torch.Tensor:
     """Demosaic a ``(*, 1, H, W)`` (or ``(H, W)``) Bayer mosaic with a classical method.
 
     Returns ``(*, 3, H, W)`` (``(3, H, W)`` for a 2-D input), linear, unclipped.
     """
     pattern = check_pattern(pattern)
-    try:
-        fn = DEMOSAIC_METHODS[method]
-    except KeyError:
+    if not isinstance(method, DemosaicMethod):
         raise UnknownBackendError(
-            f"unknown demosaic method {method!r}; known: {', '.join(DEMOSAIC_METHODS)}"
-        ) from None
+            f"unknown demosaic method {method!r}; known: {', '.join(m.name for m in DemosaicMethod)}"
+        )
+    fn = method.function
     if not torch.is_tensor(mosaic):
         mosaic = torch.as_tensor(mosaic)
     if not mosaic.is_floating_point():
