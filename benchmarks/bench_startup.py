@@ -15,7 +15,7 @@ Rows (median of ``--repeat`` fresh processes, interleaved so load drift hits all
 
 Each row also says whether torch was imported by the end of the process.
 
-    python benchmarks/bench_startup.py [--repeat 5] [--dng FILE]
+    python benchmarks/bench_startup.py [--repeat 5] [--dng FILE] [--info FILE ...]
 """
 
 from __future__ import annotations
@@ -81,6 +81,7 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--dng", type=Path, help="a RAW file for info/develop (default: a 24 MP synthetic DNG)")
     ap.add_argument("--mp", type=float, default=24.0)
+    ap.add_argument("--info", type=Path, nargs="*", default=[], help="more files to time `rawdev info` on")
     args = ap.parse_args()
     py = sys.executable
     with tempfile.TemporaryDirectory() as tmp:
@@ -98,6 +99,7 @@ def main() -> None:
             "rawdev --help": probe("--help"),
             "rawdev backends": probe("backends"),
             f"rawdev info {src.name}": probe("info", str(src)),
+            **{f"rawdev info {f.name}": probe("info", str(f)) for f in args.info},
             "rawdev develop -b nope (usage error)": probe("develop", str(src), "-b", "nope"),
             "rawdev develop (malvar) to JPEG": probe("develop", str(src), "-o", str(tmp / "out.jpg"), "--overwrite",
                                                      "--quiet"),

@@ -13,7 +13,13 @@ and back-end:
 * for back-ends that tile with blending (the learned ISPs): PSNR of the default tiled render against
   a whole-image render (one tile): seams show here (the target is >= 45 dB).
 
-    python benchmarks/real_files_learned.py [--backends jdd,jdd-noise,pynet,pynet-ca,cameranet] [--tile 256] [FILES...]
+    python benchmarks/real_files_learned.py [--backends jdd,jdd-noise,...] [--tile 256] [--no-seams]
+        [--crops DIR] [FILES...]
+
+Without ``--backends`` every registered back-end but ``malvar`` runs. ``--crops DIR`` writes, per file,
+a PNG of the same 192x192 crops side by side (malvar first, then the back-ends in the order given;
+the crop is the 192x192 window of highest luma detail in malvar's render) to look for smears and
+casts.
 
 Files that are not Bayer (CMYG, linear DNG) are listed as skipped: LibRaw develops them for every
 back-end, so there is nothing to compare.
@@ -43,11 +49,34 @@ def hf_energy(img: np.ndarray) -> float:
     return float(np.mean(lap**2))
 
 
+def detail_window(img: np.ndarray, side: int) -> tuple[slice, slice]:
+    """The ``side`` x ``side`` window (on a grid of half steps) with the most edges: luma gradient
+    energy of the image averaged over 4x4 blocks first, so that sensor noise (which a per-pixel
+    measure would pick in a flat dark area) does not count; a smear shows on edges and texture."""
+    h, w = img.shape[:2]
+    side = min(side, h, w)
+    y = img.astype(np.float64) @ np.array([0.2126, 0.7152, 0.0722])
+    h4, w4 = h // 4 * 4, w // 4 * 4
+    small = y[:h4, :w4].reshape(h4 // 4, 4, w4 // 4, 4).mean(axis=(1, 3))
+    grad = np.zeros_like(small)
+    grad[:-1, :-1] = np.abs(np.diff(small, axis=0))[:, :-1] + np.abs(np.diff(small, axis=1))[:-1]
+    step = max(1, side // 2)
+    best, at = -1.0, (0, 0)
+    for y0 in range(0, h - side + 1, step):
+        for x0 in range(0, w - side + 1, step):
+            e = float(grad[y0 // 4:(y0 + side) // 4, x0 // 4:(x0 + side) // 4].mean())
+            if e > best:
+                best, at = e, (y0, x0)
+    return slice(at[0], at[0] + side), slice(at[1], at[1] + side)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("files", nargs="*", type=Path)
-    ap.add_argument("--backends", default="jdd,jdd-noise,pynet,pynet-ca,cameranet")
+    ap.add_argument("--backends", default=None, help="comma-separated (default: every registered one but malvar)")
     ap.add_argument("--tile", type=int, default=256, help="tile side for the tiled render of blending back-ends")
+    ap.add_argument("--no-seams", action="store_true", help="skip the tiled-vs-whole renders (two more develops)")
+    ap.add_argument("--crops", type=Path, default=None, help="write side-by-side crops here")
     args = ap.parse_args(argv)
 
     from rawdev.backends import registry
@@ -58,7 +87,10 @@ def main(argv: list[str] | None = None) -> int:
     if not files:
         print(f"no files (and {SHARED_RAW} is absent)", file=sys.stderr)
         return 1
-    names = [b.strip() for b in args.backends.split(",") if b.strip()]
+    if args.backends is None:
+        names = [s.name for s in registry.list_backends() if s.name != "malvar"]
+    else:
+        names = [b.strip() for b in args.backends.split(",") if b.strip()]
     print("| file | CFA | back-end | mean colour diff vs malvar (8-bit levels, worst channel) | "
           "PSNR vs malvar (dB) | HF energy / malvar's | tiled vs whole (dB) | seconds |")
     print("|---|---|---|---|---|---|---|---|")
@@ -71,6 +103,8 @@ def main(argv: list[str] | None = None) -> int:
         base = PipelineConfig(backend="malvar", output_bits=None)
         ref = develop_raw(raw, base).image
         ref_hf = hf_energy(ref)
+        window = detail_window(ref, 192)
+        crops = [ref[window]]
         for name in names:
             spec = registry.get(name)
             cfg = PipelineConfig(backend=name, output_bits=None)
@@ -81,13 +115,21 @@ def main(argv: list[str] | None = None) -> int:
             diff = (img.astype(np.float64) - ref).reshape(-1, 3).mean(axis=0) * 255
             worst = diff[np.argmax(np.abs(diff))]
             seam = ""
-            if not spec.tile_exact:
+            crops.append(img[window])
+            if not spec.tile_exact and not args.no_seams:
                 tiled = develop_raw(raw, PipelineConfig(backend=name, output_bits=None, tile=args.tile)).image
                 whole = develop_raw(raw, PipelineConfig(backend=name, output_bits=None, tile=1 << 16)).image
                 seam = f"{psnr(tiled, whole):.2f}"
             print(f"| {f.name} | {raw.meta.cfa.bayer_pattern} | {res.backend} | {worst:+.2f} "
                   f"(R {diff[0]:+.2f}, G {diff[1]:+.2f}, B {diff[2]:+.2f}) | {psnr(img, ref):.2f} | "
-                  f"{hf_energy(img) / ref_hf:.2f} | {seam} | {sec:.1f} |")
+                  f"{hf_energy(img) / ref_hf:.2f} | {seam} | {sec:.1f} |", flush=True)
+        if args.crops is not None:
+            from PIL import Image
+
+            args.crops.mkdir(parents=True, exist_ok=True)
+            strip = np.concatenate([np.pad(c, ((0, 0), (0, 4), (0, 0)), constant_values=1.0) for c in crops], axis=1)
+            Image.fromarray(np.round(np.clip(strip, 0, 1) * 255).astype(np.uint8)).save(
+                args.crops / f"real_{f.stem}.png")
     return 0
 
 

@@ -49,6 +49,14 @@ def test_info_imports_no_torch(demo_dng):
     assert _heavy_modules(["info", str(demo_dng)]) == []
 
 
+def test_the_estimators_info_shows_are_numpy_only():
+    # the white balance and noise stages are written once, in numpy; the pipeline makes tensors of their output
+    code = ("import sys, rawdev.stages.white_balance, rawdev.stages.noise, rawdev.stages.normalise; "
+            "print('torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.stdout.strip() == "False", out.stderr
+
+
 def test_classical_develop_overlaps_the_torch_import(demo_dng, tmp_path):
     # The develop itself needs torch (the stages run on it), imported while LibRaw decodes.
     dst = tmp_path / "out.jpg"

@@ -179,3 +179,32 @@ def test_area_mean_is_the_mean_over_each_cell(shape, size):
             cell = x[i * H // h:-(-(i + 1) * H // h), j * W // w:-(-(j + 1) * W // w)]
             want[i, j] = cell.mean(axis=(0, 1))
     assert np.allclose(area_mean(x, size), want, rtol=1e-12, atol=0)
+
+
+@pytest.mark.parametrize("kind", ["bayer-cellmap", "xtrans-array", "no-repeat"])
+def test_camera_thumbnail_is_the_per_colour_mean_of_each_cell(kind):
+    """Per sub-lattice sums (a repeating CFA cell) or per-colour masks (none) give, in every grid cell,
+    the mean of each colour's samples and whether any sample is clipped: checked against the definition."""
+    from rawdev.stages.white_balance import _CLIP, camera_thumbnail
+    from rawdev.types import CellMap
+
+    rng = np.random.default_rng(5)
+    H, W, size = 61, 94, (7, 11)
+    m = rng.random((H, W), dtype=np.float32) * 1.02
+    if kind == "bayer-cellmap":
+        colors = CellMap(np.array([[1, 0], [2, 1]], np.uint8), (H, W))
+    elif kind == "xtrans-array":
+        cell = rng.integers(0, 3, (6, 6))
+        colors = np.tile(cell, (H // 6 + 1, W // 6 + 1))[:H, :W]
+    else:
+        colors = rng.integers(0, 3, (H, W))
+    full = np.asarray(colors)
+    thumb = camera_thumbnail(m, colors, size)
+    for i in range(size[0]):
+        for j in range(size[1]):
+            ys = slice(i * H // size[0], -(-(i + 1) * H // size[0]))
+            xs = slice(j * W // size[1], -(-(j + 1) * W // size[1]))
+            for c in range(3):
+                sel = m[ys, xs][full[ys, xs] == c]
+                assert thumb.rgb[i, j, c] == pytest.approx(sel.mean() if sel.size else 0.0, rel=1e-5, abs=1e-7)
+            assert thumb.clipped[i, j] == (m[ys, xs] >= _CLIP).any()

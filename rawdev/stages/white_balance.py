@@ -89,52 +89,112 @@ class PreviewFit:
     preview_chroma: tuple[float, float]  # mean R/G, B/G of the preview, linear light
 
 
-def _bin_sums(x: np.ndarray, n_out: int, axis: int) -> np.ndarray:
-    """Sums of ``x`` over ``n_out`` bins along ``axis``, bin ``i`` covering
-    ``[floor(i n / n_out), ceil((i + 1) n / n_out))`` (neighbouring bins share a sample where ``n`` is
-    not a multiple of ``n_out``): one pass over the data, in float64."""
-    n = x.shape[axis]
+def _bins(n: int, n_out: int) -> tuple[np.ndarray, np.ndarray]:
+    """Start and end (exclusive) of ``n_out`` bins over ``n`` samples: bin ``i`` covers
+    ``[floor(i n / n_out), ceil((i + 1) n / n_out))``, so neighbouring bins share a sample where ``n``
+    is not a multiple of ``n_out`` (PyTorch's ``adaptive_avg_pool2d`` cells)."""
     i = np.arange(n_out)
-    start, end = (i * n) // n_out, -((-(i + 1) * n) // n_out)
-    cuts = np.unique(np.concatenate([start, end]))  # disjoint pieces, summed once each
-    pieces = np.add.reduceat(x, cuts[:-1], axis=axis, dtype=np.float64)
+    return (i * n) // n_out, -((-(i + 1) * n) // n_out)
+
+
+def _range_sums(x: np.ndarray, start: np.ndarray, end: np.ndarray, axis: int) -> np.ndarray:
+    """Sums of ``x`` over the index ranges ``[start[i], end[i])`` along ``axis`` (empty ranges sum to
+    0): the disjoint pieces between all the bounds are summed once each (``reduceat``), then every
+    range is a difference of their running sum. float64 (int64 for integer data: casting uint8 to
+    float64 inside ``reduceat`` is several times slower)."""
+    n = x.shape[axis]
+    cuts = np.unique(np.concatenate([start, end, [0, n]]))
+    acc = np.int64 if np.issubdtype(x.dtype, np.integer) else np.float64
+    pieces = np.add.reduceat(x, cuts[:-1], axis=axis, dtype=acc)
     shape = list(pieces.shape)
     shape[axis] = 1
-    run = np.concatenate([np.zeros(shape), np.cumsum(pieces, axis=axis)], axis=axis)
+    run = np.concatenate([np.zeros(shape, acc), np.cumsum(pieces, axis=axis)], axis=axis)
     return (np.take(run, np.searchsorted(cuts, end), axis=axis)
             - np.take(run, np.searchsorted(cuts, start), axis=axis))
 
 
-def _grid_sums(x: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """Sums of an ``(H, W, ...)`` array over the cells of a ``size`` = ``(h, w)`` grid (see :func:`area_mean`)."""
-    return _bin_sums(_bin_sums(x, size[0], 0), size[1], 1)
+def _grid_sums(x: np.ndarray, rows: tuple[np.ndarray, np.ndarray], cols: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+    """Sums of an ``(H, W, ...)`` array over the rectangles ``rows[0][i]:rows[1][i]`` x
+    ``cols[0][j]:cols[1][j]``.
+
+    Columns first: summing along rows (contiguous) in float64 took 0.08 s on a 24 MP float32 mosaic
+    against 1.06 s for the same along columns, and leaves a small array for the second axis."""
+    if x.dtype == np.bool_:
+        x = x.view(np.uint8)
+    if x.ndim > 2:  # channel by channel: reducing (H, W, 3) along W walks 3-wide rows (6x slower)
+        flat = x.reshape(x.shape[:2] + (-1,))
+        out = np.stack([_grid_sums(flat[..., k], rows, cols) for k in range(flat.shape[-1])], axis=-1)
+        return out.reshape(out.shape[:2] + x.shape[2:])
+    return _range_sums(_range_sums(x, *cols, axis=1), *rows, axis=0)
 
 
 def area_mean(x: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """An ``(H, W, ...)`` array reduced to ``(h, w, ...)`` by averaging over a grid of cells: cell
     ``(i, j)`` covers rows ``floor(i H / h) .. ceil((i + 1) H / h)`` and the same in columns (area
     averaging, as PyTorch's ``adaptive_avg_pool2d``), float64."""
-    h, w = size
-    rows, cols = _bin_sums(np.ones(x.shape[0]), h, 0), _bin_sums(np.ones(x.shape[1]), w, 0)
-    area = np.outer(rows, cols).reshape((h, w) + (1,) * (x.ndim - 2))
-    return _grid_sums(x, size) / area
+    (r0, r1), (c0, c1) = _bins(x.shape[0], size[0]), _bins(x.shape[1], size[1])
+    area = np.outer(r1 - r0, c1 - c0).reshape(tuple(size) + (1,) * (x.ndim - 2))
+    return _grid_sums(x, (r0, r1), (c0, c1)) / area
 
 
-def camera_thumbnail(mosaic: np.ndarray, colors: np.ndarray, size: tuple[int, int], orientation: int = 1) -> CameraThumb:
+def _on_lattice(bounds: tuple[np.ndarray, np.ndarray], offset: int, period: int) -> tuple[np.ndarray, np.ndarray]:
+    """Bins over the full-resolution axis mapped to the sub-lattice ``offset, offset + period, ...``:
+    sample ``offset + period k`` lies in ``[s, e)`` when ``k`` lies in ``[ceil((s - offset) / period),
+    ceil((e - offset) / period))``."""
+    s, e = bounds
+    return np.maximum(-(-(s - offset) // period), 0), np.maximum(-(-(e - offset) // period), 0)
+
+
+def _cfa_cell(colors) -> np.ndarray | None:
+    """The cell a colour map repeats (a :class:`~rawdev.types.CellMap`'s own, else the smallest of at
+    most 16 x 16 that tiles the map), None when it repeats none."""
+    cell = getattr(colors, "cell", None)
+    if cell is not None:
+        return np.asarray(cell)
+    full = np.asarray(colors)
+    H, W = full.shape
+    for p in (1, 2, 4, 6, 8, 16):
+        for q in (1, 2, 4, 6, 8, 16):
+            if p <= H and q <= W and np.array_equal(full, np.tile(full[:p, :q], (-(-H // p), -(-W // q)))[:H, :W]):
+                return full[:p, :q]
+    return None
+
+
+def camera_thumbnail(mosaic: np.ndarray, colors, size: tuple[int, int], orientation: int = 1) -> CameraThumb:
     """Per-colour means of a normalised ``(H, W)`` mosaic over a ``size`` = ``(h, w)`` grid (before
     orientation; cells as in :func:`area_mean`), then turned by EXIF ``orientation``: the neutral
-    render's raw material, cheap enough to make for every file (one summing pass per colour)."""
+    render's raw material, cheap enough to make for every file.
+
+    ``colors`` is the colour map (R, G, B = 0, 1, 2), an array or a :class:`~rawdev.types.CellMap`.
+    A CFA repeats a small cell, so each of its positions is a regular sub-lattice of one colour: the
+    sums are taken per sub-lattice with the grid's bounds mapped onto it, every sample read once and
+    the counts exact from the geometry (no per-colour masks over the whole mosaic).
+    """
     from .orientation import apply_orientation
 
     m = np.asarray(mosaic, dtype=np.float32)
-    col = np.asarray(colors)
-    out = []
-    for c in range(3):
-        mask = col == c
-        s, n = _grid_sums(np.where(mask, m, np.float32(0)), size), _grid_sums(mask, size)
-        out.append(np.divide(s, n, out=np.zeros_like(s), where=n > 0))
-    rgb = np.stack(out, axis=-1).astype(np.float32)
-    clipped = _grid_sums(m >= _CLIP, size) > 0
+    H, W = m.shape
+    rows, cols = _bins(H, size[0]), _bins(W, size[1])
+    cell = _cfa_cell(colors)
+    sums = np.zeros((3,) + tuple(size))
+    counts = np.zeros((3,) + tuple(size))
+    if cell is None:  # no repeating cell (none is known): per-colour masks over the whole map
+        full = np.asarray(colors)
+        for c in range(3):
+            sums[c] = _grid_sums(np.where(full == c, m, np.float32(0)), rows, cols)
+            counts[c] = _grid_sums(full == c, rows, cols)
+    else:
+        p, q = cell.shape
+        for dy in range(min(p, H)):
+            r = _on_lattice(rows, dy, p)
+            for dx in range(min(q, W)):
+                c = int(cell[dy, dx])
+                if c < 3:
+                    cc = _on_lattice(cols, dx, q)
+                    sums[c] += _grid_sums(m[dy::p, dx::q], r, cc)
+                    counts[c] += np.outer(r[1] - r[0], cc[1] - cc[0])
+    rgb = np.moveaxis(np.divide(sums, counts, out=np.zeros_like(sums), where=counts > 0), 0, -1).astype(np.float32)
+    clipped = _grid_sums(m >= _CLIP, rows, cols) > 0
     return CameraThumb(apply_orientation(rgb, orientation), apply_orientation(clipped, orientation))
 
 
@@ -547,7 +607,9 @@ def _fit_libraw_preview(raw: RawImage, base: LibRawWB, highlight_mode: int) -> t
     grid, (gh, gw) = preview_grid(pv, ow / oh)
     size = (gw, gh) if raw.meta.orientation in (5, 6, 7, 8) else (gh, gw)
     rgb = area_mean(lin, size).astype(np.float32)
-    clipped = _grid_sums((lin >= _CLIP).any(-1), size) > 0
+    # any channel at the clip point, one channel at a time (.any(-1) over 3-wide rows is 7x slower)
+    over = np.logical_or.reduce([lin[..., k] >= _CLIP for k in range(lin.shape[-1])])
+    clipped = _grid_sums(over, _bins(H, size[0]), _bins(W, size[1])) > 0
     thumb = CameraThumb(apply_orientation(rgb, raw.meta.orientation), apply_orientation(clipped, raw.meta.orientation))
     fit = preview_gains(thumb, grid, None)
     return None if fit is None else (fit.gains, chromaticity_error(thumb, grid, None, (1.0, 1.0, 1.0)))
