@@ -37,7 +37,7 @@ from .tiling import resolve_device
 from .types import CFALayout, RawImage
 
 __all__ = ["PipelineConfig", "DevelopResult", "DevelopStream", "DevelopPlan", "Route", "plan_develop", "develop_raw",
-           "develop_stream", "develop", "develop_libraw", "develop_to_file", "keep_runners", "output_dtype"]
+           "develop_stream", "develop", "develop_to_file", "keep_runners", "output_dtype"]
 
 _LIBRAW_HIGHLIGHT = {"clip": 0, "unclip": 1, "blend": 2}
 #: Length of the regions a band is made of, along the band: learned back-ends in tiles, classical
@@ -617,25 +617,6 @@ def develop_stream(raw: RawImage, cfg: PipelineConfig = PipelineConfig()) -> Dev
 def develop_raw(raw: RawImage, cfg: PipelineConfig = PipelineConfig()) -> DevelopResult:
     """Develop a decoded :class:`RawImage` with ``cfg``."""
     return develop_stream(raw, cfg).collect()
-
-
-def develop_libraw(raw: RawImage, cfg: PipelineConfig = PipelineConfig()) -> DevelopResult:
-    """The reference render: LibRaw's own demosaic (AHD) with rawdev's white balance, LibRaw's colour
-    matrix, then rawdev's exposure, curve and orientation (``cfg.backend`` is ignored)."""
-    notices: list[str] = []
-    check_mode(cfg.highlights)
-    if raw.colors is not None:
-        wb = spec_wb = cfa_white_balance(raw, cfg.wb)
-    else:
-        spec_wb = libraw_white_balance(raw, cfg.wb, _LIBRAW_HIGHLIGHT[cfg.highlights])
-        wb = spec_wb.wb
-    if wb.notice:
-        notices.append(wb.notice)
-    img = _develop_libraw(raw, cfg, spec_wb)
-    orientation = raw.meta.orientation if cfg.apply_orientation else 1
-    if orientation != 1:
-        img = apply_orientation(img, orientation)
-    return DevelopResult(img, raw, wb, LIBRAW_FALLBACK, orientation, notices, None)
 
 
 def develop(path: str | Path, cfg: PipelineConfig | None = None, **options) -> DevelopResult:

@@ -142,8 +142,14 @@ class JDDCore:
 def _build_jdd(
     noise_aware: bool = False,
     *,
+    device: str | torch.device = "auto",
+    dtype: str | torch.dtype | None = None,
+    tile: int | None = None,
+    batch: int | None = None,
+    workers: int | None = None,
+    threads: int | None = None,
     fade: bool = True,
-    **options,
+    **_: object,
 ) -> Runner:
     """Build the ``jdd`` (or ``jdd-noise``) runner.
 
@@ -151,8 +157,8 @@ def _build_jdd(
         noise_aware: the noise-aware model (``jdd-noise``).
         fade: ``jdd-noise`` only: fade into the noise-free network over :data:`JDD_NOISE_FADE`
             (False: the fine-tuned network alone at every noise level).
-        options: :func:`~.runner.execution`'s (device, dtype, tile, batch, workers, threads).
-            CPU ``workers``: tiles run concurrently, each with single-threaded ops (no per-layer
+        device, dtype, tile, batch, workers, threads: :func:`~.runner.execution`'s. CPU
+            ``workers``: tiles run concurrently, each with single-threaded ops (no per-layer
             barrier; measured faster, and much faster when other processes share the cores);
             default one per torch thread. 1 gives classic intra-op parallelism.
 
@@ -160,7 +166,7 @@ def _build_jdd(
         WeightsError: weights missing, damaged or not fitting.
         UsageError, BackendError: bad device or dtype.
     """
-    run = execution(**_execution_options(options))
+    run = execution(device, dtype, tile, batch, workers, threads)
     if noise_aware:
         path = resolve_path(JDD_NOISE.file)
         if not path.is_file():
@@ -174,12 +180,6 @@ def _build_jdd(
         return Runner(get("jdd-noise"), core, run)
     core = JDDCore(load_into(BayerDemosaicNet(), JDD_BAYER), device=run.device, dtype=run.dtype, xtrans_spec=JDD_XTRANS)
     return Runner(get("jdd"), core, run)
-
-
-def _execution_options(options: dict) -> dict:
-    """The build options :func:`~.runner.execution` takes (callers may pass others, e.g. ``fade``)."""
-    keys = ("device", "dtype", "tile", "batch", "workers", "threads")
-    return {k: options[k] for k in keys if k in options}
 
 
 def load_student(spec: WeightsSpec, ranges: WeightsSpec | None = None) -> torch.nn.Module:
@@ -216,12 +216,13 @@ def load_student(spec: WeightsSpec, ranges: WeightsSpec | None = None) -> torch.
         raise WeightsError(f"int8 calibration ranges do not fit the student ({err})", resolve_path(ranges.file)) from None
 
 
-def student_runner(net: torch.nn.Module, name: str = "jdd-fast", **options) -> Runner:
+def student_runner(net: torch.nn.Module, name: str = "jdd-fast", *, device: str | torch.device = "auto",
+                   tile: int | None = None, batch: int | None = None, workers: int | None = None) -> Runner:
     """A runner for any student network ``net`` under ``name``'s spec, its margin the network's own
-    border made even (benchmarks and tests of students that are not the shipped one)."""
+    border made even (benchmarks and tests of students that are not the shipped one); float32."""
     from dataclasses import replace
 
-    run = execution(**_execution_options(options))
+    run = execution(device, None, tile, batch, workers)
     spec = replace(get(name), margin=even_margin(net.border))
     return Runner(spec, JDDCore(net, device=run.device, dtype=run.dtype), run)
 
@@ -230,11 +231,18 @@ def _build_student(
     name: str,
     weights: WeightsSpec,
     ranges: WeightsSpec | None = None,
-    **options,
+    *,
+    device: str | torch.device = "auto",
+    dtype: str | torch.dtype | None = None,
+    tile: int | None = None,
+    batch: int | None = None,
+    workers: int | None = None,
+    threads: int | None = None,
+    **_: object,
 ) -> Runner:
     """The runner of a compressed student (``jdd-fast``), or of its int8 version (``jdd-fast-int8``:
     CPU only, float32 around the int8 trunk). Options as for :func:`_build_jdd`."""
-    run = execution(**_execution_options(options))
+    run = execution(device, dtype, tile, batch, workers, threads)
     if ranges is not None and run.device.type != "cpu":
         raise BackendError("the int8 student runs on the CPU only (x86 quantised kernels); use --device cpu")
     net = load_student(weights, ranges)
