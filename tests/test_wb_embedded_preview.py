@@ -104,12 +104,12 @@ def _file_with_preview(tmp_path, preview, name="f.dng"):
     return write_dng(tmp_path / name, lit, pattern="GBRG", xyz_to_camera=camera, as_shot=False, preview=preview)
 
 
-@pytest.mark.parametrize("kind", ["absent", "black", "flat grey", "grey-scale"])
+@pytest.mark.parametrize("kind", ["absent", "tiny", "black", "flat grey", "grey-scale"])
 def test_an_absent_or_useless_preview_falls_back_to_grey_edge(tmp_path, kind):
     camera = np.asarray(XYZ_TO_CAMERA[1])
     lit, gains = _lit_scene("tungsten", camera, seed=7)
     good = camera_rendering(lit, camera, gains, size=(H // 2, W // 2))
-    preview = {"absent": None, "black": np.zeros_like(good), "flat grey": np.full_like(good, 128),
+    preview = {"absent": None, "tiny": camera_rendering(lit, camera, gains, size=(2, 3)), "black": np.zeros_like(good), "flat grey": np.full_like(good, 128),
                "grey-scale": np.repeat(good.mean(-1, keepdims=True).astype(np.uint8), 3, -1)}[kind]
     path = _file_with_preview(tmp_path, preview)
     res = develop_raw(read_raw(path), PipelineConfig(output_bits=8))

@@ -37,7 +37,7 @@ class BatchOptions:
     jobs: int | None = None  # worker processes; None: the number of cores (at most one per file)
     threads: int | None = None  # threads per worker; None: cores // jobs
     timeout_s: float | None = DEFAULT_TIMEOUT_S  # None: no limit
-    max_memory: str = "none"  # per worker and file, as typed ("4G", "none")
+    max_memory: int | None = None  # bytes one worker may map for one file; None: no limit
     skip_existing: bool = True
     overwrite: bool = False
     fail_fast: bool = False
@@ -89,6 +89,7 @@ def batch_command(
 
     Exit codes: 0 every file developed (or skipped), 1 some failed, 2 usage error, 130 interrupted.
     """
+    from ..batch import parse_memory
     from ..io.write import default_bits
 
     if fmt == Fmt.jpg and bits == 16:
@@ -99,7 +100,7 @@ def batch_command(
         allow_black=allow_black, bits=bits or default_bits(fmt.value, colorspace.value))
     code = _batch(BatchOptions(
         inputs=tuple(inputs), out_dir=out_dir, fmt=fmt.value, quality=quality, config=config, jobs=jobs,
-        threads=threads, timeout_s=timeout or None, max_memory=max_memory, skip_existing=skip_existing,
+        threads=threads, timeout_s=timeout or None, max_memory=parse_memory(max_memory), skip_existing=skip_existing,
         overwrite=overwrite, fail_fast=fail_fast, json_lines=json_lines, quiet=quiet, cluster=cluster,
         scheduler_file=scheduler_file))
     if code:
@@ -173,13 +174,12 @@ class _Reporter:
 
 def _batch(opts: BatchOptions) -> int:
     """Run a batch; the exit code (0 all developed or skipped, 1 some failed)."""
-    from ..batch import BatchSummary, FileResult, cpu_count, find_inputs, parse_memory, plan_jobs, run_batch
+    from ..batch import BatchSummary, FileResult, cpu_count, find_inputs, plan_jobs, run_batch
 
     t0 = time.monotonic()
     out_dir, cfg = opts.out_dir, opts.config
     if out_dir.exists() and not out_dir.is_dir():
         raise UsageError("the output must be a folder", out_dir)
-    mem = parse_memory(opts.max_memory)
     on_cluster = opts.cluster is not None or opts.scheduler_file is not None
     if opts.cluster is not None and opts.scheduler_file is not None:
         raise UsageError("give --cluster or --scheduler-file, not both")
@@ -229,7 +229,7 @@ def _batch(opts: BatchOptions) -> int:
         n_jobs = opts.jobs or min(cpu_count(), max(1, len(planned)))
         results = run_batch(planned, cfg, jobs=n_jobs, quality=opts.quality, overwrite=opts.overwrite,
                             skip_existing=opts.skip_existing, fail_fast=opts.fail_fast, timeout=opts.timeout_s,
-                            max_memory=mem, threads=opts.threads, preview=opts.preview, pool_factory=pool_factory)
+                            max_memory=opts.max_memory, threads=opts.threads, preview=opts.preview, pool_factory=pool_factory)
         try:
             for r in results:
                 summary.add(r)

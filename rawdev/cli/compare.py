@@ -36,7 +36,7 @@ class CompareOptions:
     crop_size: int = 48  # side of a region, in image pixels
     zoom: int = 5  # enlargement of the regions
     timeout_s: float | None = DEFAULT_TIMEOUT_S  # per back-end and file; None: no limit
-    max_memory: str = "none"  # per back-end run, as typed
+    max_memory: int | None = None  # bytes one back-end run may map; None: no limit
     quiet: bool = False
 
 
@@ -63,12 +63,14 @@ def compare_command(
 ) -> None:
     """Develop with several back-ends side by side: a contact sheet (whole image and zoomed crops where
     they differ most, with time, memory, PSNR/SSIM) and a short report. Exit 1 if a back-end failed."""
+    from ..batch import parse_memory
+
     config = pipeline_config(backend=PipelineConfig.backend, wb=wb, highlights=highlights, exposure=exposure,
                              auto_bright=auto_bright, no_orient=no_orient, device=device, tile=tile)
     code = _compare(CompareOptions(
         inputs=tuple(inputs), backends=tuple(b.strip() for b in backends.split(",") if b.strip()), out_dir=out_dir,
         config=config, reference=reference, reference_backend=reference_backend, crops=crops, crop_size=crop_size,
-        zoom=zoom, timeout_s=timeout or None, max_memory=max_memory, quiet=quiet))
+        zoom=zoom, timeout_s=timeout or None, max_memory=parse_memory(max_memory), quiet=quiet))
     if code:
         raise typer.Exit(code)
 
@@ -81,7 +83,7 @@ def _sheet_name(src: Path, rel: Path) -> str:
 def _compare(opts: CompareOptions) -> int:
     """Compare the back-ends on every input; the exit code (1 if a back-end failed on a file)."""
     from ..backends import registry
-    from ..batch import find_inputs, parse_memory
+    from ..batch import find_inputs
     from ..compare import compare_file, load_reference, write_report, write_sheet
 
     names = list(opts.backends)
@@ -101,7 +103,6 @@ def _compare(opts: CompareOptions) -> int:
     if out_dir.exists() and not out_dir.is_dir():
         raise UsageError("the output must be a folder", out_dir)
     ref_img = load_reference(reference) if reference is not None else None
-    mem = parse_memory(opts.max_memory)
     cfg = opts.config
     failed = 0
     for path, reason in walk_errors:
@@ -127,7 +128,7 @@ def _compare(opts: CompareOptions) -> int:
 
         comp = compare_file(src, names, cfg, reference_image=ref_img, reference_name=reference.name if reference else None,
                             reference_backend=reference_backend, crops=opts.crops, crop_size=opts.crop_size,
-                            timeout=opts.timeout_s, max_memory=mem, on_run=on_run)
+                            timeout=opts.timeout_s, max_memory=opts.max_memory, on_run=on_run)
         if not any(r.ok for r in comp.runs):
             failed += 1
             print(f"rawdev: error: {src}: no back-end could develop it; no contact sheet", file=sys.stderr)

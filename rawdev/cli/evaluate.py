@@ -12,9 +12,10 @@ The main CLI mounts this sub-app with ``app.add_typer(evaluate.app, name="eval")
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Literal, Optional
 
 import typer
 from rich.console import Console
@@ -24,7 +25,7 @@ from ..backends.registry import ROUNDTRIP_BACKENDS
 from ..errors import UsageError
 from ._options import DEFAULT_DEVICE, BackendsOpt, DeviceOpt, JsonOpt, LimitOpt, SeedOpt, handle_errors
 
-__all__ = ["app", "format_markdown", "format_table"]
+__all__ = ["app", "format_markdown", "format_table", "DemosaicEvalOptions"]
 
 DEFAULT_ROUNDTRIP = ",".join(ROUNDTRIP_BACKENDS)
 
@@ -100,7 +101,27 @@ def format_markdown(result) -> str:
     return "\n".join(lines) + "\n"
 
 
+@dataclass(frozen=True)
+class DemosaicEvalOptions:
+    """What ``rawdev eval demosaic`` was asked (see :func:`rawdev.evaluate.demosaic.evaluate_demosaic`)."""
+
+    directory: Path  # 8-bit sRGB photos
+    method: str  # a back-end
+    pattern: str = "RGGB"  # the Bayer pattern the photos are sampled with
+    border: int = 10  # pixels dropped per side before scoring
+    noise_sigma: float = 0.0  # Gaussian noise sigma on the 0-255 scale
+    noise_model: str = "gaussian"  # or "shot-read" (variance shot * x + read, linear light)
+    shot: float = 0.0
+    read: float = 0.0
+    seed: int = 0  # image i uses seed + i
+    device: str = DEFAULT_DEVICE
+    limit: int | None = None  # only the first N photos
+    with_ssim: bool = False
+    output: Literal["table", "json", "markdown"] = "table"
+
+
 @app.command("demosaic")
+@handle_errors
 def demosaic(
     directory: Annotated[Path, typer.Argument(help="Folder of 8-bit sRGB photos (PNG, TIFF, JPEG).", show_default=False)],
     method: Annotated[str, typer.Option("--method", "-m", help="Back-end name: bilinear, malvar, menon, or a learned one.")],
@@ -119,37 +140,40 @@ def demosaic(
     as_markdown: Annotated[bool, typer.Option("--markdown", help="Print a Markdown table instead.")] = False,
 ) -> None:
     """Mosaic each photo in DIRECTORY, demosaic it with METHOD, print CPSNR per image and the mean."""
-    _demosaic(directory, method, pattern=pattern, border=border, noise=noise, noise_model=noise_model.value,
-              shot=shot, read=read, seed=seed, device=device, limit=limit, with_ssim=with_ssim,
-              as_json=as_json, as_markdown=as_markdown)
+    if as_json and as_markdown:
+        raise UsageError("--json and --markdown exclude each other")
+    _demosaic(DemosaicEvalOptions(
+        directory=directory, method=method, pattern=pattern, border=border, noise_sigma=noise,
+        noise_model=noise_model.value, shot=shot, read=read, seed=seed, device=device, limit=limit,
+        with_ssim=with_ssim, output="json" if as_json else "markdown" if as_markdown else "table"))
 
 
-@handle_errors
-def _demosaic(directory: Path, method: str, *, noise: float, as_json: bool, as_markdown: bool, **options) -> None:
+def _demosaic(opts: DemosaicEvalOptions) -> None:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from ..evaluate.demosaic import evaluate_demosaic, list_images
 
-    if as_json and as_markdown:
-        raise UsageError("--json and --markdown exclude each other")
-    files = list_images(directory)[: options.pop("limit") or None]
+    files = list_images(opts.directory)[: opts.limit or None]
     # Refreshed by hand after each image: no background refresh thread competing with the timed
     # back-end calls for the GIL.
     progress = Progress(
         TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-        console=Console(stderr=True), transient=True, auto_refresh=False, disable=as_json or as_markdown,
+        console=Console(stderr=True), transient=True, auto_refresh=False, disable=opts.output != "table",
     )
     with progress:
-        task = progress.add_task(f"{method}", total=len(files))
+        task = progress.add_task(opts.method, total=len(files))
 
         def on_image(row) -> None:
-            progress.update(task, advance=1, description=f"{method}: {row.name} {row.cpsnr:.2f} dB")
+            progress.update(task, advance=1, description=f"{opts.method}: {row.name} {row.cpsnr:.2f} dB")
             progress.refresh()
 
-        result = evaluate_demosaic(directory, method, noise_sigma=noise, files=files, on_image=on_image, **options)
-    if as_json:
+        result = evaluate_demosaic(opts.directory, opts.method, pattern=opts.pattern, border=opts.border,
+                                   noise_sigma=opts.noise_sigma, noise_model=opts.noise_model, shot=opts.shot,
+                                   read=opts.read, seed=opts.seed, device=opts.device, with_ssim=opts.with_ssim,
+                                   files=files, on_image=on_image)
+    if opts.output == "json":
         typer.echo(json.dumps(result.to_dict(), indent=2))
-    elif as_markdown:
+    elif opts.output == "markdown":
         typer.echo(format_markdown(result), nl=False)
     else:
         Console().print(format_table(result))
