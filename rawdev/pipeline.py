@@ -492,12 +492,13 @@ def _encode(rgb: torch.Tensor, matrix: np.ndarray, bits: int | None, curve: str)
     return quantise(hwc, bits, curve).numpy()
 
 
-def _develop_libraw(raw: RawImage, cfg: PipelineConfig, wb: WhiteBalance | LibRawWB) -> np.ndarray:
-    """Sensors rawdev does not demosaic itself go through LibRaw's demosaic, then our tone and output.
-    ``wb``: rawdev's gains (3-colour sensors), or LibRaw's own settings (:class:`LibRawWB`)."""
-    check_mode(cfg.highlights)
+def _develop_libraw(raw: RawImage, cfg: PipelineConfig, plan: DevelopPlan) -> np.ndarray:
+    """The LibRaw route: LibRaw's render with the plan's white balance (rawdev's gains, or for
+    sensors LibRaw renders itself its own settings, :class:`LibRawWB`), then our exposure, tone and
+    output (auto-brightening measured on the render)."""
     hl = _LIBRAW_HIGHLIGHT[cfg.highlights]
     render = registry.get(LIBRAW).build()
+    wb = plan.libraw_wb or plan.wb
     if isinstance(wb, LibRawWB):
         lin = render(raw.meta.path, wb=wb.user_wb, camera_wb=wb.camera, auto_wb=wb.auto, highlight_mode=hl)
         post = np.diag(wb.post)
@@ -506,16 +507,15 @@ def _develop_libraw(raw: RawImage, cfg: PipelineConfig, wb: WhiteBalance | LibRa
         lin = render(raw.meta.path, wb=(g[0], g[1], g[2], g[1]), highlight_mode=hl)
         post = np.eye(3)
     rgb = torch.from_numpy(lin).permute(2, 0, 1)
-    ev = cfg.exposure_ev
+    ev = plan.exposure_ev
     if cfg.auto_bright:
         ev += float(np.log2(auto_bright_gain(rgb[:, ::2, ::2] * 2.0**ev)))
     H, W = lin.shape[:2]
-    out = np.empty((H, W, 3), dtype=output_dtype(cfg.output_bits))
-    to_space, curve = _output_transform(cfg)
+    out = np.empty((H, W, 3), dtype=plan.dtype)
     for y0 in range(0, H, cfg.band_rows):
         y1 = min(H, y0 + cfg.band_rows)
         # the preview correction (linear sRGB) first, then the output space
-        out[y0:y1] = _encode(rgb[:, y0:y1], np.asarray(to_space) @ post * 2.0**ev, cfg.output_bits, curve)
+        out[y0:y1] = _encode(rgb[:, y0:y1], np.asarray(plan.to_space) @ post * 2.0**ev, cfg.output_bits, plan.curve)
     return out
 
 
@@ -605,8 +605,7 @@ def develop_stream(raw: RawImage, cfg: PipelineConfig = PipelineConfig()) -> Dev
         H, W = raw.data.shape[:2]
         bands = _develop_cfa(raw, cfg, plan)
     else:  # LibRaw's renders have their own size (a linear DNG has no mosaic)
-        img = _develop_isp(raw, cfg, plan) if plan.route is Route.DISPLAY else \
-            _develop_libraw(raw, cfg, plan.libraw_wb or plan.wb)
+        img = _develop_isp(raw, cfg, plan) if plan.route is Route.DISPLAY else _develop_libraw(raw, cfg, plan)
         H, W = img.shape[:2]
         bands = _bands_of(img, plan.orientation, cfg.band_rows)
     ow, oh = oriented_size(W, H, plan.orientation)

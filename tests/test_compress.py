@@ -76,6 +76,28 @@ def test_int8_trunk_tracks_float_and_sparsity_counts():
     assert abs(sparsity(sp) - 0.75) < 0.01 and sparsity(net) == 0.0
 
 
+def test_int8_rebuilt_from_stored_ranges_keeps_the_observers_parameters():
+    """The rebuilt observers give what the x86 HistogramObserver gives from the same stored min/max
+    (its search over an empty histogram), so skipping that search changes no quantisation parameter."""
+    from rawdev.models.quantise import _observers, _prepare
+
+    net = _randomise(StudentJDD((16,) * 3, 8)).eval()
+    m3, _ = _m3(size=96)
+    s = torch.tensor([0.0, 0.04])
+    ranges = calibrate_ranges(net, [(m3, s)])
+    prepared = _prepare(net, net.features(m3, s))
+    obs = _observers(prepared)
+    assert obs and all(type(o).__name__ == "HistogramObserver" for o in obs.values())
+    q = Int8Student(net, ranges)
+    scales = [m.scale for m in q.qtrunk.modules() if hasattr(m, "scale") and isinstance(m.scale, float)]
+    for name, o in list(obs.items())[:2]:  # the histogram search costs about a second each
+        o.min_val, o.max_val = ranges[f"{name}.min_val"].clone(), ranges[f"{name}.max_val"].clone()
+        slow_scale, slow_zero = o.calculate_qparams()
+        fast_scale, fast_zero = o._calculate_qparams(o.min_val, o.max_val)
+        assert torch.equal(slow_scale, fast_scale) and torch.equal(slow_zero, fast_zero)
+    assert scales  # the converted trunk holds quantised layers
+
+
 def test_distillation_runs_resumes_and_exports(tmp_path):
     from PIL import Image
 
