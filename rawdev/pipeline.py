@@ -242,8 +242,8 @@ class DevelopPlan:
     ``libraw_wb`` says how LibRaw is asked); ``matrix`` camera RGB -> linear sRGB (None: the file
     has none); ``exposure_ev`` the exposure, auto-brightening included where it is measured on the
     mosaic (LibRaw renders measure it on the render); ``noise_model`` the model a noise-aware
-    back-end is told about, as ``sigma`` (its input domain, one value) or ``noise_coefficients``
-    (shot, read) for an ISP; ``device`` and ``runner`` the built back-end; ``to_space`` / ``curve``
+    back-end is told about, as ``sigma`` (its input domain, one value; for an ISP, the figure its
+    jdd-noise start is told) and, for an ISP, ``noise_coefficients`` (shot, read); ``device`` and ``runner`` the built back-end; ``to_space`` / ``curve``
     the output transform; ``dtype`` the output's samples.
     """
 
@@ -361,8 +361,8 @@ def plan_develop(raw: RawImage, cfg: PipelineConfig = PipelineConfig()) -> Devel
     coefficients = None
     if route is Route.DISPLAY:
         coefficients, model = _noise_coefficients(raw, cfg, wb.gains, notices)
-        shot, read = coefficients
-        sigma = float(np.sqrt(shot * 0.18 + read))
+        # What its jdd-noise start is told: the figure `--backend jdd-noise` gets for this file.
+        sigma = backend_sigma(raw, model, wb.gains, encoded=True)
     else:
         sigma, model = _noise_sigma(raw, cfg, spec, wb.gains, notices)
     return DevelopPlan(route, backend=spec.name, wb=wb, notices=tuple(notices), exposure_ev=ev, matrix=matrix,
@@ -443,7 +443,7 @@ def _develop_isp(raw: RawImage, cfg: PipelineConfig, plan: DevelopPlan) -> np.nd
     with torch.inference_mode():
         m = _linear_wb_band(raw, 0, H, plan.wb.gains).clamp_(max=1.0)
         disp = plan.runner(m[None, None], _cfa_for_band(raw, 0), noise=torch.tensor(plan.noise_coefficients),
-                           matrix=m_out)[0].float().cpu()
+                           matrix=m_out, start_sigma=plan.sigma)[0].float().cpu()
         del m
         hwc = disp.permute(1, 2, 0)
         if cfg.curve == "linear":

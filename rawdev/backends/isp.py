@@ -56,14 +56,20 @@ class JDDNoiseStart:
     """The ``jdd-noise`` back-end as a :class:`~rawdev.models.isp_frame.LearnedISP` start:
     ``start(mosaic, noise) -> linear camera RGB`` of an RGGB mosaic, with no gradient.
 
-    Run as the pipeline runs it: on the clipped sRGB-encoded mosaic, with the sigma of
-    :func:`~rawdev.models.isp_frame.jdd_noise_sigma` for the (shot, read) ``noise``. The runner is
+    Run as the pipeline runs it: on the clipped sRGB-encoded mosaic, told :attr:`sigma` when a develop
+    set it (the figure ``--backend jdd-noise`` gets for the file), else the sigma of
+    :func:`~rawdev.models.isp_frame.jdd_noise_sigma` for the (shot, read) ``noise`` (training). The runner is
     built on first use for the input's device and dtype (and again if they change).
     """
 
     def __init__(self) -> None:
         self._key: tuple | None = None
         self._runner = None
+        #: The figure to tell jdd-noise for the image being developed (set per image by
+        #: :meth:`ISPCore.prepare`): what ``--backend jdd-noise`` is told for the same file
+        #: (:func:`rawdev.stages.noise.backend_sigma`, the RMS of the per-pixel sigma). None (training,
+        #: tests): :func:`~rawdev.models.isp_frame.jdd_noise_sigma` of the (shot, read) ``noise``.
+        self.sigma: float | None = None
 
     def __call__(self, mosaic: torch.Tensor, noise: torch.Tensor | None) -> torch.Tensor:
         from .registry import get
@@ -74,7 +80,11 @@ class JDDNoiseStart:
             self._runner = get("jdd-noise").build(device=str(mosaic.device), dtype=mosaic.dtype, workers=1)
             self._key = key
         with torch.no_grad():
-            out = srgb_decode(self._runner(srgb_encode(mosaic), "RGGB", noise=jdd_noise_sigma(noise, mosaic.shape[0])))
+            if self.sigma is not None and noise is not None:
+                sigma = torch.full((mosaic.shape[0],), float(self.sigma))
+            else:
+                sigma = jdd_noise_sigma(noise, mosaic.shape[0])
+            out = srgb_decode(self._runner(srgb_encode(mosaic), "RGGB", noise=sigma))
         # the runner works in inference mode; a plain copy can take part in the training graph
         return out.clone()
 
@@ -202,10 +212,13 @@ class ISPCore:
             ctx["stats"] = stats
         return ctx
 
-    def prepare(self, aligned: torch.Tensor, noise=None, matrix=None):
+    def prepare(self, aligned: torch.Tensor, noise=None, matrix=None, start_sigma: float | None = None):
         """The core of one image's tiles: ``aligned`` (1, 1, H, W) starts on RGGB; ``noise`` None
         or its (shot, read) coefficients; ``matrix`` camera RGB -> linear sRGB, exposure folded in
-        (None: identity)."""
+        (None: identity); ``start_sigma`` the figure a learned jdd-noise start is told (the pipeline
+        passes what ``--backend jdd-noise`` is told for the file; None: derived from ``noise``)."""
+        if isinstance(self.net.start_with, JDDNoiseStart):
+            self.net.start_with.sigma = start_sigma
         m = torch.eye(3) if matrix is None else torch.as_tensor(np.asarray(matrix), dtype=torch.float32)
         m = m.to(self.device, self.dtype)
         nz = None if noise is None else torch.as_tensor(noise, dtype=torch.float32).reshape(1, 2).to(self.device, self.dtype)
