@@ -141,6 +141,11 @@ def develop_on_worker(task: dict, opts: _PoolOptions, batch_id: str) -> dict:
         return {"status": "skipped", "reason": "output exists (completed by an earlier attempt on a lost worker)"}
     pool = _pool_for(opts)
     with _lock:
+        # Checked again with the registration, under one lock: an abort that came while the pool
+        # was being made found nothing registered to stop, and this file would then run to the end
+        # (a hang until its timeout) after the batch was interrupted.
+        if batch_id in _aborted:
+            return {"status": "not-processed", "reason": "cancelled", "error": None}
         _running.setdefault(batch_id, set()).add(pool)
     try:
         results = [result for _key, result in pool.run([(0, task)])]

@@ -57,6 +57,7 @@ def test_bad_option_values_are_one_line_usage_errors():
 def test_flags_show_no_type_in_help():
     r = run_cli("develop", "--help")
     assert r.returncode == 0
-    lines = [line for line in r.stdout.splitlines() if "--overwrite" in line or "--quiet" in line]
-    assert len(lines) == 2 and all("<bool>" not in line for line in lines), lines
+    lines = [line for line in r.stdout.splitlines() if "--overwrite" in line or "--quiet" in line or "--help" in line]
+    assert len(lines) == 3 and all("<bool>" not in line for line in lines), lines
+    assert "<bool>" not in run_cli("--help").stdout + run_cli("eval", "roundtrip", "--help").stdout
     assert "<int>" in next(line for line in r.stdout.splitlines() if "--bits" in line)

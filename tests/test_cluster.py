@@ -266,3 +266,33 @@ def test_tasks_carry_absolute_paths(tmp_path, monkeypatch):
     assert task["cfg"].look == str(tmp_path / "looks/d1.json") and task["quality"] == 92
     assert _for_workers({"src": "a", "dst": "b", "cfg": Config(look="camera")})["cfg"].look == "camera"
     assert _for_workers({"src": "a", "dst": "b", "cfg": None})["cfg"] is None  # --preview
+
+
+def test_abort_while_the_pool_is_being_made_stops_the_file(monkeypatch, tmp_path):
+    """The interrupt reaches a worker after the task's first check and before its pool is registered
+    (making a pool starts a process, so the window is wide under load): the task must see the abort
+    instead of developing the file to the end. Found by test_cluster_interrupt_stops_running_files
+    failing under load, whose next test then waited 598 s for the hang to time out."""
+    from rawdev import cluster
+
+    ran = []
+
+    class Pool:
+        def run(self, tasks):
+            ran.extend(tasks)
+            return iter([(0, {"status": "developed", "reason": "", "error": None})])
+
+    batch_id = "rawdev-test-abort-race"
+
+    def pool_for(opts):
+        assert cluster._abort_batch(batch_id, wait_s=0) == 0  # nothing registered yet to stop
+        return Pool()
+
+    monkeypatch.setattr(cluster, "_pool_for", pool_for)
+    monkeypatch.setattr(cluster, "_drop_pool", lambda: None)
+    try:
+        got = cluster.develop_on_worker({"dst": str(tmp_path / "x.jpg")}, None, batch_id)
+    finally:
+        cluster._aborted.discard(batch_id)
+    assert got["status"] == "not-processed" and not ran
+    assert batch_id not in cluster._running

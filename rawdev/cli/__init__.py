@@ -27,6 +27,17 @@ def _hide_flag_types(command) -> None:
     for param in command.params:
         if getattr(param, "is_flag", False) and param.metavar is None:
             param.metavar = ""
+    if not getattr(command, "_rawdev_help_hidden", False):  # --help is made per call, not a param
+        make_help = command.get_help_option
+
+        def get_help_option(ctx, make_help=make_help):
+            opt = make_help(ctx)
+            if opt is not None and opt.metavar is None:
+                opt.metavar = ""
+            return opt
+
+        command.get_help_option = get_help_option
+        command._rawdev_help_hidden = True
     for sub in getattr(command, "commands", {}).values():
         _hide_flag_types(sub)
 
