@@ -64,13 +64,12 @@ def chroma_error(developed: np.ndarray, preview: np.ndarray) -> float:
     return float(np.abs((d[[0, 2]] / d[1]) / (p[[0, 2]] / p[1]) - 1).max())
 
 
-#: Measured failures of the preview fit (``rawdev.stages.white_balance.preview_gains``) with the third
+#: Measured failure of the preview fit (``rawdev.stages.white_balance.preview_gains``) with the third
 #: camera matrix of ``rawdev.cameras`` (large off-diagonal terms), which the GRBG case uses: under
 #: tungsten the fitted R gain is 1.3 % off the light's (1.612 vs 1.633), 3.5 % in mean R/G after the
-#: matrix; under shade the fit gives up (under 5 % of samples usable in its first round, which renders
-#: with gains 1, 1, 1) and grey-edge is used, 33 % off. Strict: the test fails when the fit is mended.
-_KNOWN = {("tungsten", "GRBG"): "preview fit 1.3 % off in R: 3.5 % chromaticity error",
-          ("shade", "GRBG"): "preview fit gives up (first round at gains 1, 1, 1): grey-edge, 33 % off"}
+#: matrix. (Under shade the same matrix made the fit give up while it started from gains 1, 1, 1;
+#: it starts from grey-world gains now and passes.) Strict: the test fails when the fit is mended.
+_KNOWN = {("tungsten", "GRBG"): "preview fit 1.3 % off in R: 3.5 % chromaticity error"}
 #: Tungsten (the indoor case of issue 14) in the default run; shade and fluorescent in the slow run.
 CASES = [pytest.param(ill, ph, marks=[m for m in (
     pytest.mark.xfail(strict=True, reason=_KNOWN[(ill, ph)]) if (ill, ph) in _KNOWN else None,
