@@ -43,7 +43,7 @@ import torch
 
 from ..cfa import bayer_masks, mosaic
 from ..errors import UsageError, WeightsError
-from .data import PhotoPool, load_sources
+from .data import PhotoPool, load_sources, training_pool, validation_sources
 from .jdd import NATIVE_PATTERN, make_val_fn, noisy_mosaic
 from .loop import TrainConfig, TrainResult, load_checkpoint, resolve_device, train
 from .synthesis import sample_sigmas
@@ -282,13 +282,11 @@ def train_student(
     recipe.validate()
     cfg.validate()
     device = resolve_device(cfg.device)
-    pool = load_sources(list(data), split="train").to(device)
-    if recipe.patch > pool.min_side():
-        raise UsageError(f"patch {recipe.patch} exceeds the smallest training photo side {pool.min_side()}")
+    pool = training_pool(data, recipe.patch, device)
     teacher = teacher if teacher is not None else build_teacher(device)
     net = build_student(recipe)
     val_fn = None
-    val_sources = list(val_data) if val_data is not None else [p for p in data if str(p).endswith(".npz")]
+    val_sources = validation_sources(data, val_data)
     if val_sources:
         try:
             val_pool = load_sources(val_sources, split="val").to(device)

@@ -33,6 +33,8 @@ from ..errors import InputError, UsageError
 
 __all__ = [
     "IMAGE_EXTENSIONS",
+    "training_pool",
+    "validation_sources",
     "load_photo",
     "find_photos",
     "PhotoPool",
@@ -340,3 +342,21 @@ def load_sources(paths: list[str | Path], *, split: str = "train", jpeg_downscal
         raise UsageError(f"no {split} photos in {', '.join(map(str, paths))}")
     log.info("loaded %d %s photos (%.1f MP)", len(photos), split, sum(x.shape[1] * x.shape[2] for x in photos) / 1e6)
     return PhotoPool(photos, names)
+
+
+def training_pool(data, patch: int, device) -> PhotoPool:
+    """The ``train`` photos of ``data`` on ``device``, checked to hold ``patch``-sized crops (what
+    every trainer needs before its first step).
+
+    Raises:
+        UsageError: ``patch`` exceeds the smallest photo side (and :func:`load_sources`' errors).
+    """
+    pool = load_sources(list(data), split="train").to(device)
+    if patch > pool.min_side():
+        raise UsageError(f"patch {patch} exceeds the smallest training photo side {pool.min_side()}")
+    return pool
+
+
+def validation_sources(data, val_data=None) -> list:
+    """``val_data`` if given, else the packs among ``data`` (their ``val`` split; plain folders have none)."""
+    return list(val_data) if val_data is not None else [p for p in data if str(p).endswith(".npz")]

@@ -47,7 +47,7 @@ from ..cfa import mosaic
 from ..errors import UsageError
 from ..backends.isp import DEFAULT_ISP_BASE, DEFAULT_ISP_KIND, ISP_ARCH, ISP_BASES, UNNAMED_BASE, make_isp
 from ..models.isp_frame import ISPArch, LearnedISP, levels_of
-from .data import PhotoPool, load_sources
+from .data import PhotoPool, training_pool
 from .loop import TrainConfig, TrainResult, resolve_device, train
 from .synthesis import add_shot_read_noise, decode_srgb, random_noise_levels, random_rgb_to_cam
 
@@ -172,9 +172,7 @@ def train_isp(
     device = resolve_device(cfg.device)
     if cfg.threads:
         torch.set_num_threads(int(cfg.threads))
-    pool = load_sources(list(data), split="train").to(device)
-    if recipe.patch > pool.min_side():
-        raise UsageError(f"patch {recipe.patch} exceeds the smallest training photo side {pool.min_side()}")
+    pool = training_pool(data, recipe.patch, device)
     net = make_isp(recipe.kind, width=recipe.width, kernels=recipe.kernels, padding_mode=recipe.padding_mode,
                    instance_norm=recipe.instance_norm, base=recipe.base)
     if init is not None:  # continue from exported weights (a new run of further stages)

@@ -51,7 +51,7 @@ import torch
 
 from ..cfa import bayer_masks, mosaic
 from ..errors import UsageError, WeightsError
-from .data import PhotoPool, colour_augment, load_sources
+from .data import PhotoPool, colour_augment, load_sources, training_pool, validation_sources
 from .loop import TrainConfig, TrainResult, resolve_device, train
 from .synthesis import add_gaussian_noise, sample_sigmas, srgb_equivalent_noise
 
@@ -343,12 +343,10 @@ def train_jdd(
     recipe.validate()
     cfg.validate()
     device = resolve_device(cfg.device)
-    pool = load_sources(list(data), split="train").to(device)
-    if recipe.patch > pool.min_side():
-        raise UsageError(f"patch {recipe.patch} exceeds the smallest training photo side {pool.min_side()}")
+    pool = training_pool(data, recipe.patch, device)
     val_fn = None
     val_pool_ready = None
-    val_sources = list(val_data) if val_data is not None else [p for p in data if str(p).endswith(".npz")]
+    val_sources = validation_sources(data, val_data)
     if val_sources:
         try:
             val_pool = load_sources(val_sources, split="val").to(device)
