@@ -50,36 +50,29 @@ class LazyBuild:
 # -- classical demosaickers -----------------------------------------------------------------------
 _CLASSICAL = "rawdev.backends.classical"
 
-register(BackendSpec(
-    name="bilinear",
-    kind="classical",
-    description="Bilinear interpolation of each colour plane (the field's baseline).",
-    margin=2,
-    build=LazyBuild(_CLASSICAL, "_build_classical", ("bilinear", "BILINEAR")),
-    reference="bilinear",
-))
-register(BackendSpec(
-    name="malvar",
-    kind="classical",
-    description="Malvar, He & Cutler 2004: gradient-corrected linear 5x5 filters. Default.",
-    margin=4,
-    build=LazyBuild(_CLASSICAL, "_build_classical", ("malvar", "MALVAR2004")),
-    reference="Malvar2004",
-))
-register(BackendSpec(
-    name="menon",
-    kind="classical",
-    description="Menon, Andriani & Calvagno 2007 (DDFAPD): directional filtering with a posteriori decision.",
-    margin=16,
-    build=LazyBuild(_CLASSICAL, "_build_classical", ("menon", "MENON2007")),
-    reference="Menon2007",
-))
+#: name: (margin, reference, stages.demosaic.DemosaicMethod member, description)
+_CLASSICAL_METHODS = {
+    "bilinear": (2, "bilinear", "BILINEAR", "Bilinear interpolation of each colour plane (the field's baseline)."),
+    "malvar": (4, "Malvar2004", "MALVAR2004", "Malvar, He & Cutler 2004: gradient-corrected linear 5x5 filters. Default."),
+    "menon": (16, "Menon2007", "MENON2007",
+              "Menon, Andriani & Calvagno 2007 (DDFAPD): directional filtering with a posteriori decision."),
+}
+for _name, (_margin, _ref, _method, _description) in _CLASSICAL_METHODS.items():
+    register(BackendSpec(
+        name=_name,
+        kind="classical",
+        description=_description,
+        margin=_margin,
+        build=LazyBuild(_CLASSICAL, "_build_classical", (_name, _method)),
+        reference=_ref,
+    ))
 # The same demosaickers run on the sRGB-encoded mosaic (the pipeline encodes before, decodes after).
 # Colour-difference interpolation assumes R - G and B - G vary slowly; under shading a surface keeps
 # its channel *ratios*, which a log-like encoding turns into differences. Measured on the round-trip
 # DNGs (docs/benchmarks.md), clean: Menon +4.1 / +3.0 dB and Malvar +2.7 / +2.9 dB (Kodak24 / McMaster)
 # over linear light.
-for _name, _margin, _ref, _method in (("malvar", 4, "Malvar2004", "MALVAR2004"), ("menon", 16, "Menon2007", "MENON2007")):
+for _name in ("malvar", "menon"):
+    _margin, _ref, _method, _ = _CLASSICAL_METHODS[_name]
     register(BackendSpec(
         name=f"{_name}-srgb",
         kind="classical",
