@@ -271,7 +271,7 @@ def _resolve(p: Path) -> Path:
 
 
 def prepare_worker(threads: int) -> None:
-    """Import the developer and cap torch's thread pools (runs once in each worker)."""
+    """Import the developer and cap torch's and OpenCV's thread pools (runs once in each worker)."""
     import torch
 
     torch.set_num_threads(threads)
@@ -285,15 +285,31 @@ def prepare_worker(threads: int) -> None:
 
     registry.list_backends()
     pipeline.keep_runners()  # weights are read once per worker, not once per file
-    _exiv2()  # map exiv2's shared libraries now, before the worker's address-space limit is set
+    # Map the shared libraries now, before the worker's address-space limit is set (OpenCV's
+    # alone is about 70 MB of address space, which a --max-memory limit would refuse later).
+    _exiv2()
+    import cv2
+    import numpy as np
+    import PIL.Image  # noqa: F401
+
+    # OpenCV's pool has as many threads as cores by default: the worker's share, as for torch (each
+    # extra thread's malloc arena maps 64 MB, which also counts against --max-memory).
+    cv2.setNumThreads(threads)
+
+    # OpenBLAS maps its work buffer at the first matrix product and exits the process when it cannot
+    # (the noise estimator's fits run under the limit): have it mapped now.
+    np.ones((256, 256)) @ np.ones((256, 256))  # large enough for its blocked (buffered) path
 
 
 def develop_task(task: dict) -> dict:
     """Develop ``task["src"]`` into ``task["dst"]`` with ``task["cfg"]`` (a PipelineConfig)."""
+    from .backends.registry import get
+    from .memory import memory_policy_for
     from .pipeline import develop_to_file
 
     src, dst = Path(task["src"]), Path(task["dst"])
     t0 = time.perf_counter()
+    memory_policy_for(get(task["cfg"].backend).arrays)
     try:
         res = develop_to_file(src, dst, task["cfg"], quality=task["quality"], overwrite=task["overwrite"])
     except OutputExistsError:

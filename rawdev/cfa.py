@@ -7,7 +7,7 @@ pattern of the result; these helpers compute the new one so that no stage ever g
 
 from __future__ import annotations
 
-import torch
+from typing import TYPE_CHECKING
 
 from .errors import UsageError
 from .types import BAYER_PATTERNS, BayerPattern
@@ -22,6 +22,9 @@ __all__ = [
     "mosaic",
     "align_phase",
 ]
+
+if TYPE_CHECKING:
+    import torch
 
 _INDEX = {"R": 0, "G": 1, "B": 2}
 
@@ -85,9 +88,13 @@ def align_phase(pattern, target: str, offset: int = 0) -> tuple[int, int]:
 
 
 def bayer_masks(
-    pattern: str, height: int, width: int, *, device=None, dtype: torch.dtype = torch.float32
+    pattern: str, height: int, width: int, *, device=None, dtype: torch.dtype | None = None
 ) -> torch.Tensor:
-    """``(3, H, W)`` one-hot masks: ``masks[c, y, x] = 1`` where the sensor samples colour ``c``."""
+    """``(3, H, W)`` one-hot masks (``dtype``, float32 by default): ``masks[c, y, x] = 1`` where the
+    sensor samples colour ``c``."""
+    import torch  # here, not at the top: pattern arithmetic alone must not import torch
+
+    dtype = torch.float32 if dtype is None else dtype
     cell = torch.tensor(pattern_cell(pattern), device=device)
     ys = torch.arange(height, device=device) % 2
     xs = torch.arange(width, device=device) % 2

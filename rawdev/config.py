@@ -30,5 +30,8 @@ class PipelineConfig:
     device: str = "auto"
     tile: int | None = None  # learned back-ends: tile side in pixels; None = the back-end default
     noise: float | None = None  # noise sigma for noise-aware back-ends, in their input domain
+    # "auto": classical back-ends on the sRGB-encoded mosaic reduce noise when the file's noise model
+    # says it shows (rawdev.stages.denoise); "off": never
+    denoise: Literal["auto", "off"] = "auto"
     band_rows: int = 256
     allow_black: bool = False  # develop a mosaic or picture with no content (a real black frame)

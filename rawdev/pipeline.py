@@ -8,6 +8,10 @@ turned to the output orientation and handed on, so that the developer's peak mem
 band, not the image, and a writer can take the bands one by one (:func:`develop_to_file`). The
 result equals a whole-image run for back-ends that declare ``tile_exact``. Back-ends that are not
 exact under tiling get the whole mosaic and blend their own tiles (see :mod:`rawdev.tiling`).
+
+The developer's own stages work on numpy arrays; torch is imported only for back-ends whose runner
+takes tensors (the spec's ``arrays``), so a develop with a numpy back-end (the default) never pays
+for it: the import alone takes longer than LibRaw's whole develop of a 24 MP file.
 """
 
 from __future__ import annotations
@@ -17,9 +21,9 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from enum import Enum, auto
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
 from .backends import registry
 from .backends.registry import DEFAULT_BACKEND, LIBRAW, LIBRAW_FALLBACK, LIBRAW_LINEAR, BackendSpec
@@ -30,11 +34,13 @@ from .stages.highlights import blend_highlights, check_mode
 from .stages.noise import NoiseModel, backend_sigma, choose_noise_model
 from .stages.normalise import normalise
 from .stages.orientation import apply_orientation, oriented_size
-from .stages.tone import (auto_bright_gain, quantise, quantise_scale, srgb_decode, srgb_decode_unclipped,
-                          srgb_encode, srgb_encode_unclipped)
+from .stages.tone import (auto_bright_gain, quantise, quantise_scale, srgb_decode,
+                          srgb_decode_unclipped, srgb_encode, srgb_encode_unclipped)
 from .stages.white_balance import LibRawWB, WhiteBalance, apply_gains_mosaic, cfa_white_balance, libraw_white_balance
-from .tiling import resolve_device
-from .types import CFALayout, RawImage
+from .types import CellMap, CFALayout, RawImage
+
+if TYPE_CHECKING:
+    import torch
 
 __all__ = ["PipelineConfig", "DevelopResult", "DevelopStream", "DevelopPlan", "Route", "plan_develop", "develop_raw",
            "develop_stream", "develop", "develop_to_file", "keep_runners", "output_dtype"]
@@ -119,7 +125,7 @@ def keep_runners(enabled: bool = True) -> None:
     _kept_runners = {} if enabled else None
 
 
-def _runner(spec, device: torch.device, tile: int | None) -> Callable:
+def _runner(spec, device: torch.device | None, tile: int | None) -> Callable:
     if _kept_runners is None:
         return spec.build(device=str(device), tile=tile)
     key = (spec.name, str(device), tile)
@@ -200,19 +206,19 @@ def _cfa_for_band(raw: RawImage, top: int, left: int = 0) -> CFALayout:
     return raw.meta.cfa.shifted(top, left)
 
 
-def _preview_linear(raw: RawImage, gains, matrix) -> torch.Tensor:
+def _preview_linear(raw: RawImage, gains, matrix) -> np.ndarray:
     """A cheap half-size linear sRGB image from the 2x2 cells (for auto exposure statistics)."""
     meta = raw.meta
     h, w = raw.data.shape[0] // 2 * 2, raw.data.shape[1] // 2 * 2
-    acc = torch.zeros(3, h // 2, w // 2)
-    cnt = torch.zeros(3, 1, 1)
+    acc = np.zeros((3, h // 2, w // 2), np.float32)
+    cnt = np.zeros((3, 1, 1), np.float32)
     for dy in (0, 1):
         for dx in (0, 1):
             c = int(raw.colors[dy % raw.colors.shape[0], dx % raw.colors.shape[1]])
             plane = normalise(raw.data[dy:h:2, dx:w:2], raw.black_map[dy:h:2, dx:w:2], meta.white_level)
-            acc[c] += torch.from_numpy(plane) * gains[c]
+            acc[c] += plane * np.float32(gains[c])
             cnt[c] += 1
-    rgb = (acc / cnt.clamp(min=1)).clamp_(max=1.0)
+    rgb = np.minimum(acc / np.maximum(cnt, 1), 1.0)
     return apply_matrix(rgb, matrix)
 
 
@@ -262,8 +268,9 @@ class DevelopPlan:
     noise_model: NoiseModel | None = None
     sigma: float | None = None
     noise_coefficients: tuple[float, float] | None = None
-    device: torch.device | None = None
+    device: torch.device | None = None  # None: a numpy runner, on the CPU
     runner: Callable | None = None
+    denoise_sigma: float | None = None  # the noise reduction stage's figure (None: it does not run)
 
 
 def _noise_sigma(raw: RawImage, cfg: PipelineConfig, spec, gains, notices: list[str]) -> tuple[float | None, NoiseModel | None]:
@@ -350,7 +357,14 @@ def plan_develop(raw: RawImage, cfg: PipelineConfig = PipelineConfig()) -> Devel
             raise UsageError(f"back-end {spec.name!r} renders display sRGB itself; --colorspace {cfg.colorspace} "
                              f"needs a demosaicking back-end (e.g. {DEFAULT_BACKEND})", meta.path)
     # The set-up both of rawdev's own routes share.
-    device = resolve_device(cfg.device) if spec.kind == "learned" else torch.device("cpu")
+    if spec.arrays == "numpy":
+        device = None
+    else:
+        import torch
+
+        from .tiling import resolve_device
+
+        device = resolve_device(cfg.device) if spec.kind == "learned" else torch.device("cpu")
     runner = _runner(spec, device, cfg.tile)
     matrix = meta.rgb_cam
     if matrix is None:
@@ -365,9 +379,19 @@ def plan_develop(raw: RawImage, cfg: PipelineConfig = PipelineConfig()) -> Devel
         sigma = backend_sigma(raw, model, wb.gains, encoded=True)
     else:
         sigma, model = _noise_sigma(raw, cfg, spec, wb.gains, notices)
+    denoise_sigma = None
+    if cfg.denoise == "auto" and spec.kind == "classical" and spec.input_domain == "mosaic_srgb_wb":
+        from .stages.denoise import chroma_radius
+
+        nr_model = choose_noise_model(raw, cfg.noise)
+        s = backend_sigma(raw, nr_model, wb.gains, encoded=True)
+        if chroma_radius(s):
+            denoise_sigma, model = s, nr_model
+            notices.append(f"noise reduction for sigma {s * 255:.1f}/255 (noise model from "
+                           f"{_NOISE_SOURCE[model.source]}: {model.describe()}); --denoise off to skip it")
     return DevelopPlan(route, backend=spec.name, wb=wb, notices=tuple(notices), exposure_ev=ev, matrix=matrix,
                        noise_model=model, sigma=sigma, noise_coefficients=coefficients, device=device, runner=runner,
-                       **common)
+                       denoise_sigma=denoise_sigma, **common)
 
 
 def _develop_cfa(raw: RawImage, cfg: PipelineConfig, plan: DevelopPlan) -> Iterator[np.ndarray]:
@@ -375,6 +399,9 @@ def _develop_cfa(raw: RawImage, cfg: PipelineConfig, plan: DevelopPlan) -> Itera
     output bands (:func:`_oriented_bands`)."""
     meta, spec, runner, device, orientation = raw.meta, plan.spec, plan.runner, plan.device, plan.orientation
     gains = plan.wb.gains
+    arrays = spec.arrays == "numpy"
+    if not arrays:
+        import torch
     noise = None if plan.sigma is None else torch.tensor([plan.sigma], dtype=torch.float32)
 
     H, W = raw.data.shape
@@ -383,6 +410,11 @@ def _develop_cfa(raw: RawImage, cfg: PipelineConfig, plan: DevelopPlan) -> Itera
     # much real context a region needs (receptive field plus its own window alignment).
     step = math.lcm(2, meta.cfa.period)
     margin = runner.band_margin(meta.cfa)
+    nr = plan.denoise_sigma
+    if nr is not None:  # the noise reduction's context, on whole CFA cells
+        from .stages.denoise import MARGIN as NR_MARGIN, reduce_noise
+
+        margin += _round_up(NR_MARGIN, step)
     if not runner.exact:
         band = chunk = max(H, W)
     elif spec.kind == "learned":
@@ -402,6 +434,8 @@ def _develop_cfa(raw: RawImage, cfg: PipelineConfig, plan: DevelopPlan) -> Itera
     # --highlights unclip/blend) values above the clip point. demosaicnet was trained on [0, 1].
     unclipped = spec.kind == "classical"
     encode, decode = (srgb_encode_unclipped, srgb_decode_unclipped) if unclipped else (srgb_encode, srgb_decode)
+    read = _mosaic_reader(raw, gains, clip=cfg.highlights == "clip" or (srgb_in and not unclipped),
+                          curve=encode if srgb_in else None)
     # Exposure is folded into the colour matrix: one pass instead of two.
     curve = plan.curve
     m_out = plan.to_space @ (np.eye(3) if plan.matrix is None else np.asarray(plan.matrix)) * 2.0**plan.exposure_ev
@@ -411,26 +445,33 @@ def _develop_cfa(raw: RawImage, cfg: PipelineConfig, plan: DevelopPlan) -> Itera
         p0, p1, _ = part.indices(n)
         return p0, p1, max(0, p0 - margin), min(n, p1 + margin)
 
+    def demosaicked(m: np.ndarray, a: int, c: int, inner: tuple[int, int, int, int]) -> np.ndarray:
+        """The runner on the band's mosaic: ``(3, h, w)`` float32 in its output domain."""
+        if arrays:
+            return runner(m[None, None], _cfa_for_band(raw, a, c), region=inner)[0]
+        with torch.inference_mode():
+            t = torch.from_numpy(m)[None, None].to(device)
+            return runner(t, _cfa_for_band(raw, a, c), noise=noise, region=inner)[0].float().cpu().numpy()
+
     def region(rows: slice, cols: slice) -> np.ndarray:
         y0, y1, a, b = grown(rows, H)
         x0, x1, c, d = grown(cols, W)
-        with torch.inference_mode():
-            m = _linear_wb_band(raw, a, b, gains, c, d)
-            if cfg.highlights == "clip" or (srgb_in and not unclipped):
-                m.clamp_(max=1.0)
-            if srgb_in:
-                m = encode(m)
-            rgb = runner(m[None, None].to(device), _cfa_for_band(raw, a, c), noise=noise,
-                         region=(y0 - a, y1 - a, x0 - c, x1 - c))[0]
-            del m
-            rgb = rgb.float().cpu()
-            if srgb_in:
-                rgb = decode(rgb)
-            if cfg.highlights == "clip":
-                rgb.clamp_(max=1.0)
-            elif cfg.highlights == "blend":
-                rgb = blend_highlights(rgb, 1.0)
-            return _encode(rgb, m_out, bits, curve)
+        m = read(a, b, c, d)
+        if nr is None:
+            rgb = demosaicked(m, a, c, (y0 - a, y1 - a, x0 - c, x1 - c))
+        else:  # demosaicked with the noise reduction's context, reduced, then cut to the region
+            ny0, ny1 = max(0, y0 - a - NR_MARGIN), min(b - a, y1 - a + NR_MARGIN)
+            nx0, nx1 = max(0, x0 - c - NR_MARGIN), min(d - c, x1 - c + NR_MARGIN)
+            rgb = reduce_noise(demosaicked(m, a, c, (ny0, ny1, nx0, nx1)), nr)
+            rgb = rgb[:, y0 - a - ny0 : y1 - a - ny0, x0 - c - nx0 : x1 - c - nx0]
+        del m
+        if srgb_in:
+            rgb = decode(rgb)
+        if cfg.highlights == "clip":
+            np.minimum(rgb, 1.0, out=rgb)
+        elif cfg.highlights == "blend":
+            rgb = blend_highlights(rgb, 1.0)
+        return _encode(rgb, m_out, bits, curve)
 
     return _oriented_bands(H, W, orientation, band, region, chunk)
 
@@ -440,8 +481,10 @@ def _develop_isp(raw: RawImage, cfg: PipelineConfig, plan: DevelopPlan) -> np.nd
     tiles and blends itself); the file's colour matrix and the exposure are handed to it."""
     m_out = (np.eye(3) if plan.matrix is None else np.asarray(plan.matrix)) * 2.0**plan.exposure_ev
     H = raw.data.shape[0]
+    import torch
+
+    m = torch.from_numpy(_mosaic_reader(raw, plan.wb.gains, clip=True)(0, H))
     with torch.inference_mode():
-        m = _linear_wb_band(raw, 0, H, plan.wb.gains).clamp_(max=1.0)
         disp = plan.runner(m[None, None], _cfa_for_band(raw, 0), noise=torch.tensor(plan.noise_coefficients),
                            matrix=m_out, start_sigma=plan.sigma)[0].float().cpu()
         del m
@@ -454,42 +497,72 @@ def _develop_isp(raw: RawImage, cfg: PipelineConfig, plan: DevelopPlan) -> np.nd
         return quantise(hwc * quantise_scale(cfg.output_bits, "linear"), cfg.output_bits, "linear").numpy()
 
 
-def _linear_wb_band(raw: RawImage, a: int, b: int, gains, c: int = 0, d: int | None = None) -> torch.Tensor:
-    """Rows ``a:b`` and columns ``c:d`` of the mosaic, black-subtracted, scaled to the clip point and
-    white-balanced.
+def _mosaic_reader(raw: RawImage, gains, *, clip: bool, curve: Callable | None = None
+                   ) -> Callable[[int, int, int, int | None], np.ndarray]:
+    """``read(a, b, c, d)``: rows ``a:b`` and columns ``c:d`` of the mosaic, ``(b - a, d - c)`` float32,
+    black-subtracted, scaled to the clip point, white-balanced, cut at 1.0 if ``clip`` and encoded
+    with ``curve`` (None: left linear): ``(count - black_c) * gain_c / (white - black_c)``.
 
-    ``(counts - black_c) * gain_c / (white - black_c)`` in one multiply-add per sample: per CFA cell
-    position for Bayer sensors, per pixel through the colour map otherwise.
+    For a Bayer mosaic of 16-bit counts whose black level repeats with the 2x2 cell (every camera
+    LibRaw decodes), that is one lookup per sample in a table of every count's value at each site
+    of the cell (``(2, 2, 65536)``, evaluated in float64), which replaces the passes of the
+    normalising, white-balancing and encoding stages; other mosaics go through them.
     """
     meta = raw.meta
-    cols = slice(c, d)
-    if meta.cfa.kind != "bayer":
-        m = normalise(raw.data[a:b, cols], raw.black_map[a:b, cols], meta.white_level)
-        return torch.from_numpy(apply_gains_mosaic(m, raw.colors[a:b, cols], gains))
-    counts = torch.from_numpy(raw.data[a:b, cols].astype(np.float32))
-    for dy in range(min(2, b - a)):
-        # Row-parity views keep the inner dimension contiguous; the per-column pattern of
-        # scale and offset alternates with the column parity.
-        black = torch.from_numpy(raw.black_map[a + dy, cols].astype(np.float32))
-        gain = torch.tensor(gains, dtype=torch.float32)[torch.from_numpy(raw.colors[a + dy, cols].astype(np.int64))]
-        scale = gain / torch.clamp(meta.white_level - black, min=1.0)
-        counts[dy::2].mul_(scale).sub_(black * scale)
-    return counts
+    if (meta.cfa.kind != "bayer" or raw.data.dtype != np.uint16
+            or not all(isinstance(mp, CellMap) and 2 % mp.cell.shape[0] == 0 and 2 % mp.cell.shape[1] == 0
+                       for mp in (raw.colors, raw.black_map))):
+        def read_stages(a: int, b: int, c: int = 0, d: int | None = None) -> np.ndarray:
+            cols = slice(c, d)
+            m = normalise(raw.data[a:b, cols], raw.black_map[a:b, cols], meta.white_level)
+            m = apply_gains_mosaic(m, raw.colors[a:b, cols], gains)
+            if clip:
+                np.minimum(m, 1.0, out=m)
+            return m if curve is None else curve(m).astype(np.float32, copy=False)
+
+        return read_stages
+    counts = np.arange(1 << 16, dtype=np.float64)
+    tables = np.empty((2, 2, 1 << 16), np.float32)
+    for dy in (0, 1):
+        for dx in (0, 1):
+            black = float(raw.black_map[dy, dx])
+            v = (counts - black) * (float(gains[int(raw.colors[dy, dx])]) / max(meta.white_level - black, 1.0))
+            if clip:
+                np.minimum(v, 1.0, out=v)
+            tables[dy, dx] = v if curve is None else curve(v)
+
+    def read(a: int, b: int, c: int = 0, d: int | None = None) -> np.ndarray:
+        data = raw.data[a:b, c:d]
+        out = np.empty(data.shape, np.float32)
+        for dy in (0, 1):
+            for dx in (0, 1):
+                out[dy::2, dx::2] = tables[(a + dy) % 2, (c + dx) % 2][data[dy::2, dx::2]]
+        return out
+
+    return read
 
 
-def _encode(rgb: torch.Tensor, matrix: np.ndarray, bits: int | None, curve: str) -> np.ndarray:
-    """``(3, h, W)`` white-balanced camera RGB -> ``(h, W, 3)`` output codes (or display-encoded
-    floats): the colour matrix and the change of layout in one matrix product, then the curve."""
+def _encode(rgb: np.ndarray, matrix: np.ndarray, bits: int | None, curve: str, *, planes: bool = True) -> np.ndarray:
+    """White-balanced camera RGB, ``(3, h, W)`` planes (``(h, W, 3)`` with ``planes=False``) -> ``(h, W,
+    3)`` output codes (or display-encoded floats): the change of layout and the colour matrix (one
+    threaded OpenCV pass each), then the curve."""
+    import cv2
+
     scale = 1.0 if bits is None else quantise_scale(bits, curve)
-    m = torch.as_tensor(np.asarray(matrix) * scale, dtype=rgb.dtype)
-    hwc = torch.matmul(rgb.permute(1, 2, 0), m.T)
+    shape = (rgb.shape[1], rgb.shape[2], 3) if planes else rgb.shape
+    if planes:
+        hwc = cv2.merge([np.ascontiguousarray(p, np.float32) for p in rgb])
+    else:
+        hwc = np.ascontiguousarray(rgb, np.float32)
+    # OpenCV reads an (h, W, 3) array as h x W pixels of 3 channels; 1-pixel sides are kept by the reshape
+    hwc = cv2.transform(hwc.reshape(shape), (np.asarray(matrix, np.float64) * scale).astype(np.float32)).reshape(shape)
     if bits is None:
         if curve not in ("srgb", "linear"):
             from .stages.output_space import get_space
 
-            return get_space(curve).encode(hwc.numpy()).astype(np.float32)
-        return (srgb_encode(hwc) if curve == "srgb" else hwc.clamp_(0, 1)).numpy()
-    return quantise(hwc, bits, curve).numpy()
+            return get_space(curve).encode(hwc).astype(np.float32)
+        return srgb_encode(hwc) if curve == "srgb" else np.clip(hwc, 0, 1)
+    return quantise(hwc, bits, curve)
 
 
 def _develop_libraw(raw: RawImage, cfg: PipelineConfig, plan: DevelopPlan) -> np.ndarray:
@@ -506,16 +579,16 @@ def _develop_libraw(raw: RawImage, cfg: PipelineConfig, plan: DevelopPlan) -> np
         g = wb.gains
         lin = render(raw.meta.path, wb=(g[0], g[1], g[2], g[1]), highlight_mode=hl)
         post = np.eye(3)
-    rgb = torch.from_numpy(lin).permute(2, 0, 1)
     ev = plan.exposure_ev
     if cfg.auto_bright:
-        ev += float(np.log2(auto_bright_gain(rgb[:, ::2, ::2] * 2.0**ev)))
+        ev += float(np.log2(auto_bright_gain(lin[::2, ::2].transpose(2, 0, 1) * 2.0**ev)))
     H, W = lin.shape[:2]
     out = np.empty((H, W, 3), dtype=plan.dtype)
     for y0 in range(0, H, cfg.band_rows):
         y1 = min(H, y0 + cfg.band_rows)
         # the preview correction (linear sRGB) first, then the output space
-        out[y0:y1] = _encode(rgb[:, y0:y1], np.asarray(plan.to_space) @ post * 2.0**ev, cfg.output_bits, plan.curve)
+        out[y0:y1] = _encode(lin[y0:y1], np.asarray(plan.to_space) @ post * 2.0**ev, cfg.output_bits, plan.curve,
+                             planes=False)
     return out
 
 
@@ -523,7 +596,7 @@ def _to_output(img: np.ndarray, cfg: PipelineConfig) -> np.ndarray:
     """Display sRGB floats ``(H, W, 3)`` -> the output's space, curve and codes."""
     if cfg.colorspace != "srgb" or cfg.curve == "linear":
         to_space, curve = _output_transform(cfg)
-        lin = srgb_decode(torch.from_numpy(np.ascontiguousarray(img, dtype=np.float32))).numpy() @ to_space.T.astype(np.float32)
+        lin = srgb_decode(np.ascontiguousarray(img, dtype=np.float32)) @ to_space.T.astype(np.float32)
         if curve == "linear":
             img = np.clip(lin, 0.0, 1.0)
         else:
@@ -561,7 +634,7 @@ def _develop_with_look(raw: RawImage, cfg: PipelineConfig) -> DevelopStream:
     img = base.collect().image
     notices = base.notices
     if cfg.lens != "off":
-        img = srgb_encode(torch.from_numpy(_lens_corrected(raw, img, cfg.lens, notices))).numpy()
+        img = srgb_encode(np.asarray(_lens_corrected(raw, img, cfg.lens, notices), np.float32))
     look = None
     if cfg.look == "neutral":
         pass

@@ -102,7 +102,9 @@ def _failure(e: BaseException, memory_limit: int | None) -> dict:
         oom = "too large to decode" in reason
     else:
         reason, cls = f"{type(e).__name__}: {' '.join(str(e).split())}".rstrip(": "), type(e).__name__
-        oom = isinstance(e, MemoryError) or "can't allocate memory" in reason or "not enough memory" in reason
+        # torch, numpy and OpenCV ("Insufficient memory") each word it their own way
+        oom = isinstance(e, MemoryError) or any(m in reason.lower() for m in (
+            "can't allocate memory", "not enough memory", "insufficient memory"))
     if oom and memory_limit:
         reason = f"out of memory: it needs more than the worker's limit (--max-memory {memory_limit >> 20} MiB)"
         cls = "MemoryError" if cls in ("MemoryError", "RuntimeError") else cls

@@ -115,11 +115,16 @@ def test_band_processing_equals_one_pass(method, monkeypatch):
     """Row bands (with halos for Menon) give exactly the whole-image result."""
     m = mosaic(_photo(101, 57), "GBRG")[None].repeat(2, 1, 1, 1)
     whole = demosaic(m, "GBRG", method)
-    target = menon_mod if method == "menon" else bilinear_mod
-    real = target.band_rows
-    monkeypatch.setattr(target, "band_rows", lambda *a, **k: 3 if method != "menon" else 9)
+    target, name = (menon_mod, "_band_step") if method == "menon" else (bilinear_mod, "band_rows")
+    real = getattr(target, name)
+    monkeypatch.setattr(target, name, lambda *a, **k: 3 if method != "menon" else 9)
     banded = demosaic(m, "GBRG", method)
-    monkeypatch.setattr(target, "band_rows", real)
+    if method == "menon":  # the numpy (OpenCV) executor bands the same way
+        arrays = m.float().numpy()
+        banded_arrays = menon_mod.demosaic_menon2007(arrays, "GBRG")
+        monkeypatch.setattr(target, name, real)
+        np.testing.assert_allclose(banded_arrays, menon_mod.demosaic_menon2007(arrays, "GBRG"), atol=0, rtol=0)
+    monkeypatch.setattr(target, name, real)
     assert torch.allclose(whole, banded, atol=1e-12, rtol=0)
 
 

@@ -40,8 +40,9 @@ def test_route_follows_the_spec(raw, monkeypatch):
             assert plan.runner is None and plan.noise_model is None
         else:
             assert plan.runner == spec.name and np.array_equal(plan.matrix, raw.meta.rgb_cam)
-            # a noise-aware back-end is told the noise in its own terms, once
-            assert (plan.noise_model is not None) == spec.uses_noise
+            # a noise model: for noise-aware back-ends, and for the noise reduction where it runs
+            assert (plan.noise_model is not None) == (spec.uses_noise or plan.denoise_sigma is not None)
+            assert plan.denoise_sigma is None or (spec.kind == "classical" and spec.input_domain == "mosaic_srgb_wb")
             assert (plan.noise_coefficients is not None) == (plan.route is Route.DISPLAY)
     assert built == [s.name for s in registry.list_backends() if _route_of(s) is not Route.LIBRAW]
 

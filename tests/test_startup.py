@@ -57,8 +57,15 @@ def test_the_estimators_info_shows_are_numpy_only():
     assert out.stdout.strip() == "False", out.stderr
 
 
-def test_classical_develop_overlaps_the_torch_import(demo_dng, tmp_path):
-    # The develop itself needs torch (the stages run on it), imported while LibRaw decodes.
+def test_default_develop_imports_no_torch(demo_dng, tmp_path):
+    # The default back-end's runner and every stage of its develop are numpy (OpenCV): no torch at all.
     dst = tmp_path / "out.jpg"
-    assert "torch" in _heavy_modules(["develop", str(demo_dng), "-o", str(dst)])
+    assert _heavy_modules(["develop", str(demo_dng), "-o", str(dst)]) == ["rawdev.pipeline"]
+    assert dst.stat().st_size > 0
+
+
+def test_torch_develop_overlaps_the_torch_import(demo_dng, tmp_path):
+    # A back-end whose runner takes tensors: torch is imported while LibRaw decodes.
+    dst = tmp_path / "out.jpg"
+    assert "torch" in _heavy_modules(["develop", str(demo_dng), "-o", str(dst), "-b", "malvar"])
     assert dst.stat().st_size > 0

@@ -176,5 +176,5 @@ def test_libraw_rendered_sensors_stream_with_their_own_size(tmp_path, monkeypatc
     render = np.random.default_rng(1).random((31, 17, 3), dtype=np.float32)
     monkeypatch.setattr(pipeline, "_develop_libraw", lambda *a, **k: render)
     st = develop_stream(raw, PipelineConfig(output_bits=None, band_rows=4))
-    assert st.backend == "libraw-linear" and st.requested == "malvar" and st.shape == (17, 31, 3)
+    assert st.backend == "libraw-linear" and st.requested == PipelineConfig.backend and st.shape == (17, 31, 3)
     np.testing.assert_array_equal(st.collect().image, apply_orientation(render, 6))

@@ -22,7 +22,7 @@ __all__ = ["WeightsSpec", "BackendSpec", "register", "get", "list_backends", "DE
            "LIBRAW_FALLBACK", "LIBRAW_LINEAR", "COMPARE_BACKENDS", "ROUNDTRIP_BACKENDS"]
 
 #: The back-end ``develop``, ``batch`` and the Python API use when none is named.
-DEFAULT_BACKEND = "malvar"
+DEFAULT_BACKEND = "menon-srgb"
 #: LibRaw's own pipeline as a registered back-end (:mod:`rawdev.backends.libraw`): the reference.
 LIBRAW = "libraw"
 #: What a result says ran when a sensor the asked back-end cannot handle (4-colour, X-Trans for a
@@ -79,6 +79,9 @@ class BackendSpec:
     tile_exact: bool = True  # tiled output equals whole-image output
     tile_overlap: int | None = None  # cross-fade half-width when not exact (None: margin // 2)
     uses_noise: bool = False
+    # what the runner takes and returns: torch tensors (tiled, any device) or numpy float32 arrays
+    # (CPU, whole arrays; the developer then runs without importing torch)
+    arrays: Literal["torch", "numpy"] = "torch"
     build: Callable[..., Any] | None = None
     weights: dict[str, WeightsSpec] = field(default_factory=dict)
     reference: str = ""

@@ -12,7 +12,7 @@ from __future__ import annotations
 import importlib
 from dataclasses import dataclass
 
-from .registry import LIBRAW, BackendSpec, WeightsSpec, register
+from .registry import DEFAULT_BACKEND, LIBRAW, BackendSpec, WeightsSpec, register
 
 __all__ = [
     "LazyBuild",
@@ -52,17 +52,20 @@ _CLASSICAL = "rawdev.backends.classical"
 
 #: name: (margin, reference, stages.demosaic.DemosaicMethod member, description)
 _CLASSICAL_METHODS = {
-    "bilinear": (2, "bilinear", "BILINEAR", "Bilinear interpolation of each colour plane (the field's baseline)."),
-    "malvar": (4, "Malvar2004", "MALVAR2004", "Malvar, He & Cutler 2004: gradient-corrected linear 5x5 filters. Default."),
+    "bilinear": (2, "bilinear", "BILINEAR", "Bilinear interpolation of each colour plane (the field's baseline).", "torch"),
+    "malvar": (4, "Malvar2004", "MALVAR2004", "Malvar, He & Cutler 2004: gradient-corrected linear 5x5 filters.",
+               "torch"),
+    # Menon has a numpy (OpenCV) executor: its develops import no torch.
     "menon": (16, "Menon2007", "MENON2007",
-              "Menon, Andriani & Calvagno 2007 (DDFAPD): directional filtering with a posteriori decision."),
+              "Menon, Andriani & Calvagno 2007 (DDFAPD): directional filtering with a posteriori decision.", "numpy"),
 }
-for _name, (_margin, _ref, _method, _description) in _CLASSICAL_METHODS.items():
+for _name, (_margin, _ref, _method, _description, _arrays) in _CLASSICAL_METHODS.items():
     register(BackendSpec(
         name=_name,
         kind="classical",
         description=_description,
         margin=_margin,
+        arrays=_arrays,
         build=LazyBuild(_CLASSICAL, "_build_classical", (_name, _method)),
         reference=_ref,
     ))
@@ -72,13 +75,15 @@ for _name, (_margin, _ref, _method, _description) in _CLASSICAL_METHODS.items():
 # DNGs (docs/benchmarks.md), clean: Menon +4.1 / +3.0 dB and Malvar +2.7 / +2.9 dB (Kodak24 / McMaster)
 # over linear light.
 for _name in ("malvar", "menon"):
-    _margin, _ref, _method, _ = _CLASSICAL_METHODS[_name]
+    _margin, _ref, _method, _description, _arrays = _CLASSICAL_METHODS[_name]
     register(BackendSpec(
         name=f"{_name}-srgb",
         kind="classical",
-        description=f"{_name} on the sRGB-encoded mosaic (colour differences of encoded values).",
+        description=f"{_name} on the sRGB-encoded mosaic (colour differences of encoded values)."
+                    + (" Default." if f"{_name}-srgb" == DEFAULT_BACKEND else ""),
         margin=_margin,
         input_domain="mosaic_srgb_wb",
+        arrays=_arrays,
         build=LazyBuild(_CLASSICAL, "_build_classical", (f"{_name}-srgb", _method)),
         reference=_ref,
     ))

@@ -33,7 +33,8 @@ from ..errors import EXIT_FAILED, EXIT_INTERRUPTED, RawdevError, UsageError
 __all__ = ["handle_errors", "parse_wb", "parse_look", "parse_lens", "console_err", "notice", "in_range", "check_max_memory",
            "check_wb", "check_device", "check_bits", "interrupt_on_sigterm", "pipeline_config",
            "MAX_EXPOSURE_EV", "TILE_RANGE", "MIN_WORKER_MEMORY",
-           "Fmt", "Highlights", "Curve", "ColourSpace", "DEFAULT_HIGHLIGHTS", "DEFAULT_CURVE", "DEFAULT_COLOURSPACE",
+           "Fmt", "Highlights", "Curve", "ColourSpace", "Denoise", "DEFAULT_HIGHLIGHTS", "DEFAULT_CURVE", "DEFAULT_COLOURSPACE",
+           "DEFAULT_DENOISE", "DenoiseOpt",
            "DEFAULT_DEVICE", "DEFAULT_QUALITY", "DEFAULT_TIMEOUT_S", "PER_COMMAND_DEFAULTS", "PER_COMMAND_MEANING"]
 
 #: Exposure compensation beyond this many stops leaves no picture in 16 bits either way.
@@ -231,6 +232,11 @@ class Curve(str, Enum):
     linear = "linear"
 
 
+class Denoise(str, Enum):
+    auto = "auto"
+    off = "off"
+
+
 class ColourSpace(str, Enum):
     srgb = "srgb"
     display_p3 = "display-p3"
@@ -241,6 +247,7 @@ class ColourSpace(str, Enum):
 
 DEFAULT_HIGHLIGHTS = Highlights(PipelineConfig.highlights)
 DEFAULT_CURVE = Curve(PipelineConfig.curve)
+DEFAULT_DENOISE = Denoise(PipelineConfig.denoise)
 DEFAULT_COLOURSPACE = ColourSpace(PipelineConfig.colorspace)
 
 
@@ -259,6 +266,7 @@ LensOpt = Annotated[str, typer.Option("--lens", help="off (default) | auto: corr
 NoOrientOpt = Annotated[bool, typer.Option("--no-orient", help="Keep the sensor orientation (do not rotate pixels).")]
 TileOpt = Annotated[Optional[int], typer.Option("--tile", callback=in_range(*TILE_RANGE, what="pixels", integer=True), help="Tile size for learned back-ends (memory vs. speed), 32..8192; default per back-end and device.")]
 NoiseSigmaOpt = Annotated[Optional[float], typer.Option("--noise", callback=in_range(0.0, 1.0), help="Noise level for noise-aware back-ends (sigma in their input domain, 0..1); default from the file.")]
+DenoiseOpt = Annotated[Denoise, typer.Option("--denoise", help="auto (default): the classical back-ends on the sRGB-encoded mosaic (the default one too) reduce noise where the file's noise model says it shows | off.")]
 AllowBlackOpt = Annotated[bool, typer.Option("--allow-black", help="Develop a file whose sensor data or picture hold no content (all black, all clipped, one flat value): a real lens-cap frame. Without it such a file is an error, as a damaged file usually is the cause.")]
 DeviceOpt = Annotated[str, typer.Option("--device", callback=check_device, help="Where learned back-ends and training run: auto (CUDA if available), cpu, cuda or cuda:N.")]
 
@@ -329,7 +337,8 @@ PER_COMMAND_MEANING = {
 def pipeline_config(*, backend: str, wb: str, highlights: Highlights, exposure: float, auto_bright: bool,
                     no_orient: bool, device: str, tile: int | None, bits: int | None = 8,
                     curve: Curve | None = None, colorspace: ColourSpace | None = None, look: str | None = None,
-                    lens: str | None = None, noise: float | None = None, allow_black: bool | None = None):
+                    lens: str | None = None, noise: float | None = None, allow_black: bool | None = None,
+                    denoise: Denoise | None = None):
     """The :class:`~rawdev.config.PipelineConfig` that the developer options of develop, batch and
     compare describe (values as parsed; ``bits``: the output's, ``None`` for float). An option a
     command does not take (``None``) keeps the config's default.
@@ -342,7 +351,8 @@ def pipeline_config(*, backend: str, wb: str, highlights: Highlights, exposure: 
                 "colorspace": None if colorspace is None else ColourSpace(colorspace).value,
                 "look": None if look is None else parse_look(look),
                 "lens": None if lens is None else parse_lens(lens),
-                "noise": noise, "allow_black": allow_black}
+                "noise": noise, "allow_black": allow_black,
+                "denoise": None if denoise is None else Denoise(denoise).value}
     return PipelineConfig(
         backend=backend, wb=parse_wb(wb), highlights=Highlights(highlights).value, exposure_ev=exposure,
         auto_bright=auto_bright, apply_orientation=not no_orient, output_bits=bits, device=device, tile=tile,

@@ -16,7 +16,7 @@ import typer
 
 from ..config import PipelineConfig
 from ..errors import UsageError, printable
-from ._options import (DEFAULT_COLOURSPACE, DEFAULT_CURVE, DEFAULT_HIGHLIGHTS, DEFAULT_QUALITY, DEFAULT_TIMEOUT_S, AllowBlackOpt, AutoBrightOpt, BackendOpt, BitsOpt, ColourSpaceOpt, CurveOpt, DeviceOpt, ExposureOpt, Fmt, FormatOpt, HighlightsOpt,
+from ._options import (DEFAULT_COLOURSPACE, DEFAULT_CURVE, DEFAULT_DENOISE, DEFAULT_HIGHLIGHTS, DenoiseOpt, DEFAULT_QUALITY, DEFAULT_TIMEOUT_S, AllowBlackOpt, AutoBrightOpt, BackendOpt, BitsOpt, ColourSpaceOpt, CurveOpt, DeviceOpt, ExposureOpt, Fmt, FormatOpt, HighlightsOpt,
                        JsonOpt, LensOpt, LookOpt, MaxMemoryOpt, NoiseSigmaOpt, NoOrientOpt, OverwriteOpt, PreviewOpt,
                        QualityOpt, QuietOpt, ThreadsOpt, TileOpt, TimeoutOpt, WbOpt, handle_errors, in_range,
                        interrupt_on_sigterm, pipeline_config)
@@ -71,6 +71,7 @@ def batch_command(
     device: DeviceOpt = PipelineConfig.device,
     tile: TileOpt = PipelineConfig.tile,
     noise: NoiseSigmaOpt = PipelineConfig.noise,
+    denoise: DenoiseOpt = DEFAULT_DENOISE,
     preview: PreviewOpt = False,
     jobs: Annotated[Optional[int], typer.Option("--jobs", "-j", callback=in_range(1, 1024, integer=True), help="Worker processes. Default: the number of cores.", show_default=False)] = None,
     threads: ThreadsOpt = None,
@@ -96,7 +97,7 @@ def batch_command(
         raise UsageError("JPEG is 8-bit; use --bits 8 or --format png/tif")
     config = None if preview else pipeline_config(
         backend=backend, wb=wb, highlights=highlights, exposure=exposure, auto_bright=auto_bright, curve=curve,
-        colorspace=colorspace, look=look, lens=lens, no_orient=no_orient, device=device, tile=tile, noise=noise,
+        colorspace=colorspace, look=look, lens=lens, no_orient=no_orient, device=device, tile=tile, noise=noise, denoise=denoise,
         allow_black=allow_black, bits=bits or default_bits(fmt.value, colorspace.value))
     code = _batch(BatchOptions(
         inputs=tuple(inputs), out_dir=out_dir, fmt=fmt.value, quality=quality, config=config, jobs=jobs,

@@ -11,7 +11,7 @@ import typer
 
 from ..config import PipelineConfig
 from ..errors import OutputError, UsageError, printable
-from ._options import (DEFAULT_COLOURSPACE, DEFAULT_CURVE, DEFAULT_HIGHLIGHTS, DEFAULT_QUALITY, AllowBlackOpt, AutoBrightOpt, BackendOpt, BitsOpt, ColourSpaceOpt, CurveOpt, DeviceOpt, ExposureOpt, Fmt, FormatOpt, HighlightsOpt, LensOpt, LookOpt,
+from ._options import (DEFAULT_COLOURSPACE, DEFAULT_CURVE, DEFAULT_DENOISE, DEFAULT_HIGHLIGHTS, DenoiseOpt, DEFAULT_QUALITY, AllowBlackOpt, AutoBrightOpt, BackendOpt, BitsOpt, ColourSpaceOpt, CurveOpt, DeviceOpt, ExposureOpt, Fmt, FormatOpt, HighlightsOpt, LensOpt, LookOpt,
                        NoiseSigmaOpt, NoOrientOpt, OverwriteOpt, PreviewOpt, QualityOpt, QuietOpt, TileOpt, WbOpt,
                        handle_errors, notice, pipeline_config)
 
@@ -76,25 +76,31 @@ def plan_outputs(inputs: list[Path], out: str | None, fmt: str) -> tuple[list[tu
 def develop_file(src: Path, dst: Path, cfg, *, quality: int, overwrite: bool, quiet: bool = False):
     """:func:`rawdev.pipeline.develop_to_file` with the notices printed as the CLI prints them.
 
-    Start-up: the pipeline (and torch, about 1.3 s on a quiet 2-core machine) is imported on a second
-    thread while this one checks the output path and LibRaw decodes the file (rawpy releases the GIL
-    while it decodes), so a develop's pixel work starts before torch is there.
+    Start-up: while this thread checks the output path and LibRaw decodes the file (rawpy releases
+    the GIL while it decodes), a second one imports what the develop needs next: the pipeline, and
+    torch for back-ends whose runner takes tensors (about 1.3 s on a quiet 2-core machine), so their
+    pixel work starts sooner. Numpy back-ends (the default) never import torch.
     """
     from ..backends.registry import get
     from ..io.raw import read_raw
     from ..io.write import check_destination
     from ._startup import import_in_background
 
-    get(cfg.backend)  # an unknown name fails here, before anything heavy is imported
+    from ..memory import memory_policy_for
+
+    spec = get(cfg.backend)  # an unknown name fails here, before anything heavy is imported
+    memory_policy_for(spec.arrays)
     check_destination(src, dst, cfg.output_bits, overwrite)
     from ._progress import DevelopProgress
 
-    pipeline = import_in_background("rawdev.pipeline")
+    heavy = [import_in_background("rawdev.pipeline")]
+    if spec.arrays != "numpy":
+        heavy.append(import_in_background("torch"))
     with DevelopProgress(f"{src.name} ({cfg.backend})", enabled=not quiet) as bar:
         raw = read_raw(src)
-        return pipeline.result().develop_to_file(src, dst, cfg, quality=quality, overwrite=overwrite,
-                                                 on_notice=lambda n: notice(n, src, quiet), raw=raw,
-                                                 progress=bar.update)
+        pipeline = [h.result() for h in heavy][0]
+        return pipeline.develop_to_file(src, dst, cfg, quality=quality, overwrite=overwrite,
+                                        on_notice=lambda n: notice(n, src, quiet), raw=raw, progress=bar.update)
 
 
 @handle_errors
@@ -118,6 +124,7 @@ def develop_command(
     device: DeviceOpt = PipelineConfig.device,
     tile: TileOpt = PipelineConfig.tile,
     noise: NoiseSigmaOpt = PipelineConfig.noise,
+    denoise: DenoiseOpt = DEFAULT_DENOISE,
     preview: PreviewOpt = False,
     allow_black: AllowBlackOpt = PipelineConfig.allow_black,
     quiet: QuietOpt = False,
@@ -128,7 +135,7 @@ def develop_command(
         preview=preview, quiet=quiet,
         config=pipeline_config(backend=backend, wb=wb, highlights=highlights, exposure=exposure, auto_bright=auto_bright,
                                curve=curve, colorspace=colorspace, look=look, lens=lens, no_orient=no_orient,
-                               device=device, tile=tile, noise=noise, allow_black=allow_black, bits=bits)))
+                               device=device, tile=tile, noise=noise, denoise=denoise, allow_black=allow_black, bits=bits)))
 
 
 def _develop(opts: DevelopOptions) -> None:

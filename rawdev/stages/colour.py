@@ -8,15 +8,19 @@ neutral: its rows sum to 1.
 from __future__ import annotations
 
 import numpy as np
-import torch
 
 __all__ = ["apply_matrix"]
 
 
-def apply_matrix(rgb: torch.Tensor, matrix: np.ndarray | torch.Tensor | None) -> torch.Tensor:
-    """``(*, 3, H, W)`` -> ``(*, 3, H, W)``: ``out_i = sum_j M_ij rgb_j``. ``None`` is the identity."""
+def apply_matrix(rgb, matrix):
+    """``(*, 3, H, W)`` -> ``(*, 3, H, W)``: ``out_i = sum_j M_ij rgb_j``. ``None`` is the identity.
+    A torch tensor or a numpy array; returns the same kind."""
     if matrix is None:
         return rgb
+    if isinstance(rgb, np.ndarray):
+        return np.einsum("ij,...jhw->...ihw", np.asarray(matrix, dtype=rgb.dtype), rgb)
+    import torch
+
     m = torch.as_tensor(np.asarray(matrix, dtype=np.float64) if not torch.is_tensor(matrix) else matrix)
     m = m.to(device=rgb.device, dtype=rgb.dtype)
     return torch.einsum("ij,...jhw->...ihw", m, rgb)

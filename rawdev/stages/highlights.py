@@ -8,17 +8,22 @@ are neutral white. ``unclip`` (``-H 1``) keeps the raw values (magenta highlight
 
 from __future__ import annotations
 
-import torch
+from typing import TYPE_CHECKING
+
+import numpy as np
 
 from ..errors import UsageError
+
+if TYPE_CHECKING:
+    import torch
 
 __all__ = ["HIGHLIGHT_MODES", "clip_level", "clip_mosaic", "blend_highlights"]
 
 HIGHLIGHT_MODES = ("clip", "unclip", "blend")
 
 # dcraw's blend_highlights: a decorrelating transform (lightness, two opponent axes) and its inverse.
-_TRANS = torch.tensor([[1.0, 1.0, 1.0], [1.7320508, -1.7320508, 0.0], [-1.0, -1.0, 2.0]])
-_ITRANS = torch.tensor([[1.0, 0.8660254, -0.5], [1.0, -0.8660254, -0.5], [1.0, 0.0, 1.0]])
+_TRANS = np.array([[1.0, 1.0, 1.0], [1.7320508, -1.7320508, 0.0], [-1.0, -1.0, 2.0]], np.float32)
+_ITRANS = np.array([[1.0, 0.8660254, -0.5], [1.0, -0.8660254, -0.5], [1.0, 0.0, 1.0]], np.float32)
 
 
 def check_mode(mode: str) -> str:
@@ -37,17 +42,22 @@ def clip_mosaic(mosaic: torch.Tensor, level: float) -> torch.Tensor:
     return mosaic.clamp_(max=level)
 
 
-def blend_highlights(rgb: torch.Tensor, level: float) -> torch.Tensor:
-    """dcraw ``-H 2`` on an ``(*, 3, H, W)`` white-balanced camera image; returns a new tensor.
+def blend_highlights(rgb, level: float):
+    """dcraw ``-H 2`` on an ``(*, 3, H, W)`` white-balanced camera image; returns a new tensor (a new
+    float32 array for a numpy array).
 
     Where any channel exceeds ``level``: transform the unclipped and the clipped pixel into the
     opponent space, scale the unclipped chroma to the clipped chroma's magnitude, transform back.
     """
+    import torch
+
+    if isinstance(rgb, np.ndarray):
+        return blend_highlights(torch.from_numpy(np.asarray(rgb, np.float32)), level).numpy()
     over = (rgb > level).any(dim=-3, keepdim=True)
     if not bool(over.any()):
         return rgb
-    t = _TRANS.to(rgb)
-    it = _ITRANS.to(rgb)
+    t = torch.from_numpy(_TRANS).to(rgb)
+    it = torch.from_numpy(_ITRANS).to(rgb)
     lab0 = torch.einsum("ij,...jhw->...ihw", t, rgb)
     lab1 = torch.einsum("ij,...jhw->...ihw", t, rgb.clamp(max=level))
     c0 = lab0[..., 1:, :, :].square().sum(dim=-3, keepdim=True)

@@ -8,15 +8,15 @@ returns ``(*, 3, H, W)`` in the same units. No clipping.
 
 from __future__ import annotations
 
+import importlib
 from enum import Enum, auto
-
-import torch
+from typing import TYPE_CHECKING
 
 from ...cfa import check_pattern
 from ...errors import UnknownBackendError, UsageError
-from .bilinear import demosaic_bilinear
-from .malvar2004 import demosaic_malvar2004
-from .menon2007 import demosaic_menon2007
+
+if TYPE_CHECKING:
+    import torch
 
 __all__ = ["demosaic", "DemosaicMethod"]
 
@@ -30,14 +30,10 @@ class DemosaicMethod(Enum):
 
     @property
     def function(self):
-        return _FUNCTIONS[self]
-
-
-_FUNCTIONS = {
-    DemosaicMethod.BILINEAR: demosaic_bilinear,
-    DemosaicMethod.MALVAR2004: demosaic_malvar2004,
-    DemosaicMethod.MENON2007: demosaic_menon2007,
-}
+        """``demosaic_<file>`` of the method's module, imported on first use (bilinear and Malvar
+        import torch; Menon runs on numpy arrays without it)."""
+        module = self.name.lower()
+        return getattr(importlib.import_module(f".{module}", __name__), f"demosaic_{module}")
 
 
 def demosaic(mosaic: torch.Tensor, pattern: str, method: DemosaicMethod = DemosaicMethod.MALVAR2004) -> torch.Tensor:
@@ -45,6 +41,8 @@ def demosaic(mosaic: torch.Tensor, pattern: str, method: DemosaicMethod = Demosa
 
     Returns ``(*, 3, H, W)`` (``(3, H, W)`` for a 2-D input), linear, unclipped.
     """
+    import torch
+
     pattern = check_pattern(pattern)
     if not isinstance(method, DemosaicMethod):
         raise UnknownBackendError(
