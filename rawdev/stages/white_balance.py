@@ -97,20 +97,34 @@ def _bins(n: int, n_out: int) -> tuple[np.ndarray, np.ndarray]:
     return (i * n) // n_out, -((-(i + 1) * n) // n_out)
 
 
-def _range_sums(x: np.ndarray, start: np.ndarray, end: np.ndarray, axis: int) -> np.ndarray:
-    """Sums of ``x`` over the index ranges ``[start[i], end[i])`` along ``axis`` (empty ranges sum to
-    0): the disjoint pieces between all the bounds are summed once each (``reduceat``), then every
-    range is a difference of their running sum. float64 (int64 for integer data: casting uint8 to
-    float64 inside ``reduceat`` is several times slower)."""
+def _running_sums(x: np.ndarray, bounds: list[np.ndarray], axis: int) -> tuple[np.ndarray, np.ndarray]:
+    """The cuts between all ``bounds`` (and 0, n) along ``axis`` and the running sum of ``x`` at each
+    cut: the disjoint pieces between the cuts are summed once each (``reduceat``), so any range
+    between two cuts is a difference of two running sums. float64 (int64 for integer data: casting
+    uint8 to float64 inside ``reduceat`` is several times slower)."""
     n = x.shape[axis]
-    cuts = np.unique(np.concatenate([start, end, [0, n]]))
+    cuts = np.unique(np.concatenate(list(bounds) + [[0, n]]))
     acc = np.int64 if np.issubdtype(x.dtype, np.integer) else np.float64
     pieces = np.add.reduceat(x, cuts[:-1], axis=axis, dtype=acc)
     shape = list(pieces.shape)
     shape[axis] = 1
-    run = np.concatenate([np.zeros(shape, acc), np.cumsum(pieces, axis=axis)], axis=axis)
+    return cuts, np.concatenate([np.zeros(shape, acc), np.cumsum(pieces, axis=axis)], axis=axis)
+
+
+def _range_sums(x: np.ndarray, start: np.ndarray, end: np.ndarray, axis: int) -> np.ndarray:
+    """Sums of ``x`` over the index ranges ``[start[i], end[i])`` along ``axis`` (empty ranges sum to
+    0), in one pass over ``x`` (:func:`_running_sums`)."""
+    cuts, run = _running_sums(x, [start, end], axis)
     return (np.take(run, np.searchsorted(cuts, end), axis=axis)
             - np.take(run, np.searchsorted(cuts, start), axis=axis))
+
+
+def _weighted_range_sums(x: np.ndarray, ranges: list[tuple[np.ndarray, np.ndarray, float]], axis: int) -> np.ndarray:
+    """``sum_k w_k * (sums of x over [start_k[i], end_k[i]))`` along ``axis`` for ``ranges`` =
+    ``[(start_k, end_k, w_k), ...]``, in one pass over ``x`` (:func:`_running_sums`), float64."""
+    cuts, run = _running_sums(x, [b for s, e, _ in ranges for b in (s, e)], axis)
+    return sum(w * (np.take(run, np.searchsorted(cuts, e), axis=axis) - np.take(run, np.searchsorted(cuts, s), axis=axis))
+               for s, e, w in ranges)
 
 
 def _grid_sums(x: np.ndarray, rows: tuple[np.ndarray, np.ndarray], cols: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
@@ -145,6 +159,21 @@ def _on_lattice(bounds: tuple[np.ndarray, np.ndarray], offset: int, period: int)
     return np.maximum(-(-(s - offset) // period), 0), np.maximum(-(-(e - offset) // period), 0)
 
 
+def _tent_ranges(bounds: tuple[np.ndarray, np.ndarray], offset: int, period: int, n: int) -> list[tuple[np.ndarray, np.ndarray, float]]:
+    """Bins over the full-resolution axis as weighted ranges of the sub-lattice ``offset, offset +
+    period, ...`` (``n`` samples) whose weighted sum is the sum, over each bin, of the sub-lattice
+    *linearly interpolated* to every position: sample ``offset + period k`` reaches position ``offset +
+    period k + d`` with weight ``1 - |d| / period`` (``|d| < period``), so it counts with that weight in
+    a bin ``[s, e)`` when it lies in ``[s - d, e - d)``. Past the first and last sample nothing is
+    extrapolated (the counts, the same sums over ones, say how much weight a bin got)."""
+    s, e = bounds
+    out = []
+    for d in range(1 - period, period):
+        ls, le = _on_lattice((s - d, e - d), offset, period)
+        out.append((np.minimum(ls, n), np.minimum(le, n), 1.0 - abs(d) / period))
+    return out
+
+
 def _cfa_cell(colors) -> np.ndarray | None:
     """The cell a colour map repeats (a :class:`~rawdev.types.CellMap`'s own, else the smallest of at
     most 16 x 16 that tiles the map), None when it repeats none."""
@@ -169,6 +198,14 @@ def camera_thumbnail(mosaic: np.ndarray, colors, size: tuple[int, int], orientat
     A CFA repeats a small cell, so each of its positions is a regular sub-lattice of one colour: the
     sums are taken per sub-lattice with the grid's bounds mapped onto it, every sample read once and
     the counts exact from the geometry (no per-colour masks over the whole mosaic).
+
+    Each sub-lattice is averaged as if linearly interpolated to every pixel (:func:`_tent_ranges`),
+    not over its own samples inside the cell: those sit off the cell's centre by up to half the CFA
+    period, in a different direction for every colour (RGGB: R half a pixel up-left of the centre, B
+    half a pixel down-right), so on any gradient the plain means differ in colour where the scene
+    has none. On the grey ramp of the synthetic preview test that shifted the fitted R and B gains
+    by 0.3-0.5 % (docs/white_balance.md). Interpolated, every colour's mean is centred on the cell.
+    A map that repeats no cell is averaged per colour over the cell's own samples.
     """
     from .orientation import apply_orientation
 
@@ -178,6 +215,7 @@ def camera_thumbnail(mosaic: np.ndarray, colors, size: tuple[int, int], orientat
     cell = _cfa_cell(colors)
     sums = np.zeros((3,) + tuple(size))
     counts = np.zeros((3,) + tuple(size))
+    reach = (0, 0)  # how far outside its cell a sample still counts, rows and columns
     if cell is None:  # no repeating cell (none is known): per-colour masks over the whole map
         full = np.asarray(colors)
         for c in range(3):
@@ -185,16 +223,20 @@ def camera_thumbnail(mosaic: np.ndarray, colors, size: tuple[int, int], orientat
             counts[c] = _grid_sums(full == c, rows, cols)
     else:
         p, q = cell.shape
+        reach = (p - 1, q - 1)
         for dy in range(min(p, H)):
-            r = _on_lattice(rows, dy, p)
+            r = _tent_ranges(rows, dy, p, len(range(dy, H, p)))
+            r_weight = sum(w * (e - s) for s, e, w in r)
             for dx in range(min(q, W)):
                 c = int(cell[dy, dx])
                 if c < 3:
-                    cc = _on_lattice(cols, dx, q)
-                    sums[c] += _grid_sums(m[dy::p, dx::q], r, cc)
-                    counts[c] += np.outer(r[1] - r[0], cc[1] - cc[0])
+                    cc = _tent_ranges(cols, dx, q, len(range(dx, W, q)))
+                    sums[c] += _weighted_range_sums(_weighted_range_sums(m[dy::p, dx::q], cc, axis=1), r, axis=0)
+                    counts[c] += np.outer(r_weight, sum(w * (e - s) for s, e, w in cc))
     rgb = np.moveaxis(np.divide(sums, counts, out=np.zeros_like(sums), where=counts > 0), 0, -1).astype(np.float32)
-    clipped = _grid_sums(m >= _CLIP, rows, cols) > 0
+    # clipped: any sample that counts in the cell's means reaches the clip point
+    grow = [(np.maximum(a - k, 0), np.minimum(b + k, n)) for (a, b), k, n in ((rows, reach[0], H), (cols, reach[1], W))]
+    clipped = _grid_sums(m >= _CLIP, *grow) > 0
     return CameraThumb(apply_orientation(rgb, orientation), apply_orientation(clipped, orientation))
 
 
