@@ -23,7 +23,7 @@ from ..errors import CorruptFileError, UnsupportedFileError
 from .raw import LIBRAW_FLIP_TO_EXIF, _CaptureNativeStderr, open_rawpy
 from .write import atomic_output, check_destination, write_image
 
-__all__ = ["Preview", "read_preview", "preview_image", "write_preview", "check_preview_size", "MAX_PREVIEW_PIXELS"]
+__all__ = ["Preview", "read_preview", "preview_image", "load_preview", "write_preview", "check_preview_size", "MAX_PREVIEW_PIXELS"]
 
 #: No camera stores a preview larger than its sensor; a header claiming more than this (or more
 #: than the sensor) is damaged or crafted, and decoding it would take gigabytes (13000 x 13000 RGB
@@ -41,6 +41,27 @@ class Preview:
     orientation: int
     jpeg: bytes | None = None
     bitmap: np.ndarray | None = None  # (H, W, 3) uint8
+
+    @property
+    def chroma_subsampled(self) -> bool:
+        """A JPEG whose colour components are stored at a lower resolution than its luma (4:2:2,
+        4:2:0: any component's sampling factors below the first's, ITU-T T.81 B.2.2): its colours
+        are smeared across edges. Read from the frame header, without decoding."""
+        if self.jpeg is None:
+            return False
+        from PIL import Image
+
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                with Image.open(io.BytesIO(self.jpeg)) as im:
+                    layers = getattr(im, "layer", None) or []
+        except Exception:  # noqa: BLE001 - a damaged header says nothing; decoding reports it
+            return False
+        if len(layers) < 2:
+            return False
+        _, h0, v0, _ = layers[0]
+        return any(h < h0 or v < v0 for _, h, v, _ in layers[1:])
 
     @property
     def nbytes(self) -> int:
@@ -130,13 +151,18 @@ def _pixels(p: Preview, path: Path) -> np.ndarray:
         raise CorruptFileError(f"the embedded JPEG preview is damaged ({type(e).__name__}: {e})", path) from None
 
 
-def preview_image(path: str | Path) -> np.ndarray:
-    """The embedded preview as ``(H, W, 3)`` uint8 sRGB, in display orientation."""
+def load_preview(path: str | Path) -> tuple[Preview, np.ndarray]:
+    """The embedded preview as stored and its pixels, ``(H, W, 3)`` uint8 sRGB in display orientation."""
     from ..stages.orientation import apply_orientation
 
     path = Path(path)
     p = read_preview(path)
-    return apply_orientation(_pixels(p, path), p.orientation)
+    return p, apply_orientation(_pixels(p, path), p.orientation)
+
+
+def preview_image(path: str | Path) -> np.ndarray:
+    """The embedded preview as ``(H, W, 3)`` uint8 sRGB, in display orientation."""
+    return load_preview(path)[1]
 
 
 def write_preview(src: str | Path, dst: str | Path, *, quality: int = 92, overwrite: bool = False) -> tuple[int, int]:

@@ -30,6 +30,8 @@ __all__ = [
     "WhiteBalance",
     "WBSource",
     "PreviewFit",
+    "PreviewSamples",
+    "preview_samples",
     "CameraThumb",
     "area_mean",
     "camera_thumbnail",
@@ -57,6 +59,16 @@ ONES_TOLERANCE = 0.10
 _PREVIEW_RANGE = (0.01, 0.95)
 #: Camera values at or above this fraction of the clip point carry no colour.
 _CLIP = 0.95
+#: The fit gives up on a preview of which fewer than this fraction of samples is usable.
+_MIN_USABLE = 0.05
+#: With a chroma-subsampled JPEG preview the fit uses samples whose eight neighbours are within this
+#: fraction of their own value in every channel, in the raw thumbnail and the preview both: next to a
+#: colour edge the JPEG's subsampled chroma smears colour across it, which put the mean linear R of
+#: a synthetic tungsten preview 1.2 % below its exact rendering's (-1.3 % from non-flat samples,
+#: +0.1 % from flat ones). Over the twelve synthetic preview cases 0.2-0.4 all keep the gains
+#: within 0.4 % of the light's and the chromaticity within 0.8 %; at 0.1 and 0.05 too few samples
+#: are flat in some cases (1.4 % and 0.9 % error).
+_FLAT = 0.2
 #: The fit works on the preview's grid, at most this many samples on the long side.
 _FIT_SIZE = 160
 
@@ -97,20 +109,34 @@ def _bins(n: int, n_out: int) -> tuple[np.ndarray, np.ndarray]:
     return (i * n) // n_out, -((-(i + 1) * n) // n_out)
 
 
-def _range_sums(x: np.ndarray, start: np.ndarray, end: np.ndarray, axis: int) -> np.ndarray:
-    """Sums of ``x`` over the index ranges ``[start[i], end[i])`` along ``axis`` (empty ranges sum to
-    0): the disjoint pieces between all the bounds are summed once each (``reduceat``), then every
-    range is a difference of their running sum. float64 (int64 for integer data: casting uint8 to
-    float64 inside ``reduceat`` is several times slower)."""
+def _running_sums(x: np.ndarray, bounds: list[np.ndarray], axis: int) -> tuple[np.ndarray, np.ndarray]:
+    """The cuts between all ``bounds`` (and 0, n) along ``axis`` and the running sum of ``x`` at each
+    cut: the disjoint pieces between the cuts are summed once each (``reduceat``), so any range
+    between two cuts is a difference of two running sums. float64 (int64 for integer data: casting
+    uint8 to float64 inside ``reduceat`` is several times slower)."""
     n = x.shape[axis]
-    cuts = np.unique(np.concatenate([start, end, [0, n]]))
+    cuts = np.unique(np.concatenate(list(bounds) + [[0, n]]))
     acc = np.int64 if np.issubdtype(x.dtype, np.integer) else np.float64
     pieces = np.add.reduceat(x, cuts[:-1], axis=axis, dtype=acc)
     shape = list(pieces.shape)
     shape[axis] = 1
-    run = np.concatenate([np.zeros(shape, acc), np.cumsum(pieces, axis=axis)], axis=axis)
+    return cuts, np.concatenate([np.zeros(shape, acc), np.cumsum(pieces, axis=axis)], axis=axis)
+
+
+def _range_sums(x: np.ndarray, start: np.ndarray, end: np.ndarray, axis: int) -> np.ndarray:
+    """Sums of ``x`` over the index ranges ``[start[i], end[i])`` along ``axis`` (empty ranges sum to
+    0), in one pass over ``x`` (:func:`_running_sums`)."""
+    cuts, run = _running_sums(x, [start, end], axis)
     return (np.take(run, np.searchsorted(cuts, end), axis=axis)
             - np.take(run, np.searchsorted(cuts, start), axis=axis))
+
+
+def _weighted_range_sums(x: np.ndarray, ranges: list[tuple[np.ndarray, np.ndarray, float]], axis: int) -> np.ndarray:
+    """``sum_k w_k * (sums of x over [start_k[i], end_k[i]))`` along ``axis`` for ``ranges`` =
+    ``[(start_k, end_k, w_k), ...]``, in one pass over ``x`` (:func:`_running_sums`), float64."""
+    cuts, run = _running_sums(x, [b for s, e, _ in ranges for b in (s, e)], axis)
+    return sum(w * (np.take(run, np.searchsorted(cuts, e), axis=axis) - np.take(run, np.searchsorted(cuts, s), axis=axis))
+               for s, e, w in ranges)
 
 
 def _grid_sums(x: np.ndarray, rows: tuple[np.ndarray, np.ndarray], cols: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
@@ -145,6 +171,21 @@ def _on_lattice(bounds: tuple[np.ndarray, np.ndarray], offset: int, period: int)
     return np.maximum(-(-(s - offset) // period), 0), np.maximum(-(-(e - offset) // period), 0)
 
 
+def _tent_ranges(bounds: tuple[np.ndarray, np.ndarray], offset: int, period: int, n: int) -> list[tuple[np.ndarray, np.ndarray, float]]:
+    """Bins over the full-resolution axis as weighted ranges of the sub-lattice ``offset, offset +
+    period, ...`` (``n`` samples) whose weighted sum is the sum, over each bin, of the sub-lattice
+    *linearly interpolated* to every position: sample ``offset + period k`` reaches position ``offset +
+    period k + d`` with weight ``1 - |d| / period`` (``|d| < period``), so it counts with that weight in
+    a bin ``[s, e)`` when it lies in ``[s - d, e - d)``. Past the first and last sample nothing is
+    extrapolated (the counts, the same sums over ones, say how much weight a bin got)."""
+    s, e = bounds
+    out = []
+    for d in range(1 - period, period):
+        ls, le = _on_lattice((s - d, e - d), offset, period)
+        out.append((np.minimum(ls, n), np.minimum(le, n), 1.0 - abs(d) / period))
+    return out
+
+
 def _cfa_cell(colors) -> np.ndarray | None:
     """The cell a colour map repeats (a :class:`~rawdev.types.CellMap`'s own, else the smallest of at
     most 16 x 16 that tiles the map), None when it repeats none."""
@@ -169,6 +210,14 @@ def camera_thumbnail(mosaic: np.ndarray, colors, size: tuple[int, int], orientat
     A CFA repeats a small cell, so each of its positions is a regular sub-lattice of one colour: the
     sums are taken per sub-lattice with the grid's bounds mapped onto it, every sample read once and
     the counts exact from the geometry (no per-colour masks over the whole mosaic).
+
+    Each sub-lattice is averaged as if linearly interpolated to every pixel (:func:`_tent_ranges`),
+    not over its own samples inside the cell: those sit off the cell's centre by up to half the CFA
+    period, in a different direction for every colour (RGGB: R half a pixel up-left of the centre, B
+    half a pixel down-right), so on any gradient the plain means differ in colour where the scene
+    has none. On the grey ramp of the synthetic preview test that shifted the fitted R and B gains
+    by 0.3-0.5 % (docs/white_balance.md). Interpolated, every colour's mean is centred on the cell.
+    A map that repeats no cell is averaged per colour over the cell's own samples.
     """
     from .orientation import apply_orientation
 
@@ -178,6 +227,7 @@ def camera_thumbnail(mosaic: np.ndarray, colors, size: tuple[int, int], orientat
     cell = _cfa_cell(colors)
     sums = np.zeros((3,) + tuple(size))
     counts = np.zeros((3,) + tuple(size))
+    reach = (0, 0)  # how far outside its cell a sample still counts, rows and columns
     if cell is None:  # no repeating cell (none is known): per-colour masks over the whole map
         full = np.asarray(colors)
         for c in range(3):
@@ -185,16 +235,20 @@ def camera_thumbnail(mosaic: np.ndarray, colors, size: tuple[int, int], orientat
             counts[c] = _grid_sums(full == c, rows, cols)
     else:
         p, q = cell.shape
+        reach = (p - 1, q - 1)
         for dy in range(min(p, H)):
-            r = _on_lattice(rows, dy, p)
+            r = _tent_ranges(rows, dy, p, len(range(dy, H, p)))
+            r_weight = sum(w * (e - s) for s, e, w in r)
             for dx in range(min(q, W)):
                 c = int(cell[dy, dx])
                 if c < 3:
-                    cc = _on_lattice(cols, dx, q)
-                    sums[c] += _grid_sums(m[dy::p, dx::q], r, cc)
-                    counts[c] += np.outer(r[1] - r[0], cc[1] - cc[0])
+                    cc = _tent_ranges(cols, dx, q, len(range(dx, W, q)))
+                    sums[c] += _weighted_range_sums(_weighted_range_sums(m[dy::p, dx::q], cc, axis=1), r, axis=0)
+                    counts[c] += np.outer(r_weight, sum(w * (e - s) for s, e, w in cc))
     rgb = np.moveaxis(np.divide(sums, counts, out=np.zeros_like(sums), where=counts > 0), 0, -1).astype(np.float32)
-    clipped = _grid_sums(m >= _CLIP, rows, cols) > 0
+    # clipped: any sample that counts in the cell's means reaches the clip point
+    grow = [(np.maximum(a - k, 0), np.minimum(b + k, n)) for (a, b), k, n in ((rows, reach[0], H), (cols, reach[1], W))]
+    clipped = _grid_sums(m >= _CLIP, *grow) > 0
     return CameraThumb(apply_orientation(rgb, orientation), apply_orientation(clipped, orientation))
 
 
@@ -240,6 +294,8 @@ def preview_grid(preview: np.ndarray, aspect: float, limit: int = _FIT_SIZE) -> 
     h, w = p.shape[:2]
     k = max(1, int(np.ceil(max(h, w) / limit)))
     size = (max(1, h // k), max(1, w // k))
+    # Encoded values are averaged: averaging in linear light instead moved the synthetic fits by
+    # 0.1 % at most and put the Canon G1 0.2 points further from its preview (docs/white_balance.md).
     return area_mean(p, size).astype(np.float32), size
 
 
@@ -258,7 +314,38 @@ def _usable(p: np.ndarray, render: np.ndarray, thumb: CameraThumb) -> np.ndarray
             & ~thumb.clipped & np.isfinite(render).all(-1))
 
 
-def preview_gains(thumb: CameraThumb, preview_srgb: np.ndarray, rgb_cam: np.ndarray | None) -> PreviewFit | None:
+def _flat(x: np.ndarray, tolerance: float) -> np.ndarray:
+    """True where each of the eight neighbours of a sample of ``x`` (``(h, w, 3)``, linear; edges
+    replicated) is within ``tolerance`` of the sample in every channel, relative to the sample."""
+    h, w = x.shape[:2]
+    pad = np.pad(x, ((1, 1), (1, 1), (0, 0)), mode="edge")
+    bound = tolerance * np.abs(x)
+    ok = np.ones((h, w), dtype=bool)
+    for dy in range(3):
+        for dx in range(3):
+            ok &= (np.abs(pad[dy:dy + h, dx:dx + w] - x) <= bound).all(-1)
+    return ok
+
+
+def _comparable(thumb: CameraThumb, p: np.ndarray, subsampled: bool) -> np.ndarray:
+    """Where a preview sample can be compared with the render: everywhere for a preview with full
+    chroma, only where the scene is flat (:data:`_FLAT`) for a JPEG with subsampled chroma."""
+    if not subsampled:
+        return np.ones(p.shape[:2], dtype=bool)
+    return _flat(np.asarray(thumb.rgb, dtype=np.float64), _FLAT) & _flat(_srgb_to_linear(p), _FLAT)
+
+
+def _fit_samples(p: np.ndarray, render: np.ndarray, thumb: CameraThumb, flat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The samples a comparison of ``render`` with the preview ``p`` uses, and the usable ones
+    (:func:`_usable`): the usable ones where the scene is ``flat`` around them, or all usable ones
+    where fewer than :data:`_MIN_USABLE` of the grid are both."""
+    ok = _usable(p, render, thumb)
+    both = ok & flat
+    return (both if both.mean() >= _MIN_USABLE else ok), ok
+
+
+def preview_gains(thumb: CameraThumb, preview_srgb: np.ndarray, rgb_cam: np.ndarray | None, *,
+                  subsampled: bool = False) -> PreviewFit | None:
     """Gains that make the neutral render of ``thumb`` match the camera's own rendering.
 
     The render is ``rgb_cam @ (g * cam)`` (linear sRGB), the preview ``preview_srgb`` (the same grid,
@@ -268,6 +355,10 @@ def preview_gains(thumb: CameraThumb, preview_srgb: np.ndarray, rgb_cam: np.ndar
     the render depends on ``g``, so fit and selection alternate three times. Means (not per-pixel
     ratios) are what a chromaticity comparison sees, and they shrug off small misalignments and the
     camera's tone curve on neutral regions.
+
+    ``subsampled``: the preview is a JPEG with subsampled chroma (4:2:2, 4:2:0), whose chroma is
+    smeared across colour edges; the means are then taken over the usable samples in flat
+    surroundings (:data:`_FLAT`), or all usable ones where fewer than 5 % of the grid are both.
 
     Returns None when the preview is useless: fewer than 5 % usable samples, a grey-scale preview,
     or gains that are not plausible (outside 1/8..8).
@@ -283,14 +374,15 @@ def preview_gains(thumb: CameraThumb, preview_srgb: np.ndarray, rgb_cam: np.ndar
     # the preview from the grey-world start). The alternation below refines it either way.
     cm = cam.reshape(-1, 3).mean(0)
     g = cm[1] / cm if np.all(cm > 0) else np.ones(3)
+    flat = _comparable(thumb, p, subsampled)
     ok = None
     for _ in range(3):
         r = _render(thumb, rgb_cam, g)
         # the render's exposure is not the preview's: compare it at the preview's brightness
-        ok0 = _usable(p, r, thumb) if ok is None else ok
+        ok0 = _fit_samples(p, r, thumb, flat)[0] if ok is None else ok
         scale = _srgb_to_linear(p[ok0]).mean() / max(r[ok0].mean(), 1e-12) if ok0.any() else 1.0
-        ok = _usable(p, r * scale, thumb)
-        if ok.mean() < 0.05:
+        ok, usable = _fit_samples(p, r * scale, thumb, flat)
+        if usable.mean() < _MIN_USABLE:
             return None
         lin = _srgb_to_linear(p[ok])
         if float(np.abs(lin - lin.mean(-1, keepdims=True)).max()) < 1e-3:
@@ -307,12 +399,13 @@ def preview_gains(thumb: CameraThumb, preview_srgb: np.ndarray, rgb_cam: np.ndar
 
 
 def chromaticity_error(thumb: CameraThumb, preview_srgb: np.ndarray, rgb_cam: np.ndarray | None,
-                       gains: tuple[float, ...]) -> float:
+                       gains: tuple[float, ...], *, subsampled: bool = False) -> float:
     """Largest relative difference of mean R/G and B/G (linear light) between the render of
-    ``thumb`` with ``gains`` and the preview, over samples usable in both (inf where none is)."""
+    ``thumb`` with ``gains`` and the preview, over the samples :func:`preview_gains` would use
+    (``subsampled`` as there; inf where there are none)."""
     p = np.asarray(preview_srgb, dtype=np.float64)
     r = _render(thumb, rgb_cam, gains)
-    ok = _usable(p, r, thumb)
+    ok = _fit_samples(p, r, thumb, _comparable(thumb, p, subsampled))[0]
     if not ok.any():
         return float("inf")
     rm, pm = r[ok].mean(0), _srgb_to_linear(p[ok]).mean(0)
@@ -476,16 +569,32 @@ def apply_gains_mosaic(mosaic: np.ndarray, colors: np.ndarray, gains: tuple[floa
 # importing torch)
 
 
+@dataclass(frozen=True)
+class PreviewSamples:
+    """The embedded preview on its fitting grid (sRGB-encoded floats), a camera thumbnail on the same
+    grid, and whether the preview is a JPEG with subsampled chroma (the fit's ``subsampled``)."""
+
+    grid: np.ndarray
+    thumb: CameraThumb
+    subsampled: bool
+
+
 def fit_preview(raw: RawImage) -> tuple[np.ndarray, CameraThumb] | None:
+    """The grid and thumbnail of :func:`preview_samples`, or None."""
+    s = preview_samples(raw)
+    return None if s is None else (s.grid, s.thumb)
+
+
+def preview_samples(raw: RawImage) -> PreviewSamples | None:
     """The embedded preview on its fitting grid and a camera thumbnail on the same grid, or None when
     the file has no preview rawpy can read (:mod:`rawdev.io.preview` decodes it)."""
     from ..errors import RawdevError
-    from ..io.preview import preview_image
+    from ..io.preview import load_preview
     from .normalise import normalise
     from .orientation import oriented_size
 
     try:
-        pv = preview_image(raw.meta.path)
+        stored, pv = load_preview(raw.meta.path)
     except (RawdevError, OSError, ValueError):
         return None
     H, W = raw.data.shape[:2]
@@ -495,7 +604,7 @@ def fit_preview(raw: RawImage) -> tuple[np.ndarray, CameraThumb] | None:
     size = (gw, gh) if raw.meta.orientation in (5, 6, 7, 8) else (gh, gw)
     m = normalise(raw.data, np.asarray(raw.black_map), raw.meta.white_level)
     thumb = camera_thumbnail(m, raw.colors, size, raw.meta.orientation)
-    return grid, thumb
+    return PreviewSamples(grid, thumb, stored.chroma_subsampled)
 
 
 def cfa_white_balance(raw: RawImage, mode) -> WhiteBalance:
@@ -508,16 +617,17 @@ def cfa_white_balance(raw: RawImage, mode) -> WhiteBalance:
 
     def fitted():
         if "p" not in cache:
-            cache["p"] = fit_preview(raw) if raw.colors is not None and raw.data.size else None
+            cache["p"] = preview_samples(raw) if raw.colors is not None and raw.data.size else None
         return cache["p"]
 
     def preview():
         f = fitted()
-        return None if f is None else preview_gains(f[1], f[0], meta.rgb_cam)
+        return None if f is None else preview_gains(f.thumb, f.grid, meta.rgb_cam, subsampled=f.subsampled)
 
     def ones_error():
         f = fitted()
-        return None if f is None else chromaticity_error(f[1], f[0], meta.rgb_cam, (1.0, 1.0, 1.0))
+        return None if f is None else chromaticity_error(f.thumb, f.grid, meta.rgb_cam, (1.0, 1.0, 1.0),
+                                                         subsampled=f.subsampled)
 
     def auto():
         if raw.colors is None or raw.data.size == 0:
@@ -598,11 +708,11 @@ def _fit_libraw_preview(raw: RawImage, base: LibRawWB, highlight_mode: int) -> t
     how far the render is from the preview without them (:func:`chromaticity_error`)."""
     from ..backends.registry import LIBRAW, get
     from ..errors import RawdevError
-    from ..io.preview import preview_image
+    from ..io.preview import load_preview
     from .orientation import apply_orientation, oriented_size
 
     try:
-        pv = preview_image(raw.meta.path)
+        stored, pv = load_preview(raw.meta.path)
     except (RawdevError, OSError, ValueError):
         return None
     lin = get(LIBRAW).build()(raw.meta.path, wb=base.user_wb, camera_wb=base.camera, auto_wb=base.auto,
@@ -616,8 +726,9 @@ def _fit_libraw_preview(raw: RawImage, base: LibRawWB, highlight_mode: int) -> t
     over = np.logical_or.reduce([lin[..., k] >= _CLIP for k in range(lin.shape[-1])])
     clipped = _grid_sums(over, _bins(H, size[0]), _bins(W, size[1])) > 0
     thumb = CameraThumb(apply_orientation(rgb, raw.meta.orientation), apply_orientation(clipped, raw.meta.orientation))
-    fit = preview_gains(thumb, grid, None)
-    return None if fit is None else (fit.gains, chromaticity_error(thumb, grid, None, (1.0, 1.0, 1.0)))
+    sub = stored.chroma_subsampled
+    fit = preview_gains(thumb, grid, None, subsampled=sub)
+    return None if fit is None else (fit.gains, chromaticity_error(thumb, grid, None, (1.0, 1.0, 1.0), subsampled=sub))
 
 
 def white_balance_for(raw: RawImage, mode="camera", highlight_mode: int = 0) -> WhiteBalance:
