@@ -17,6 +17,7 @@ for it: the import alone takes longer than LibRaw's whole develop of a 24 MP fil
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from enum import Enum, auto
@@ -155,10 +156,12 @@ def output_dtype(bits: int | None) -> np.dtype:
 
 
 def _oriented_bands(height: int, width: int, orientation: int, band: int,
-                    region: Callable[[slice, slice], np.ndarray], chunk: int | None = None) -> Iterator[np.ndarray]:
+                    region: Callable[[slice, slice], np.ndarray], chunk: int | None = None,
+                    workers: int = 1) -> Iterator[np.ndarray]:
     """The output's rows, top to bottom, ``band`` at a time, from ``region(rows, cols)``, which
     develops that part of the (unoriented) image; each band is made ``chunk`` samples at a time
-    along its length (default: at once).
+    along its length (default: at once), by up to ``workers`` threads at once (regions are
+    independent; ``region`` must be thread-safe and release the GIL to gain from it).
 
     An output band of rows is a band of the image's rows for orientations 1-4, of its columns for
     5-8 (a quarter turn or a transpose), taken from the far end for 3, 4, 7 and 8; turning the
@@ -170,26 +173,51 @@ def _oriented_bands(height: int, width: int, orientation: int, band: int,
     starts = list(range(0, n, band))
     if orientation in (3, 4, 7, 8):
         starts.reverse()
-    for s0 in starts:
-        part = slice(s0, min(n, s0 + band))
-        img = None
-        for c0 in range(0, length, chunk):
-            along = slice(c0, min(length, c0 + chunk))
-            piece = region(along, part) if transposed else region(part, along)
-            if chunk >= length:
-                img = piece
-                break
-            if img is None:  # the band is filled in place: no list of pieces and no concatenation
-                shape = (length, part.stop - s0) if transposed else (part.stop - s0, length)
+    parts = [(slice(s0, min(n, s0 + band)), slice(c0, min(length, c0 + chunk)))
+             for s0 in starts for c0 in range(0, length, chunk)]
+
+    def develop(part: slice, along: slice) -> np.ndarray:
+        return region(along, part) if transposed else region(part, along)
+
+    if workers > 1:  # at most `workers` regions in flight, taken in order: memory stays bounded
+        from collections import deque
+        from concurrent.futures import ThreadPoolExecutor
+
+        def pieces() -> Iterator[np.ndarray]:
+            with ThreadPoolExecutor(workers, thread_name_prefix="rawdev-region") as pool:
+                pending: deque = deque()
+                for p in parts:
+                    pending.append(pool.submit(develop, *p))
+                    if len(pending) >= workers:
+                        yield pending.popleft().result()
+                while pending:
+                    yield pending.popleft().result()
+    else:
+        def pieces() -> Iterator[np.ndarray]:
+            for p in parts:
+                yield develop(*p)
+
+    made = pieces()
+    img = None
+    for part, along in parts:
+        piece = next(made)
+        if chunk >= length:
+            img = piece
+        else:
+            if along.start == 0:  # the band is filled in place: no list of pieces and no concatenation
+                shape = (length, part.stop - part.start) if transposed else (part.stop - part.start, length)
                 img = np.empty(shape + piece.shape[2:], piece.dtype)
             if transposed:
                 img[along] = piece
             else:
                 img[:, along] = piece
+        del piece
+        if along.stop < length:
+            continue
         if orientation != 1:
             img = apply_orientation(img, orientation)
         yield img
-        del img, piece  # handed on: do not hold them while the next band is made
+        img = None  # handed on: do not hold it while the next band is made
 
 
 def _bands_of(img: np.ndarray, orientation: int, band: int) -> Iterator[np.ndarray]:
@@ -473,7 +501,9 @@ def _develop_cfa(raw: RawImage, cfg: PipelineConfig, plan: DevelopPlan) -> Itera
             rgb = blend_highlights(rgb, 1.0)
         return _encode(rgb, m_out, bits, curve)
 
-    return _oriented_bands(H, W, orientation, band, region, chunk)
+    # numpy regions release the GIL (OpenCV, numpy): one per core at once. Torch runners use torch's threads.
+    workers = (os.cpu_count() or 1) if arrays else 1
+    return _oriented_bands(H, W, orientation, band, region, chunk, workers)
 
 
 def _develop_isp(raw: RawImage, cfg: PipelineConfig, plan: DevelopPlan) -> np.ndarray:

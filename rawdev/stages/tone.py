@@ -71,7 +71,7 @@ def _decode_opencv(encoded: np.ndarray) -> np.ndarray:
     ``x <= 0.04045``."""
     import cv2
 
-    x = np.ascontiguousarray(encoded).reshape(-1, encoded.shape[-1] if encoded.ndim else 1)
+    x = np.ascontiguousarray(encoded).reshape(1, -1)  # one row: one run over the data
     out = cv2.pow(cv2.addWeighted(x, 1.0 / 1.055, x, 0.0, 0.055 / 1.055), 2.4)
     cv2.copyTo(cv2.multiply(x, 1.0 / 12.92), cv2.compare(x, 0.04045, cv2.CMP_LE), out)
     return out.reshape(encoded.shape)
