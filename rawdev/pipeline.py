@@ -17,7 +17,6 @@ for it: the import alone takes longer than LibRaw's whole develop of a 24 MP fil
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from enum import Enum, auto
@@ -501,8 +500,14 @@ def _develop_cfa(raw: RawImage, cfg: PipelineConfig, plan: DevelopPlan) -> Itera
             rgb = blend_highlights(rgb, 1.0)
         return _encode(rgb, m_out, bits, curve)
 
-    # numpy regions release the GIL (OpenCV, numpy): one per core at once. Torch runners use torch's threads.
-    workers = (os.cpu_count() or 1) if arrays else 1
+    # Numpy regions release the GIL (OpenCV, numpy): as many at once as OpenCV has threads (the
+    # cores, or a batch worker's share). Torch runners use torch's own threads.
+    if arrays:
+        import cv2
+
+        workers = max(1, cv2.getNumThreads())
+    else:
+        workers = 1
     return _oriented_bands(H, W, orientation, band, region, chunk, workers)
 
 
