@@ -312,6 +312,25 @@ def _noise_sigma(raw: RawImage, cfg: PipelineConfig, spec, gains, notices: list[
     return sigma, model
 
 
+def _denoise_figure(raw: RawImage, cfg: PipelineConfig, gains) -> tuple[NoiseModel | None, float]:
+    """The noise model and figure (sRGB-encoded RMS std) the noise reduction would work with.
+
+    Without ``--noise`` or a NoiseProfile the model is estimated, first from a quarter of the
+    estimator's patches (0.025 s on 24 MP instead of 0.09: the figure within 1 % on the files
+    measured): a file clearly below the noise reduction's threshold (most files: low ISO, good
+    light) stops there, the others get the full estimate, as ``rawdev info`` shows it.
+    """
+    from .stages.denoise import MIN_SIGMA
+    from .stages.noise import MAX_PATCHES, estimate_noise_model
+
+    if cfg.noise is None and raw.meta.noise_profile is None:
+        quick = estimate_noise_model(raw, max_patches=MAX_PATCHES // 4)
+        if backend_sigma(raw, quick, gains, encoded=True) < MIN_SIGMA / 2:
+            return None, 0.0
+    model = choose_noise_model(raw, cfg.noise)
+    return model, backend_sigma(raw, model, gains, encoded=True)
+
+
 def _noise_coefficients(raw: RawImage, cfg: PipelineConfig, gains, notices: list[str]) -> tuple[tuple[float, float], NoiseModel]:
     """(shot, read) variance coefficients on the white-balanced, normalised mosaic, as the green
     channel sees them (x_wb = g x: var_wb = g a x_wb + g^2 b), from the chosen model; ``--noise``
@@ -410,8 +429,7 @@ def plan_develop(raw: RawImage, cfg: PipelineConfig = PipelineConfig()) -> Devel
     if cfg.denoise == "auto" and spec.kind == "classical" and spec.input_domain == "mosaic_srgb_wb":
         from .stages.denoise import chroma_radius
 
-        nr_model = choose_noise_model(raw, cfg.noise)
-        s = backend_sigma(raw, nr_model, wb.gains, encoded=True)
+        nr_model, s = _denoise_figure(raw, cfg, wb.gains)
         if chroma_radius(s):
             denoise_sigma, model = s, nr_model
             notices.append(f"noise reduction for sigma {s * 255:.1f}/255 (noise model from "
