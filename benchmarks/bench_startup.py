@@ -92,6 +92,8 @@ def main() -> None:
             subprocess.run([py, str(Path(__file__).with_name("bench_develop.py")), "--make-dng", str(src),
                             "--mp", str(args.mp)], check=True)
         probe = lambda *a: [py, "-c", PROBE, json.dumps(list(a))]  # noqa: E731
+        from rawdev.backends.registry import DEFAULT_BACKEND
+
         rows = {
             "python -c pass": [py, "-c", "pass"],
             "python -c 'import numpy, rawpy'": [py, "-c", "import numpy, rawpy"],
@@ -101,8 +103,10 @@ def main() -> None:
             f"rawdev info {src.name}": probe("info", str(src)),
             **{f"rawdev info {f.name}": probe("info", str(f)) for f in args.info},
             "rawdev develop -b nope (usage error)": probe("develop", str(src), "-b", "nope"),
-            "rawdev develop (malvar) to JPEG": probe("develop", str(src), "-o", str(tmp / "out.jpg"), "--overwrite",
-                                                     "--quiet"),
+            f"rawdev develop ({DEFAULT_BACKEND}, the default) to JPEG": probe(
+                "develop", str(src), "-o", str(tmp / "out.jpg"), "--overwrite", "--quiet"),
+            "rawdev develop -b malvar (torch) to JPEG": probe("develop", str(src), "-o", str(tmp / "out.jpg"),
+                                                               "--overwrite", "--quiet", "-b", "malvar"),
         }
         res: dict[str, list[dict]] = {k: [] for k in rows}
         for _ in range(args.repeat):
