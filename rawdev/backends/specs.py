@@ -79,7 +79,8 @@ for _name in ("malvar", "menon"):
     register(BackendSpec(
         name=f"{_name}-srgb",
         kind="classical",
-        description=f"{_name} on the sRGB-encoded mosaic (colour differences of encoded values)."
+        description=f"{_name} on the sRGB-encoded mosaic (colour differences of encoded values), then noise "
+                    "reduction where the file's noise model says it shows (--denoise)."
                     + (" Default." if f"{_name}-srgb" == DEFAULT_BACKEND else ""),
         margin=_margin,
         input_domain="mosaic_srgb_wb",
