@@ -229,14 +229,14 @@ STUDENT_MARGIN = 14  # the shipped student has 6 half-resolution layers: border 
 #: model card weights/jdd_fast.md); re-record them after re-training.
 JDD_FAST = WeightsSpec(
     file="jdd_fast.safetensors",
-    sha256="1b9f740a8e1f57d7f8918a4bd1a12d58891a5318a14c3c8490828183fbe800ba",
+    sha256="fc3ea54d2f5966e43d7b989ae751b5e0e07a4246a29c2e7b6995d12632a31729",
     license="MIT",
     card="jdd_fast.md",
     source="distilled from jdd-noise by `rawdev compress distill` / `rawdev compress export` (see the model card)",
 )
 JDD_FAST_INT8 = WeightsSpec(
     file="jdd_fast_int8.safetensors",
-    sha256="3ca67fb2ca10def53e6b5077eef771ea62cc47843a8d59aefe088780d4a96501",
+    sha256="33de49646ec0d7c302d3418d2b5066914b08d5cac8ef76f122eb3e8b8d49c9fb",
     license="MIT",
     card="jdd_fast.md",
     source="activation ranges of jdd-fast's trunk calibrated by `rawdev compress int8` (see the model card)",
