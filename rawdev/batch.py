@@ -303,13 +303,10 @@ def prepare_worker(threads: int) -> None:
 
 def develop_task(task: dict) -> dict:
     """Develop ``task["src"]`` into ``task["dst"]`` with ``task["cfg"]`` (a PipelineConfig)."""
-    from .backends.registry import get
-    from .memory import memory_policy_for
     from .pipeline import develop_to_file
 
     src, dst = Path(task["src"]), Path(task["dst"])
     t0 = time.perf_counter()
-    memory_policy_for(get(task["cfg"].backend).arrays)
     try:
         res = develop_to_file(src, dst, task["cfg"], quality=task["quality"], overwrite=task["overwrite"])
     except OutputExistsError:

@@ -117,9 +117,9 @@ def _worker_main(conn, fn_ref: str, threads: int, max_memory: int | None, log_pa
     """A worker process: set limits, import, report ready, then run tasks until told to stop."""
     _set_thread_env(threads)
     _die_with_parent(parent_pid)
-    from .memory import return_freed_memory
+    from .memory import tune_allocator
 
-    return_freed_memory()
+    tune_allocator()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the supervisor's to handle
     log = None
     if log_path:

@@ -147,7 +147,7 @@ def test_a_broken_stream_leaves_no_file(tmp_path, suffix):
 
 
 def test_cli_process_returns_freed_memory(monkeypatch):
-    """The CLI fixes glibc's mmap threshold (freed band buffers go back to the system)."""
+    """The CLI sets glibc's allocator (rawdev.memory.tune_allocator) before any work."""
     import platform
     import subprocess
     import sys
@@ -156,13 +156,13 @@ def test_cli_process_returns_freed_memory(monkeypatch):
     from rawdev.cli import main
 
     calls = []
-    monkeypatch.setattr(rawdev.memory, "return_freed_memory", lambda: calls.append(1) or True)
+    monkeypatch.setattr(rawdev.memory, "tune_allocator", lambda: calls.append(1) or True)
     monkeypatch.setattr(sys, "argv", ["rawdev", "--version"])
     with pytest.raises(SystemExit):
         main()
     assert calls == [1]
     if sys.platform.startswith("linux") and platform.libc_ver()[0] == "glibc":
-        code = "from rawdev.memory import return_freed_memory as f; print(f())"
+        code = "from rawdev.memory import tune_allocator as f; print(f())"
         r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
         assert r.stdout.strip() == "True"
 

@@ -178,9 +178,9 @@ for _module, _name in (("evaluate", "eval"), ("train", "train"), ("batch", "batc
 
 def main() -> None:
     """Console-script entry point."""
-    from ..memory import return_freed_memory
+    from ..memory import tune_allocator
 
-    return_freed_memory()
+    tune_allocator()
     try:
         app()
     except BrokenPipeError:  # `rawdev backends | head`

@@ -86,10 +86,7 @@ def develop_file(src: Path, dst: Path, cfg, *, quality: int, overwrite: bool, qu
     from ..io.write import check_destination
     from ._startup import import_in_background
 
-    from ..memory import memory_policy_for
-
     spec = get(cfg.backend)  # an unknown name fails here, before anything heavy is imported
-    memory_policy_for(spec.arrays)
     check_destination(src, dst, cfg.output_bits, overwrite)
     from ._progress import DevelopProgress
 
