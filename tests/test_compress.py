@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 
 import numpy as np
@@ -37,6 +38,29 @@ def test_fresh_student_is_malvar():
     ref = demosaic(m3.sum(1, keepdim=True), "GRBG", DemosaicMethod.MALVAR2004)[..., b:-b, b:-b]
     assert out.shape == (2, 3, 64 - 2 * b, 64 - 2 * b)
     assert torch.allclose(out, ref, atol=1e-5)
+
+
+def test_fresh_student_on_menon_is_menon_and_starts_from_an_earlier_run(tmp_path):
+    """A Menon-based student computes Menon2007 exactly at step 0 (its 10 px of context keep the
+    base's mirrored edges out of the output), also when it starts from a run that corrected Malvar."""
+    from rawdev.train.compress import init_student
+    from rawdev.train.loop import CHECKPOINT_NAME
+
+    with pytest.raises(ValueError):
+        StudentJDD((8,) * 4, 4, base="menon")  # border 9 < the 10 px Menon needs
+    g = torch.Generator().manual_seed(3)
+    rgb = torch.rand(2, 3, 80, 80, generator=g)
+    m3 = mosaic(rgb, "GRBG") * bayer_masks("GRBG", 80, 80)
+    b = student_border(5)
+    ref = demosaic(m3.sum(1, keepdim=True), "GRBG", DemosaicMethod.MENON2007)[..., b:-b, b:-b]
+    net = StudentJDD((8,) * 5, 4, base="menon")
+    assert torch.allclose(net(m3, torch.tensor([0.0, 0.05])), ref, atol=1e-5)
+    old = _randomise(StudentJDD((8,) * 5, 4))  # a trained Malvar student stands in
+    recipe = {"widths": [8] * 5, "post_width": 4, "slim_l1": 0.0}  # an older run's recipe: no "base"
+    torch.save({"step": 7, "model": old.state_dict(), "extra": {"recipe": recipe}}, tmp_path / CHECKPOINT_NAME)
+    assert init_student(net, tmp_path) == 7
+    assert torch.equal(net.convs[0].weight, old.convs[0].weight)
+    assert torch.allclose(net(m3, torch.tensor([0.0, 0.05])), ref, atol=1e-5)
 
 
 def test_once_for_all_subnet_equals_the_sliced_network():
@@ -76,26 +100,34 @@ def test_int8_trunk_tracks_float_and_sparsity_counts():
     assert abs(sparsity(sp) - 0.75) < 0.01 and sparsity(net) == 0.0
 
 
-def test_int8_rebuilt_from_stored_ranges_keeps_the_observers_parameters():
-    """The rebuilt observers give what the x86 HistogramObserver gives from the same stored min/max
-    (its search over an empty histogram), so skipping that search changes no quantisation parameter."""
+def test_int8_built_from_stored_ranges_equals_fx_conversion():
+    """The int8 trunk built directly from stored ranges computes exactly what FX's convert_fx makes of
+    the calibrated trunk, and the stored min/max give the x86 HistogramObserver's own parameters (its
+    search over an empty histogram), so loading needs neither FX nor that search."""
+    from torch.ao.quantization.quantize_fx import convert_fx
+
     from rawdev.models.quantise import _observers, _prepare
 
     net = _randomise(StudentJDD((16,) * 3, 8)).eval()
     m3, _ = _m3(size=96)
     s = torch.tensor([0.0, 0.04])
     ranges = calibrate_ranges(net, [(m3, s)])
-    prepared = _prepare(net, net.features(m3, s))
+    x = net.features(m3, s)
+    prepared = _prepare(net, x)
     obs = _observers(prepared)
     assert obs and all(type(o).__name__ == "HistogramObserver" for o in obs.values())
-    q = Int8Student(net, ranges)
-    scales = [m.scale for m in q.qtrunk.modules() if hasattr(m, "scale") and isinstance(m.scale, float)]
-    for name, o in list(obs.items())[:2]:  # the histogram search costs about a second each
+    for k, (name, o) in enumerate(obs.items()):
         o.min_val, o.max_val = ranges[f"{name}.min_val"].clone(), ranges[f"{name}.max_val"].clone()
-        slow_scale, slow_zero = o.calculate_qparams()
         fast_scale, fast_zero = o._calculate_qparams(o.min_val, o.max_val)
-        assert torch.equal(slow_scale, fast_scale) and torch.equal(slow_zero, fast_zero)
-    assert scales  # the converted trunk holds quantised layers
+        if k < 2:  # the histogram search costs about a second each
+            slow_scale, slow_zero = o.calculate_qparams()
+            assert torch.equal(slow_scale, fast_scale) and torch.equal(slow_zero, fast_zero)
+        o.calculate_qparams = functools.partial(o._calculate_qparams, o.min_val, o.max_val)
+    fx = convert_fx(prepared)
+    q = Int8Student(net, ranges)
+    with torch.no_grad():
+        assert torch.equal(fx(x.contiguous()), q.qtrunk(x.contiguous()))
+        assert torch.equal(q(m3, s), net.finish(m3, fx(x.contiguous())))
 
 
 def test_distillation_runs_resumes_and_exports(tmp_path):

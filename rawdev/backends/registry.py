@@ -19,7 +19,7 @@ from typing import Any, Callable, Literal
 from ..errors import UnknownBackendError
 
 __all__ = ["WeightsSpec", "BackendSpec", "register", "get", "list_backends", "DEFAULT_BACKEND", "LIBRAW",
-           "LIBRAW_FALLBACK", "LIBRAW_LINEAR", "COMPARE_BACKENDS", "ROUNDTRIP_BACKENDS"]
+           "LIBRAW_FALLBACK", "LIBRAW_LINEAR", "COMPARE_BACKENDS", "ROUNDTRIP_BACKENDS", "STUDENT_BASES"]
 
 #: The back-end ``develop``, ``batch`` and the Python API use when none is named.
 DEFAULT_BACKEND = "menon-srgb"
@@ -33,6 +33,9 @@ LIBRAW_LINEAR = "libraw-linear"
 #: ``rawdev compare``'s default line-up, and ``rawdev eval roundtrip``'s.
 COMPARE_BACKENDS = ("bilinear", "malvar", "menon", LIBRAW)
 ROUNDTRIP_BACKENDS = ("bilinear", "malvar", "jdd", "jdd-noise", LIBRAW)
+#: The classical back-ends a compressed student (:mod:`rawdev.models.li2020`) adds its correction
+#: to; the first is the default (and what the first weights files, with ``base: true``, used).
+STUDENT_BASES = ("malvar", "menon")
 
 Domain = Literal[
     "mosaic_linear_wb",  # white-balanced, normalised linear mosaic (clip point 1.0)

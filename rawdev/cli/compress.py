@@ -4,6 +4,7 @@
         --widths 48x7 --ofa 0.5,0.75,1 --steps 3000          # once-for-all (GAN Compression)
     rawdev compress distill ... --slim 0.01                  # learned gates + L1 (GAN Slimming)
     rawdev compress distill ... --resume                     # continue the checkpoint exactly
+    rawdev compress distill ... --base menon --init runs/jdd_fast   # correct Menon, start from a run
     rawdev compress export --run-dir runs/jdd_fast --width 0.75 --out weights/jdd_fast.safetensors
     rawdev compress export --run-dir runs/jdd_slim --prune 0.05 --out weights/jdd_slim.safetensors
 """
@@ -15,6 +16,8 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
+
+from ..backends.registry import STUDENT_BASES
 
 from ._options import (DEFAULT_DEVICE, BatchOpt, CheckpointEveryOpt, ClipOpt, DataOpt, DeviceOpt, HeteroOpt, LogEveryOpt,
                        LossOpt, LrOpt, PatchOpt, PCleanOpt, ResumeOpt, RunDirOpt, SeedOpt, SigmaMaxOpt, StepsOpt,
@@ -62,6 +65,8 @@ def distill(
     run_dir: RunDirOpt = Path("runs/jdd_fast"),
     widths: Annotated[str, typer.Option("--widths", help="Student 3x3 layer widths: 48x7 or 32,32,48,...")] = "48x7",
     post_width: Annotated[int, typer.Option("--post-width", help="Channels of the full-resolution 3x3 layer.")] = 16,
+    base: Annotated[str, typer.Option("--base", help="Classical demosaic the student corrects: " + " or ".join(STUDENT_BASES))] = STUDENT_BASES[0],
+    init: Annotated[Optional[Path], typer.Option("--init", help="Start from an earlier run's weights (same widths).")] = None,
     ofa: Annotated[str, typer.Option("--ofa", help="Once-for-all width multipliers, e.g. 0.5,0.75,1 (GAN Compression).")] = "",
     slim: Annotated[float, typer.Option("--slim", help="L1 weight on learned channel gates (GAN Slimming); 0: none.")] = 0.0,
     steps: StepsOpt = 3000,
@@ -93,11 +98,11 @@ def distill(
     cfg = TrainConfig(steps=steps, lr=lr, seed=seed, device=device, run_dir=run_dir, resume=resume,
                       checkpoint_every=checkpoint_every, log_every=log_every, val_every=val_every,
                       time_limit_s=time_limit, schedule="cosine", warmup_steps=warmup, threads=threads)
-    recipe = CompressRecipe(widths=parse_widths(widths), post_width=post_width, ofa_widths=ofa_widths,
+    recipe = CompressRecipe(widths=parse_widths(widths), post_width=post_width, base=base, ofa_widths=ofa_widths,
                             slim_l1=slim, patch=patch, batch=batch, sigma_max=sigma_max / 255, p_clean=p_clean,
                             hetero_prob=hetero, clip_prob=clip, loss=loss)
     with TrainProgress(f"distil {NOISE_AWARE}") as prog:
-        result, _ = train_student(data, cfg, recipe, **prog.callbacks())
+        result, _ = train_student(data, cfg, recipe, init_from=init, **prog.callbacks())
     state = "done" if result.completed else "stopped at the time limit (continue with --resume)"
     typer.echo(f"{state}: step {result.step}/{steps} on {result.device} in {result.elapsed_s:.0f} s; "
                f"checkpoint -> {run_dir}; cut a student with `rawdev compress export`", err=True)

@@ -41,6 +41,7 @@ from pathlib import Path
 
 import torch
 
+from ..backends.registry import STUDENT_BASES
 from ..cfa import bayer_masks, mosaic
 from ..errors import UsageError, WeightsError
 from .data import PhotoPool, load_sources, training_pool, validation_sources
@@ -56,6 +57,7 @@ __all__ = [
     "make_distill_batch",
     "distill_loss",
     "export_student",
+    "init_student",
     "read_student",
     "student_from_checkpoint",
     "train_student",
@@ -73,6 +75,7 @@ class CompressRecipe:
 
     widths: tuple[int, ...] = (48,) * 7
     post_width: int = 16
+    base: str = STUDENT_BASES[0]  # the classical demosaic the student corrects
     ofa_widths: tuple[float, ...] = ()  # e.g. (0.5, 0.75, 1.0): once-for-all multipliers; () trains one width
     slim_l1: float = 0.0  # GAN Slimming's L1 weight on the gates; 0: no gates
     patch: int = 128
@@ -99,6 +102,12 @@ class CompressRecipe:
             raise UsageError(f"once-for-all width multipliers must lie in (0, 1], got {self.ofa_widths}")
         if self.slim_l1 < 0:
             raise UsageError(f"slim_l1 must be >= 0, got {self.slim_l1}")
+        from ..models.li2020 import BASE_CONTEXT
+
+        if self.base not in STUDENT_BASES:
+            raise UsageError(f"unknown student base {self.base!r}; expected one of {', '.join(STUDENT_BASES)}")
+        if BASE_CONTEXT[self.base] > border:
+            raise UsageError(f"a {self.base} base needs a student of depth >= {(BASE_CONTEXT[self.base] + 1) // 2}")
         if self.loss not in ("l1", "l2"):
             raise UsageError(f"unknown loss {self.loss!r}; expected l1 or l2")
         for name in ("p_clean", "hetero_prob", "clip_prob"):
@@ -111,7 +120,7 @@ def build_student(recipe: CompressRecipe) -> torch.nn.Module:
     """A freshly initialised student of the recipe's shape (gates when ``slim_l1 > 0``)."""
     from ..models.li2020 import StudentJDD
 
-    net = StudentJDD(recipe.widths, recipe.post_width, noise_input=True, gates=recipe.slim_l1 > 0)
+    net = StudentJDD(recipe.widths, recipe.post_width, noise_input=True, gates=recipe.slim_l1 > 0, base=recipe.base)
     # channels-last: oneDNN's CPU convolutions (and their backward) run in NHWC without reorders.
     return net.to(memory_format=torch.channels_last)
 
@@ -236,7 +245,7 @@ def read_student(path: str | Path) -> tuple[torch.nn.Module, dict]:
             sd = {k: f.get_tensor(k) for k in f.keys()}
         meta = {k: json.loads(v) if k != "format" else v for k, v in raw.items()}
         net = StudentJDD(meta["widths"], meta["post_width"], bool(meta.get("noise_input", True)),
-                         base=bool(meta.get("base", True)))
+                         base=meta.get("base", True))
         net.load_state_dict(sd, strict=True)
     except (KeyError, ValueError, RuntimeError, OSError) as err:
         raise WeightsError(f"not a rawdev student ({err})", path) from None
@@ -251,9 +260,31 @@ def student_from_checkpoint(run_dir: str | Path) -> tuple[torch.nn.Module, dict]
     recipe = ckpt.get("extra", {}).get("recipe")
     if not recipe:
         raise UsageError(f"{run_dir} holds no distillation run (no recipe in its checkpoint)")
-    net = StudentJDD(recipe["widths"], recipe["post_width"], noise_input=True, gates=recipe["slim_l1"] > 0)
+    net = StudentJDD(recipe["widths"], recipe["post_width"], noise_input=True, gates=recipe["slim_l1"] > 0,
+                     base=recipe.get("base", STUDENT_BASES[0]))
     net.load_state_dict(ckpt["model"], strict=True)
     return net, dict(recipe, step=ckpt["step"])
+
+
+def init_student(net: torch.nn.Module, run_dir: str | Path) -> int:
+    """Start ``net`` from the weights of an earlier run's checkpoint (same widths; GAN Compression
+    starts its students from a pre-trained network too). Where that run corrected another base, the
+    last 1x1 is zeroed, so the first step computes ``net``'s own base exactly and the trunk's learned
+    features (denoising, edges) are kept. Returns the earlier run's step count.
+
+    Raises:
+        UsageError: no checkpoint there, or one of another shape.
+    """
+    src, recipe = student_from_checkpoint(run_dir)
+    try:
+        net.load_state_dict(src.state_dict(), strict=True)
+    except RuntimeError as err:
+        raise UsageError(f"{run_dir}: its student does not fit this one ({str(err).splitlines()[0]})") from None
+    if src.base != net.base:
+        with torch.no_grad():
+            net.out.weight.zero_()
+            net.out.bias.zero_()
+    return int(recipe["step"])
 
 
 def train_student(
@@ -263,6 +294,7 @@ def train_student(
     *,
     val_data: list[str | Path] | None = None,
     teacher=None,
+    init_from: str | Path | None = None,
     **callbacks,
 ) -> tuple[TrainResult, torch.nn.Module]:
     """Distil the teacher into a student (the checkpoint in ``cfg.run_dir`` holds the super-network).
@@ -273,6 +305,8 @@ def train_student(
         recipe: student shape and data settings (default :class:`CompressRecipe`).
         val_data: validation sources; default the ``val`` split of the packs in ``data``.
         teacher: ``(mosaic3, sigma) -> image`` (tests pass a small one); default :func:`build_teacher`.
+        init_from: an earlier run folder whose weights start the student (:func:`init_student`);
+            ignored when ``cfg.resume`` continues this run's own checkpoint.
         **callbacks: ``on_start``, ``on_step``, ``on_record`` for :func:`~.loop.train`.
 
     Returns:
@@ -285,6 +319,7 @@ def train_student(
     pool = training_pool(data, recipe.patch, device)
     teacher = teacher if teacher is not None else build_teacher(device)
     net = build_student(recipe)
+    init_step = init_student(net, init_from) if init_from is not None and not cfg.resume else None
     val_fn = None
     val_sources = validation_sources(data, val_data)
     if val_sources:
@@ -303,6 +338,8 @@ def train_student(
     extra = {"recipe": {k: v for k, v in dataclasses.asdict(recipe).items() if k != "widths_meta"},
              "data": [str(p) for p in data], "train_photos": len(pool),
              "train_megapixels": round(pool.megapixels, 2), "teacher": getattr(teacher, "backend", None)}
+    if init_from is not None:
+        extra["init_from"] = {"run_dir": str(init_from), "step": init_step}
     t0 = time.time()
     result = train(net, lambda step, g: make_distill_batch(pool, recipe, g, teacher, net.border),
                    distill_loss(recipe.loss, recipe.slim_l1), cfg, val_fn=val_fn, extra_state=extra, **callbacks)
