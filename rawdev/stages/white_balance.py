@@ -115,7 +115,8 @@ def _running_sums(x: np.ndarray, bounds: list[np.ndarray], axis: int) -> tuple[n
     between two cuts is a difference of two running sums. float64 (int64 for integer data: casting
     uint8 to float64 inside ``reduceat`` is several times slower)."""
     n = x.shape[axis]
-    cuts = np.unique(np.concatenate(list(bounds) + [[0, n]]))
+    # sorted(set()) rather than np.unique, whose first call imports numpy.ma (22 ms of `rawdev info`)
+    cuts = np.array(sorted(set(np.concatenate(list(bounds) + [[0, n]]).tolist())), dtype=np.int64)
     acc = np.int64 if np.issubdtype(x.dtype, np.integer) else np.float64
     pieces = np.add.reduceat(x, cuts[:-1], axis=axis, dtype=acc)
     shape = list(pieces.shape)
