@@ -189,3 +189,24 @@ def test_shipped_students_build_and_int8_tracks_float():
     assert a.shape == b.shape == (1, 3, 70, 90)
     mse = float((a - b).square().mean())
     assert 10 * np.log10(1.0 / mse) > 35
+
+
+def test_log_l2_weighs_each_sample_by_its_own_error():
+    """log-l2 is the mean of ln(per-sample MSE + 1e-6): halving one sample's error moves it by the
+    same amount whatever that error's size, where plain L2 hardly sees the small one."""
+    from rawdev.train.compress import distill_loss
+
+    class Same(torch.nn.Module):
+        def forward(self, x, sigma, width=None):
+            return x
+
+    target = torch.zeros(2, 3, 4, 4)
+    out = torch.stack([torch.full((3, 4, 4), 1e-2), torch.full((3, 4, 4), 1e-1)])
+    batch = {"mosaic3": out, "sigma": torch.zeros(2), "target": target, "widths": []}
+    got = float(distill_loss("log-l2")(Same(), batch))
+    assert got == pytest.approx(float(np.mean(np.log([1e-4 + 1e-6, 1e-2 + 1e-6]))), rel=1e-5)
+    assert float(distill_loss("l2")(Same(), batch)) == pytest.approx((1e-4 + 1e-2) / 2, rel=1e-5)
+    with pytest.raises(UsageError):
+        from rawdev.train.compress import CompressRecipe
+
+        CompressRecipe(widths=(8,) * 3, loss="psnr").validate()

@@ -20,7 +20,7 @@ import typer
 from ..backends.registry import STUDENT_BASES
 
 from ._options import (DEFAULT_DEVICE, BatchOpt, CheckpointEveryOpt, ClipOpt, DataOpt, DeviceOpt, HeteroOpt, LogEveryOpt,
-                       LossOpt, LrOpt, PatchOpt, PCleanOpt, ResumeOpt, RunDirOpt, SeedOpt, SigmaMaxOpt, StepsOpt,
+                       LrOpt, PatchOpt, PCleanOpt, ResumeOpt, RunDirOpt, SeedOpt, SigmaMaxOpt, StepsOpt,
                        ThreadsOpt, TimeLimitOpt, ValEveryOpt, WarmupOpt, WeightsOutOpt, handle_errors)
 
 __all__ = ["app", "parse_widths"]
@@ -74,7 +74,8 @@ def distill(
     patch: PatchOpt = 128,
     lr: LrOpt = 1e-3,
     warmup: WarmupOpt = 100,
-    loss: LossOpt = "l2",
+    loss: Annotated[str, typer.Option("--loss", help="l2 or l1 distance to the teacher, or log-l2: the mean of "
+                                      "ln(per-sample MSE), an equal weight per decibel.")] = "l2",
     sigma_max: SigmaMaxOpt = 20.0,
     p_clean: PCleanOpt = 0.2,
     hetero: HeteroOpt = 0.0,

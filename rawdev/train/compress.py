@@ -65,6 +65,9 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
+#: Distillation losses: L2 and L1 to the teacher over the whole batch, or "log-l2", the mean over
+#: samples of ln(per-sample MSE + 1e-6) (:func:`distill_loss`).
+LOSSES = ("l2", "l1", "log-l2")
 TEACHER_BORDER = 31  # pixels per side lost by the teacher (Gharbi2016's valid-conv Bayer network)
 FORMAT = "rawdev StudentJDD state dict, fp32 (widths/post_width/noise_input in the metadata)"
 
@@ -108,8 +111,8 @@ class CompressRecipe:
             raise UsageError(f"unknown student base {self.base!r}; expected one of {', '.join(STUDENT_BASES)}")
         if BASE_CONTEXT[self.base] > border:
             raise UsageError(f"a {self.base} base needs a student of depth >= {(BASE_CONTEXT[self.base] + 1) // 2}")
-        if self.loss not in ("l1", "l2"):
-            raise UsageError(f"unknown loss {self.loss!r}; expected l1 or l2")
+        if self.loss not in LOSSES:
+            raise UsageError(f"unknown loss {self.loss!r}; expected {', '.join(LOSSES)}")
         for name in ("p_clean", "hetero_prob", "clip_prob"):
             v = getattr(self, name)
             if not 0.0 <= v <= 1.0:
@@ -176,16 +179,30 @@ def make_distill_batch(
 
 
 def distill_loss(kind: str = "l2", slim_l1: float = 0.0):
-    """``(student, batch) -> loss``: mean over the step's widths of the L2/L1 distance to the teacher,
-    plus ``slim_l1 * sum |gamma|`` (Wang2020 Eq. 4; the gates' mean absolute value keeps the scale
-    independent of the width)."""
+    """``(student, batch) -> loss``: mean over the step's widths of the distance to the teacher, plus
+    ``slim_l1 * sum |gamma|`` (Wang2020 Eq. 4; the gates' mean absolute value keeps the scale
+    independent of the width).
+
+    ``kind``: "l2" or "l1" over the batch, or "log-l2": the mean over samples of ln(MSE_i + 1e-6),
+    every sample weighted by the inverse of its own error (the gradient of ln MSE is grad MSE / MSE),
+    i.e. an equal weight per decibel. With plain L2 the noisy samples' errors, 10-100x larger than
+    the clean ones', decide the gradient: a student on Menon2007 trained that way stayed at Menon's
+    clean PSNR (35.0 dB on the validation tiles for 3,000 steps) while its sigma-10 PSNR rose 2 dB.
+    """
+
+    def distance(out: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        diff = out.float() - target
+        if kind == "l1":
+            return diff.abs().mean()
+        if kind == "log-l2":
+            return torch.log(diff.square().mean(dim=(1, 2, 3)) + 1e-6).mean()
+        return diff.square().mean()
 
     def compute(model: torch.nn.Module, batch: dict) -> torch.Tensor:
         widths = batch["widths"] or [None]
         total = 0.0
         for w in widths:
-            diff = model(batch["mosaic3"], batch["sigma"], width=w).float() - batch["target"]
-            total = total + (diff.square().mean() if kind == "l2" else diff.abs().mean())
+            total = total + distance(model(batch["mosaic3"], batch["sigma"], width=w), batch["target"])
         loss = total / len(widths)
         if slim_l1 > 0:
             n = sum(g.numel() for g in model.gates)
