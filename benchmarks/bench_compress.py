@@ -99,16 +99,16 @@ def main() -> None:
         files[label], _ = read_student(path)
     for label, net in files.items():
         variants[label] = {"run": runner_of(net.eval()), "params": _params(net),
-                           "macs": macs_per_pixel(net.widths, net.post_width)}
+                           "macs": macs_per_pixel(net.widths, net.post_width, base_input=net.base_input)}
     if args.ranges.is_file() and "int8" not in skip:
         q = Int8Student(student, load_file(str(args.ranges)))
         variants["student int8"] = {"run": runner_of(q), "params": _params(student),
-                                    "macs": macs_per_pixel(student.widths, student.post_width)}
+                                    "macs": macs_per_pixel(student.widths, student.post_width, base_input=student.base_input)}
     for amount in filter(None, args.sparsity.split(",")):
         sp = magnitude_sparsify(student, float(amount))
         variants[f"student sparse {float(amount):.0%}"] = {
             "run": runner_of(sp), "params": _params(sp), "nonzero": 1 - sparsity(sp),
-            "macs": macs_per_pixel(student.widths, student.post_width)}
+            "macs": macs_per_pixel(student.widths, student.post_width, base_input=student.base_input)}
 
     # Speed: one mosaic, every variant in turn, repeated.
     side = int((args.mp * 1e6) ** 0.5) // 2 * 2

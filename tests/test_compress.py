@@ -61,6 +61,17 @@ def test_fresh_student_on_menon_is_menon_and_starts_from_an_earlier_run(tmp_path
     assert init_student(net, tmp_path) == 7
     assert torch.equal(net.convs[0].weight, old.convs[0].weight)
     assert torch.allclose(net(m3, torch.tensor([0.0, 0.05])), ref, atol=1e-5)
+    # a post layer that also sees the base: the earlier run's function, its new inputs at zero
+    seen = StudentJDD((8,) * 5, 4, base="menon", base_input=True)
+    init_student(seen, tmp_path)
+    assert torch.equal(seen.post.weight[:, 6:], torch.zeros_like(seen.post.weight[:, 6:]))
+    old.out.weight.data.normal_()
+    torch.save({"step": 8, "model": old.state_dict(), "extra": {"recipe": dict(recipe, base="menon")}},
+               tmp_path / CHECKPOINT_NAME)
+    init_student(seen, tmp_path)
+    old_menon = StudentJDD((8,) * 5, 4, base="menon")
+    old_menon.load_state_dict(old.state_dict())
+    assert torch.allclose(seen(m3, torch.tensor([0.0, 0.05])), old_menon(m3, torch.tensor([0.0, 0.05])), atol=1e-5)
 
 
 def test_once_for_all_subnet_equals_the_sliced_network():
@@ -162,10 +173,11 @@ def test_distillation_runs_resumes_and_exports(tmp_path):
         parse_widths("wide")
 
 
-def test_student_runner_is_exact_under_tiling():
+@pytest.mark.parametrize("base,base_input", [("malvar", False), ("menon", True)])
+def test_student_runner_is_exact_under_tiling(base, base_input):
     from rawdev.backends.learned import student_runner
 
-    net = _randomise(StudentJDD((8,) * 6, 4))
+    net = _randomise(StudentJDD((8,) * 6, 4, base=base, base_input=base_input))
     runner = student_runner(net, device="cpu", tile=48, batch=1, workers=1)
     assert runner.spec.margin == 14
     x = torch.rand(1, 1, 101, 87)

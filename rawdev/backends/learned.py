@@ -202,7 +202,8 @@ def load_student(spec: WeightsSpec, ranges: WeightsSpec | None = None) -> torch.
     try:
         net = StudentJDD(json.loads(meta["widths"]), int(json.loads(meta["post_width"])),
                          noise_input=bool(json.loads(meta.get("noise_input", "true"))),
-                         base=json.loads(meta.get("base", "true")))  # true: the first files' Malvar
+                         base=json.loads(meta.get("base", "true")),  # true: the first files' Malvar
+                         base_input=bool(json.loads(meta.get("base_input", "false"))))
     except (KeyError, ValueError) as err:
         raise WeightsError(f"{path} has no student shape in its metadata ({err})", path) from None
     net = load_into(net, spec)

@@ -66,6 +66,7 @@ def distill(
     widths: Annotated[str, typer.Option("--widths", help="Student 3x3 layer widths: 48x7 or 32,32,48,...")] = "48x7",
     post_width: Annotated[int, typer.Option("--post-width", help="Channels of the full-resolution 3x3 layer.")] = 16,
     base: Annotated[str, typer.Option("--base", help="Classical demosaic the student corrects: " + " or ".join(STUDENT_BASES))] = STUDENT_BASES[0],
+    base_input: Annotated[bool, typer.Option("--base-input", help="The post layer also sees the base image.")] = False,
     init: Annotated[Optional[Path], typer.Option("--init", help="Start from an earlier run's weights (same widths).")] = None,
     ofa: Annotated[str, typer.Option("--ofa", help="Once-for-all width multipliers, e.g. 0.5,0.75,1 (GAN Compression).")] = "",
     slim: Annotated[float, typer.Option("--slim", help="L1 weight on learned channel gates (GAN Slimming); 0: none.")] = 0.0,
@@ -99,7 +100,7 @@ def distill(
     cfg = TrainConfig(steps=steps, lr=lr, seed=seed, device=device, run_dir=run_dir, resume=resume,
                       checkpoint_every=checkpoint_every, log_every=log_every, val_every=val_every,
                       time_limit_s=time_limit, schedule="cosine", warmup_steps=warmup, threads=threads)
-    recipe = CompressRecipe(widths=parse_widths(widths), post_width=post_width, base=base, ofa_widths=ofa_widths,
+    recipe = CompressRecipe(widths=parse_widths(widths), post_width=post_width, base=base, base_input=base_input, ofa_widths=ofa_widths,
                             slim_l1=slim, patch=patch, batch=batch, sigma_max=sigma_max / 255, p_clean=p_clean,
                             hetero_prob=hetero, clip_prob=clip, loss=loss)
     with TrainProgress(f"distil {NOISE_AWARE}") as prog:
@@ -133,7 +134,7 @@ def export(
     export_student(student, out, meta)
     n = sum(p.numel() for p in student.parameters())
     typer.echo(f"wrote {out}: widths {list(student.widths)}, {n:,} parameters, "
-               f"{macs_per_pixel(student.widths, student.post_width):,.0f} MAC/pixel", err=True)
+               f"{macs_per_pixel(student.widths, student.post_width, base_input=student.base_input):,.0f} MAC/pixel", err=True)
 
 
 @app.command()

@@ -19,8 +19,8 @@ Architecture (the contract of :class:`rawdev.models.gharbi2016.BayerDemosaicNet`
 2. the noise plane (Gharbi2016 Sec. 4): a constant channel holding sigma is concatenated (5 channels);
 3. ``convs[i]``: conv 3x3 valid + ReLU at half resolution, ``widths[i]`` channels;
 4. ``head``: conv 1x1, ``widths[-1]`` -> 12, then ``up``: transposed conv 2x2 stride 2, groups 3, 12 -> 3;
-5. ``post``: the centre-cropped input mosaic concatenated with the up-sampled residual (6 channels)
-   -> conv 3x3 valid -> ReLU -> conv 1x1 -> 3;
+5. ``post``: the centre-cropped input mosaic concatenated with the up-sampled residual (6 channels;
+   with ``base_input`` also the base image of 6., 9 channels) -> conv 3x3 valid -> ReLU -> conv 1x1 -> 3;
 6. with a ``base`` ("malvar", the default, or "menon") that is a correction added to a classical
    demosaic of the same mosaic (Malvar2004's fixed 5x5 filters,
    :func:`rawdev.stages.demosaic.malvar2004.demosaic_malvar2004`, or Menon2007's directional filtering
@@ -84,15 +84,16 @@ def student_border(depth: int) -> int:
     return 2 * int(depth) + 1
 
 
-def macs_per_pixel(widths: Sequence[int], post_width: int, noise_input: bool = True) -> float:
-    """Multiply-accumulates per output (full-resolution) pixel, ignoring the shrinking valid borders."""
+def macs_per_pixel(widths: Sequence[int], post_width: int, noise_input: bool = True, base_input: bool = False) -> float:
+    """Multiply-accumulates per output (full-resolution) pixel of the network, ignoring the shrinking
+    valid borders (the classical base is not counted)."""
     half = 4 * 3 * 4  # pack: 3 x 2 x 2 -> 4 per half-resolution pixel
     c_in = 5 if noise_input else 4
     for w in widths:
         half += c_in * w * 9
         c_in = w
     half += c_in * 12 + 12 * 4  # head 1x1, then up: 12 -> 3 x (2x2)
-    return half / 4 + 6 * post_width * 9 + post_width * 3
+    return half / 4 + (9 if base_input else 6) * post_width * 9 + post_width * 3
 
 
 class StudentJDD(nn.Module):
@@ -105,6 +106,8 @@ class StudentJDD(nn.Module):
         gates: learned per-channel scale factors on every hidden layer (GAN Slimming).
         base: the classical demosaic the network's output is added to: "malvar" (or True), "menon",
             or None/False for none (see the module docstring).
+        base_input: the ``post`` layer also sees the base image (9 input channels instead of 6), so
+            the correction can depend on what the base made of the mosaic, not only on the mosaic.
     """
 
     def __init__(
@@ -114,6 +117,7 @@ class StudentJDD(nn.Module):
         noise_input: bool = True,
         gates: bool = False,
         base: str | bool | None = MALVAR,
+        base_input: bool = False,
     ) -> None:
         super().__init__()
         if not widths or min(widths) < 1 or post_width < 1:
@@ -124,8 +128,11 @@ class StudentJDD(nn.Module):
         self.base = _base_name(base)
         self.depth = len(self.widths)
         self.border = student_border(self.depth)
-        if self.base is not None and BASE_CONTEXT[self.base] > self.border:
-            raise ValueError(f"a {self.base} base needs depth >= {(BASE_CONTEXT[self.base] + 1) // 2}, got {self.depth}")
+        self.base_input = bool(base_input)
+        if self.base_input and self.base is None:
+            raise ValueError("base_input needs a base")
+        if self.base is not None and BASE_CONTEXT[self.base] + self.base_input > self.border:
+            raise ValueError(f"a {self.base} base needs depth >= {(BASE_CONTEXT[self.base] + 2) // 2}, got {self.depth}")
         self.pack = nn.Conv2d(3, 4, 2, stride=2)
         c_in = 5 if self.noise_input else 4
         convs = []
@@ -136,7 +143,7 @@ class StudentJDD(nn.Module):
         self.gates = nn.ParameterList([nn.Parameter(torch.ones(w)) for w in self.widths]) if gates else None
         self.head = nn.Conv2d(c_in, 12, 1)
         self.up = nn.ConvTranspose2d(12, 3, 2, stride=2, groups=3)
-        self.post = nn.Conv2d(6, self.post_width, 3)
+        self.post = nn.Conv2d(9 if self.base_input else 6, self.post_width, 3)
         self.out = nn.Conv2d(self.post_width, 3, 1)
         if self.base is not None:
             nn.init.zeros_(self.out.weight)
@@ -201,25 +208,29 @@ class StudentJDD(nn.Module):
 
     def finish(self, mosaic3: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
         """Full resolution: up-sample the trunk's 12-channel ``residual``, the ``post`` layers, and the
-        Malvar base (see the module docstring)."""
+        classical base (see the module docstring)."""
         upsampled = self.up(residual)
         b = (mosaic3.shape[-1] - upsampled.shape[-1]) // 2
         bh = (mosaic3.shape[-2] - upsampled.shape[-2]) // 2
         crop = mosaic3[..., bh : bh + upsampled.shape[-2], b : b + upsampled.shape[-1]]
-        out = self.out(F.relu(self.post(torch.cat([crop, upsampled], dim=1))))
         if self.base is None:
-            return out
-        return out + self.base_image(mosaic3)
+            return self.out(F.relu(self.post(torch.cat([crop, upsampled], dim=1))))
+        # with base_input, the base over the post layer's input window (1 px wider each side)
+        base = self.base_image(mosaic3, pad=int(self.base_input))
+        feats = [crop, upsampled, base] if self.base_input else [crop, upsampled]
+        out = self.out(F.relu(self.post(torch.cat(feats, dim=1))))
+        return out + (base[..., 1:-1, 1:-1] if self.base_input else base)
 
-    def base_image(self, mosaic3: torch.Tensor) -> torch.Tensor:
-        """The classical demosaic the output corrects, over the output's window (no gradient)."""
+    def base_image(self, mosaic3: torch.Tensor, pad: int = 0) -> torch.Tensor:
+        """The classical demosaic the output corrects, over the output's window grown by ``pad`` px
+        per side (no gradient)."""
         from ..cfa import pattern_after_crop
 
-        # The border (>= the base's context) leaves that context inside the input; the base's own
-        # mirrored edges fall in the context and are cropped away.
-        bb, c = self.border, BASE_CONTEXT[self.base]
-        cfa = mosaic3[..., bb - c : mosaic3.shape[-2] - bb + c, bb - c : mosaic3.shape[-1] - bb + c].sum(1, keepdim=True)
-        pattern = pattern_after_crop("GRBG", bb - c, bb - c)
+        # The border (>= the base's context + pad) leaves that context inside the input; the base's
+        # own mirrored edges fall in the context and are cropped away.
+        e, c = self.border - pad, BASE_CONTEXT[self.base]
+        cfa = mosaic3[..., e - c : mosaic3.shape[-2] - e + c, e - c : mosaic3.shape[-1] - e + c].sum(1, keepdim=True)
+        pattern = pattern_after_crop("GRBG", e - c, e - c)
         with torch.no_grad():
             if self.base == MENON:
                 from ..stages.demosaic.menon2007 import demosaic_menon2007
@@ -240,7 +251,8 @@ class StudentJDD(nn.Module):
 
     def _cut(self, keep: Sequence[torch.Tensor]) -> "StudentJDD":
         """A plain (gate-free) network keeping channel indices ``keep[i]`` of layer ``i``, gates folded."""
-        net = StudentJDD([len(k) for k in keep], self.post_width, self.noise_input, gates=False, base=self.base)
+        net = StudentJDD([len(k) for k in keep], self.post_width, self.noise_input, gates=False, base=self.base,
+                         base_input=self.base_input)
         with torch.no_grad():
             net.pack.load_state_dict(self.pack.state_dict())
             prev = torch.arange(self.convs[0].in_channels, device=self.pack.weight.device)

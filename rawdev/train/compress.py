@@ -79,6 +79,7 @@ class CompressRecipe:
     widths: tuple[int, ...] = (48,) * 7
     post_width: int = 16
     base: str = STUDENT_BASES[0]  # the classical demosaic the student corrects
+    base_input: bool = False  # its post layer also sees the base image
     ofa_widths: tuple[float, ...] = ()  # e.g. (0.5, 0.75, 1.0): once-for-all multipliers; () trains one width
     slim_l1: float = 0.0  # GAN Slimming's L1 weight on the gates; 0: no gates
     patch: int = 128
@@ -109,7 +110,7 @@ class CompressRecipe:
 
         if self.base not in STUDENT_BASES:
             raise UsageError(f"unknown student base {self.base!r}; expected one of {', '.join(STUDENT_BASES)}")
-        if BASE_CONTEXT[self.base] > border:
+        if BASE_CONTEXT[self.base] + self.base_input > border:
             raise UsageError(f"a {self.base} base needs a student of depth >= {(BASE_CONTEXT[self.base] + 1) // 2}")
         if self.loss not in LOSSES:
             raise UsageError(f"unknown loss {self.loss!r}; expected {', '.join(LOSSES)}")
@@ -123,7 +124,8 @@ def build_student(recipe: CompressRecipe) -> torch.nn.Module:
     """A freshly initialised student of the recipe's shape (gates when ``slim_l1 > 0``)."""
     from ..models.li2020 import StudentJDD
 
-    net = StudentJDD(recipe.widths, recipe.post_width, noise_input=True, gates=recipe.slim_l1 > 0, base=recipe.base)
+    net = StudentJDD(recipe.widths, recipe.post_width, noise_input=True, gates=recipe.slim_l1 > 0, base=recipe.base,
+                     base_input=recipe.base_input)
     # channels-last: oneDNN's CPU convolutions (and their backward) run in NHWC without reorders.
     return net.to(memory_format=torch.channels_last)
 
@@ -233,7 +235,8 @@ def export_student(student: torch.nn.Module, path: str | Path, metadata: dict | 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     meta = {"format": FORMAT, "widths": list(student.widths), "post_width": student.post_width,
-            "noise_input": student.noise_input, "base": student.base, **(metadata or {})}
+            "noise_input": student.noise_input, "base": student.base, "base_input": student.base_input,
+            **(metadata or {})}
     sd = {k: v.detach().float().cpu().contiguous() for k, v in student.state_dict().items()}
     tmp = path.with_name(path.name + ".tmp")
     # Every value JSON-encoded (strings too) except the format line, so reading is uniform.
@@ -262,7 +265,7 @@ def read_student(path: str | Path) -> tuple[torch.nn.Module, dict]:
             sd = {k: f.get_tensor(k) for k in f.keys()}
         meta = {k: json.loads(v) if k != "format" else v for k, v in raw.items()}
         net = StudentJDD(meta["widths"], meta["post_width"], bool(meta.get("noise_input", True)),
-                         base=meta.get("base", True))
+                         base=meta.get("base", True), base_input=bool(meta.get("base_input", False)))
         net.load_state_dict(sd, strict=True)
     except (KeyError, ValueError, RuntimeError, OSError) as err:
         raise WeightsError(f"not a rawdev student ({err})", path) from None
@@ -278,7 +281,7 @@ def student_from_checkpoint(run_dir: str | Path) -> tuple[torch.nn.Module, dict]
     if not recipe:
         raise UsageError(f"{run_dir} holds no distillation run (no recipe in its checkpoint)")
     net = StudentJDD(recipe["widths"], recipe["post_width"], noise_input=True, gates=recipe["slim_l1"] > 0,
-                     base=recipe.get("base", STUDENT_BASES[0]))
+                     base=recipe.get("base", STUDENT_BASES[0]), base_input=bool(recipe.get("base_input", False)))
     net.load_state_dict(ckpt["model"], strict=True)
     return net, dict(recipe, step=ckpt["step"])
 
@@ -287,14 +290,23 @@ def init_student(net: torch.nn.Module, run_dir: str | Path) -> int:
     """Start ``net`` from the weights of an earlier run's checkpoint (same widths; GAN Compression
     starts its students from a pre-trained network too). Where that run corrected another base, the
     last 1x1 is zeroed, so the first step computes ``net``'s own base exactly and the trunk's learned
-    features (denoising, edges) are kept. Returns the earlier run's step count.
+    features (denoising, edges) are kept; where ``net`` also feeds the base image to its post layer
+    and that run did not, those input channels start at zero. Returns the earlier run's step count.
 
     Raises:
         UsageError: no checkpoint there, or one of another shape.
     """
     src, recipe = student_from_checkpoint(run_dir)
+    state = src.state_dict()
+    post = state["post.weight"]
+    if src.base_input != net.base_input and not src.base_input:
+        # a post layer that now also sees the base image: the new input channels start at zero, so
+        # the network computes what it computed before
+        grown = torch.zeros_like(net.post.weight)
+        grown[:, : post.shape[1]] = post
+        state["post.weight"] = grown
     try:
-        net.load_state_dict(src.state_dict(), strict=True)
+        net.load_state_dict(state, strict=True)
     except RuntimeError as err:
         raise UsageError(f"{run_dir}: its student does not fit this one ({str(err).splitlines()[0]})") from None
     if src.base != net.base:
