@@ -229,14 +229,14 @@ STUDENT_MARGIN = 14  # the shipped student has 6 half-resolution layers: border 
 #: model card weights/jdd_fast.md); re-record them after re-training.
 JDD_FAST = WeightsSpec(
     file="jdd_fast.safetensors",
-    sha256="fc3ea54d2f5966e43d7b989ae751b5e0e07a4246a29c2e7b6995d12632a31729",
+    sha256="3a8e2c2bbf49bc017bb509e0c1acc4d66d58397f886d47e29c7628cdbb62b05b",
     license="MIT",
     card="jdd_fast.md",
     source="distilled from jdd-noise by `rawdev compress distill` / `rawdev compress export` (see the model card)",
 )
 JDD_FAST_INT8 = WeightsSpec(
     file="jdd_fast_int8.safetensors",
-    sha256="33de49646ec0d7c302d3418d2b5066914b08d5cac8ef76f122eb3e8b8d49c9fb",
+    sha256="5af4c410344cbfeb18054652b580cb5deb5bb223d606f941fdee861184795da3",
     license="MIT",
     card="jdd_fast.md",
     source="activation ranges of jdd-fast's trunk calibrated by `rawdev compress int8` (see the model card)",
@@ -245,7 +245,7 @@ for _name, _ranges, _what in (("jdd-fast", None, "float32"), ("jdd-fast-int8", J
     register(BackendSpec(
         name=_name,
         kind="learned",
-        description=f"jdd-noise compressed (GAN Compression distillation into a 6-layer student over a Malvar "
+        description=f"jdd-noise compressed (GAN Compression distillation into a 6-layer student over a Menon2007 "
         f"base; {_what}): noise-aware joint demosaicking and denoising, Bayer. See weights/jdd_fast.md.",
         replaces=("demosaic",),
         cfa_types=frozenset({"bayer"}),
