@@ -626,7 +626,10 @@ def _develop_libraw(raw: RawImage, cfg: PipelineConfig, plan: DevelopPlan) -> np
     render = registry.get(LIBRAW).build()
     wb = plan.libraw_wb or plan.wb
     if isinstance(wb, LibRawWB):
-        lin = render(raw.meta.path, wb=wb.user_wb, camera_wb=wb.camera, auto_wb=wb.auto, highlight_mode=hl)
+        if wb.render is not None and wb.highlight_mode == hl:
+            lin = wb.render  # the preview fit's render, same settings
+        else:
+            lin = render(raw.meta.path, wb=wb.user_wb, camera_wb=wb.camera, auto_wb=wb.auto, highlight_mode=hl)
         post = np.diag(wb.post)
     else:
         g = wb.gains

@@ -88,6 +88,23 @@ def test_non_bayer_goes_through_libraw_with_notice():
     assert res.backend == "libraw-linear" and any("linear" in n and "'jdd' not used" in n for n in res.notices)
 
 
+def test_preview_fitted_libraw_develop_renders_once(monkeypatch):
+    """The G1's preview fit renders with the develop's own settings, so the develop reuses that
+    render (same pixels as rendering again) instead of making it twice."""
+    import rawdev.io.raw as raw_io
+
+    path = _path("canon_powershot_g1.crw")
+    again = develop(path, output_bits=16)
+    real, calls = raw_io.render_libraw, []
+    monkeypatch.setattr(raw_io, "render_libraw", lambda *a, **k: calls.append(k) or real(*a, **k))
+    import rawdev.backends.libraw as libraw_backend
+
+    monkeypatch.setattr(libraw_backend, "render_libraw", raw_io.render_libraw)
+    once = develop(path, output_bits=16)
+    assert once.wb.source == "preview" and len(calls) == 1
+    assert np.array_equal(once.image, again.image)
+
+
 @pytest.mark.parametrize("wb, flags", [("camera", {"use_camera_wb": True}), ("auto", {"use_auto_wb": True}),
                                        ("daylight", {}), ((2.0, 1.0, 1.5, 1.0), {"user_wb": [2.0, 1.0, 1.5, 1.0]})])
 def test_libraw_rendered_wb_options_render_as_libraw_does(wb, flags):
