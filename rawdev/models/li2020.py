@@ -29,10 +29,10 @@ Architecture (the contract of :class:`rawdev.models.gharbi2016.BayerDemosaicNet`
    2-core CPU affords are spent on what the base misses (noise, zipper, false colour) instead of on
    learning to interpolate (residual learning, as in He et al. 2016 and Zhang et al. 2017's DnCNN).
    Menon is 3.5 dB above Malvar on clean Kodak24 (39.27 against 35.78 dB) for about 0.4 s more per
-   24 MP on 2 cores (0.74 against 0.35 s, measured with a training job beside it); a student on Malvar trained for 7,000 steps still stayed 2 dB below plain Menon
-   on clean input, which is why the Menon base exists. Its output depends on input at most 8 px away
-   (measured), so it is computed on a crop with :data:`BASE_CONTEXT` px of context and stays exact
-   under tiling.
+   24 MP on 2 cores (0.74 against 0.35 s, measured with a training job beside it); a student on
+   Malvar trained for 7,000 steps still stayed 2 dB below plain Menon on clean input, which is why the
+   Menon base exists. Its output depends on input at most 8 px away (measured), so it is computed on
+   a crop with :data:`BASE_CONTEXT` px of context and stays exact under tiling.
 
 Gharbi2016's filter/mask product is left out: it doubles the last layer's width and gave nothing
 measurable at these widths in the previous attempt, and a plain chain is what both compression methods
