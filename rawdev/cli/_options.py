@@ -298,7 +298,7 @@ BatchOpt = Annotated[int, typer.Option("--batch", help="Patches per step (int8: 
 PatchOpt = Annotated[int, typer.Option("--patch", help="Patch side in pixels (jdd, distil, int8: even, >= 64, jdd's output is patch - 62; the ISPs: a multiple of 32).")]
 LrOpt = Annotated[float, typer.Option("--lr", help="Adam learning rate (cosine decay; the ISPs: per stage).")]
 WarmupOpt = Annotated[int, typer.Option("--warmup", help="Linear warm-up steps.")]
-LossOpt = Annotated[str, typer.Option("--loss", help="l2 (Gharbi2016) or l1 distance to the target.")]
+LossOpt = Annotated[str, typer.Option("--loss", help="l2 (Gharbi2016) or l1 distance to the target; compress distill also takes log-l2, the mean of ln(per-sample MSE): an equal weight per decibel.")]
 SigmaMaxOpt = Annotated[float, typer.Option("--sigma-max", help="Largest noise std of the synthetic noisy mosaics, on the 0-255 scale.")]
 PCleanOpt = Annotated[float, typer.Option("--p-clean", help="Fraction of noise-free samples.")]
 HeteroOpt = Annotated[float, typer.Option("--hetero", help="Fraction of samples with shot+read noise instead of Gaussian.")]
@@ -313,8 +313,8 @@ IspKernelsOpt = Annotated[str, typer.Option("--kernels", help="PyNET: full (3/5/
 IspPNoiseOpt = Annotated[float, typer.Option("--p-noise", help="Fraction of samples with shot+read noise.")]
 IspStageStepsOpt = Annotated[Optional[List[str]], typer.Option("--stage-steps", help="LEVEL=STEPS, repeatable; when given, only these stages run (PyNET levels 5..0; CameraNet 1 = Restore alone, 0 = joint).")]
 IspInstanceNormOpt = Annotated[bool, typer.Option("--instance-norm/--no-instance-norm", help="PyNET(-CA): the papers' instance normalisation (statistics shared across tiles at inference).")]
-IspBaseOpt = Annotated[Optional[str], typer.Option("--base", help="Fixed demosaic the network refines: jdd-noise, menon-srgb, menon or bilinear (see rawdev.models.isp_frame). Default: the recipe's (menon).", show_default=False)]
-IspInitOpt = Annotated[Optional[Path], typer.Option("--init", help="Start from these weights (a file this command wrote).")]
+BaseOpt = Annotated[Optional[str], typer.Option("--base", help="Fixed demosaic the network refines: for train's ISPs jdd-noise, menon-srgb, menon or bilinear (see rawdev.models.isp_frame); for compress distill's students malvar or menon. Default: the recipe's (menon for ISPs, malvar for students).", show_default=False)]
+InitOpt = Annotated[Optional[Path], typer.Option("--init", help="Start from earlier weights: for train, a file that command wrote; for compress distill, an earlier run folder (same widths).")]
 
 #: Options several commands take whose default is each command's own: the recipe knobs of training
 #: (each network's recipe has its own steps, batch, learning rate, output, run folder, ...) and the

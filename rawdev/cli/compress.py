@@ -19,8 +19,8 @@ import typer
 
 from ..backends.registry import STUDENT_BASES
 
-from ._options import (DEFAULT_DEVICE, BatchOpt, CheckpointEveryOpt, ClipOpt, DataOpt, DeviceOpt, HeteroOpt, LogEveryOpt,
-                       LrOpt, PatchOpt, PCleanOpt, ResumeOpt, RunDirOpt, SeedOpt, SigmaMaxOpt, StepsOpt,
+from ._options import (DEFAULT_DEVICE, BaseOpt, BatchOpt, CheckpointEveryOpt, ClipOpt, DataOpt, DeviceOpt, HeteroOpt, InitOpt, LogEveryOpt,
+                       LossOpt, LrOpt, PatchOpt, PCleanOpt, ResumeOpt, RunDirOpt, SeedOpt, SigmaMaxOpt, StepsOpt,
                        ThreadsOpt, TimeLimitOpt, ValEveryOpt, WarmupOpt, WeightsOutOpt, handle_errors)
 
 __all__ = ["app", "parse_widths"]
@@ -65,9 +65,9 @@ def distill(
     run_dir: RunDirOpt = Path("runs/jdd_fast"),
     widths: Annotated[str, typer.Option("--widths", help="Student 3x3 layer widths: 48x7 or 32,32,48,...")] = "48x7",
     post_width: Annotated[int, typer.Option("--post-width", help="Channels of the full-resolution 3x3 layer.")] = 16,
-    base: Annotated[str, typer.Option("--base", help="Classical demosaic the student corrects: " + " or ".join(STUDENT_BASES))] = STUDENT_BASES[0],
+    base: BaseOpt = None,
     base_input: Annotated[bool, typer.Option("--base-input", help="The post layer also sees the base image.")] = False,
-    init: Annotated[Optional[Path], typer.Option("--init", help="Start from an earlier run's weights (same widths).")] = None,
+    init: InitOpt = None,
     ofa: Annotated[str, typer.Option("--ofa", help="Once-for-all width multipliers, e.g. 0.5,0.75,1 (GAN Compression).")] = "",
     slim: Annotated[float, typer.Option("--slim", help="L1 weight on learned channel gates (GAN Slimming); 0: none.")] = 0.0,
     steps: StepsOpt = 3000,
@@ -75,8 +75,7 @@ def distill(
     patch: PatchOpt = 128,
     lr: LrOpt = 1e-3,
     warmup: WarmupOpt = 100,
-    loss: Annotated[str, typer.Option("--loss", help="l2 or l1 distance to the teacher, or log-l2: the mean of "
-                                      "ln(per-sample MSE), an equal weight per decibel.")] = "l2",
+    loss: LossOpt = "l2",
     sigma_max: SigmaMaxOpt = 20.0,
     p_clean: PCleanOpt = 0.2,
     hetero: HeteroOpt = 0.0,
@@ -100,7 +99,7 @@ def distill(
     cfg = TrainConfig(steps=steps, lr=lr, seed=seed, device=device, run_dir=run_dir, resume=resume,
                       checkpoint_every=checkpoint_every, log_every=log_every, val_every=val_every,
                       time_limit_s=time_limit, schedule="cosine", warmup_steps=warmup, threads=threads)
-    recipe = CompressRecipe(widths=parse_widths(widths), post_width=post_width, base=base, base_input=base_input, ofa_widths=ofa_widths,
+    recipe = CompressRecipe(widths=parse_widths(widths), post_width=post_width, base=base or STUDENT_BASES[0], base_input=base_input, ofa_widths=ofa_widths,
                             slim_l1=slim, patch=patch, batch=batch, sigma_max=sigma_max / 255, p_clean=p_clean,
                             hetero_prob=hetero, clip_prob=clip, loss=loss)
     with TrainProgress(f"distil {NOISE_AWARE}") as prog:

@@ -21,7 +21,7 @@ import typer
 
 from ..backends.registry import WeightsSpec, get, list_backends
 from ..backends.specs import ISP_FILES, JDD_NOISE
-from ._options import (DEFAULT_DEVICE, BatchOpt, CheckpointEveryOpt, ClipOpt, DataOpt, DeviceOpt, HeteroOpt, IspBaseOpt, IspInitOpt,
+from ._options import (DEFAULT_DEVICE, BatchOpt, CheckpointEveryOpt, ClipOpt, DataOpt, DeviceOpt, HeteroOpt, BaseOpt, InitOpt,
                        IspInstanceNormOpt, IspKernelsOpt, IspPNoiseOpt, IspStageStepsOpt, IspWidthOpt, LogEveryOpt, LossOpt,
                        LrOpt, PatchOpt, PCleanOpt, ResumeOpt, RunDirOpt, SeedOpt, SigmaMaxOpt, StepsOpt, ThreadsOpt,
                        TimeLimitOpt, ValEveryOpt, WarmupOpt, WeightsOutOpt, handle_errors)
@@ -218,9 +218,9 @@ def _isp_command(kind: str, defaults: IspTraining):
         log_every: LogEveryOpt = 50,
         time_limit: TimeLimitOpt = None,
         threads: ThreadsOpt = None,
-        init: IspInitOpt = None,
+        init: InitOpt = None,
         instance_norm: IspInstanceNormOpt = False,
-        base: IspBaseOpt = None,
+        base: BaseOpt = None,
     ) -> None:
         from ..train.isp import DEFAULT_STAGE_STEPS, ISPRecipe
         from ..train.loop import TrainConfig
