@@ -60,7 +60,7 @@ from torch import nn
 
 from ..backends.registry import STUDENT_BASES as BASES
 
-__all__ = ["BASES", "BASE_CONTEXT", "StudentJDD", "student_border", "macs_per_pixel"]
+__all__ = ["BASES", "BASE_CONTEXT", "StudentJDD", "check_base", "student_border", "macs_per_pixel"]
 
 MALVAR, MENON = BASES
 #: Context (even, full-resolution px per side) each base needs to be exact on a crop: Malvar's 5x5
@@ -68,14 +68,26 @@ MALVAR, MENON = BASES
 BASE_CONTEXT = {MALVAR: 2, MENON: 10}
 
 
-def _base_name(base) -> str | None:
-    """``True`` (the format of the first weights) means Malvar; ``False``/``None`` no base."""
+def check_base(base, depth: int, base_input: bool = False) -> str | None:
+    """The base's name (``True``, the format of the first weights, means Malvar; ``False``/``None``
+    no base), after checking that a student of ``depth`` layers has the context it needs.
+
+    Raises:
+        ValueError: an unknown base, ``base_input`` without a base, or a student too shallow for it.
+    """
     if base is True:
-        return MALVAR
-    if base is False or base is None:
+        base = MALVAR
+    elif base is False:
+        base = None
+    if base is None:
+        if base_input:
+            raise ValueError("base_input needs a base")
         return None
     if base not in BASES:
-        raise ValueError(f"unknown student base {base!r}; expected one of {BASES}")
+        raise ValueError(f"unknown student base {base!r}; expected one of {', '.join(BASES)}")
+    need = BASE_CONTEXT[base] + int(base_input)  # px of context inside the student's border
+    if need > student_border(depth):
+        raise ValueError(f"a {base} base{' as an input' if base_input else ''} needs depth >= {need // 2}, got {depth}")
     return str(base)
 
 
@@ -125,14 +137,10 @@ class StudentJDD(nn.Module):
         self.widths = tuple(int(w) for w in widths)
         self.post_width = int(post_width)
         self.noise_input = bool(noise_input)
-        self.base = _base_name(base)
         self.depth = len(self.widths)
         self.border = student_border(self.depth)
+        self.base = check_base(base, self.depth, base_input)
         self.base_input = bool(base_input)
-        if self.base_input and self.base is None:
-            raise ValueError("base_input needs a base")
-        if self.base is not None and BASE_CONTEXT[self.base] + self.base_input > self.border:
-            raise ValueError(f"a {self.base} base needs depth >= {(BASE_CONTEXT[self.base] + 2) // 2}, got {self.depth}")
         self.pack = nn.Conv2d(3, 4, 2, stride=2)
         c_in = 5 if self.noise_input else 4
         convs = []

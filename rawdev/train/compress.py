@@ -106,12 +106,12 @@ class CompressRecipe:
             raise UsageError(f"once-for-all width multipliers must lie in (0, 1], got {self.ofa_widths}")
         if self.slim_l1 < 0:
             raise UsageError(f"slim_l1 must be >= 0, got {self.slim_l1}")
-        from ..models.li2020 import BASE_CONTEXT
+        from ..models.li2020 import check_base
 
-        if self.base not in STUDENT_BASES:
-            raise UsageError(f"unknown student base {self.base!r}; expected one of {', '.join(STUDENT_BASES)}")
-        if BASE_CONTEXT[self.base] + self.base_input > border:
-            raise UsageError(f"a {self.base} base needs a student of depth >= {(BASE_CONTEXT[self.base] + 1) // 2}")
+        try:
+            check_base(self.base, len(self.widths), self.base_input)
+        except ValueError as err:
+            raise UsageError(str(err)) from None
         if self.loss not in LOSSES:
             raise UsageError(f"unknown loss {self.loss!r}; expected {', '.join(LOSSES)}")
         for name in ("p_clean", "hetero_prob", "clip_prob"):
@@ -299,7 +299,7 @@ def init_student(net: torch.nn.Module, run_dir: str | Path) -> int:
     src, recipe = student_from_checkpoint(run_dir)
     state = src.state_dict()
     post = state["post.weight"]
-    if src.base_input != net.base_input and not src.base_input:
+    if net.base_input and not src.base_input:
         # a post layer that now also sees the base image: the new input channels start at zero, so
         # the network computes what it computed before
         grown = torch.zeros_like(net.post.weight)
