@@ -222,3 +222,23 @@ def test_log_l2_weighs_each_sample_by_its_own_error():
         from rawdev.train.compress import CompressRecipe
 
         CompressRecipe(widths=(8,) * 3, loss="psnr").validate()
+
+
+def test_colour_augmentation_recolours_the_distillation_photos():
+    """``colour_aug`` (``--colour-aug``): the same draws give the same crops, recoloured; the teacher's
+    target and the student's input both come from the recoloured photo."""
+    from rawdev.train.compress import CompressRecipe, make_distill_batch
+    from rawdev.train.data import PhotoPool
+
+    g = torch.Generator().manual_seed(0)
+    pool = PhotoPool([(torch.rand(3, 96, 96, generator=g) * 255).to(torch.uint8) for _ in range(2)])
+    teacher = lambda m3, sigma: m3[..., 31:-31, 31:-31]  # noqa: E731
+    plain, recoloured = (make_distill_batch(pool, CompressRecipe(widths=(8,) * 3, patch=72, batch=4, colour_aug=p),
+                                            torch.Generator().manual_seed(1), teacher, student_border(3))
+                         for p in (0.0, 1.0))
+    assert not torch.equal(plain["rgb"], recoloured["rgb"])
+    # a channel permutation and a saturation gain about the mean: the grey level of a pixel is kept
+    # (until clipping), so the mean over channels barely moves
+    assert (plain["rgb"].mean(1) - recoloured["rgb"].mean(1)).abs().mean() < 0.05
+    with pytest.raises(UsageError):
+        CompressRecipe(widths=(8,) * 3, colour_aug=1.5).validate()

@@ -20,7 +20,7 @@ MATRIX = np.array([[1.6, -0.4, -0.2], [-0.2, 1.4, -0.2], [0.0, -0.5, 1.5]], dtyp
 #: the learned ISPs' full-width windows take minutes on a 2-core CPU: in the slow run only
 #: and jdd-fast-int8's quantised trunk is slow at these tiny tiles (14 s; its int8 path is covered by
 #: tests/test_compress.py in the default run)
-_SLOW = {"pynet", "pynet-ca", "cameranet", "jdd-fast-int8"}
+_SLOW = {"pynet", "pynet-ca", "cameranet", "cameranet-fast", "jdd-fast-int8"}
 
 
 def _mosaic(h: int, w: int, pattern: str) -> torch.Tensor:

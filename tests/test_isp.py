@@ -85,6 +85,28 @@ def test_untrained_isp_over_jdd_noise_renders_the_jdd_noise_back_end(kind, patte
     assert (got - want).abs().mean() < 2e-3
 
 
+@pytest.mark.parametrize("pattern", ("RGGB", "GBRG"))
+def test_untrained_isp_over_jdd_fast_renders_the_jdd_fast_int8_back_end(pattern):
+    """cameranet-fast's start is the registered jdd-fast-int8 back-end, told the same sigma as
+    jdd-noise would be: an untrained frame over it renders that back-end through the matrix."""
+    from rawdev.backends.isp import JDDFastStart
+    from rawdev.backends.registry import get
+    from rawdev.models.isp_frame import jdd_noise_sigma
+    from rawdev.stages.tone import srgb_decode
+
+    torch.manual_seed(0)
+    net = make_isp("cameranet-fast", width=8, padding_mode="zeros", base="jdd-fast-int8", learned_start=JDDFastStart())
+    runner = isp_runner(net, device="cpu", tile=64)
+    m = _mosaic(90, 133, pattern)
+    noise = torch.tensor([2e-3, 2e-5])
+    got = runner(m, pattern, noise=noise, matrix=MATRIX.numpy())
+    sigma = jdd_noise_sigma(noise.reshape(1, 2), 1)
+    cam = srgb_decode(get("jdd-fast-int8").build(device="cpu")(srgb_encode(m), pattern, noise=sigma))
+    want = srgb_encode(torch.einsum("ij,njhw->nihw", MATRIX, cam))
+    # exact everywhere: the student's tiling is exact and its 13 px border stays inside the margin
+    assert torch.allclose(got, want, atol=2e-5), (got - want).abs().max()
+
+
 def test_noise_planes_follow_the_profile():
     packed = torch.full((1, 4, 2, 2), 0.25)
     planes = noise_planes(packed, torch.tensor([[0.01, 1e-4]]))

@@ -440,6 +440,39 @@ class TestISPTraining:
         # zero at the start (untrained frame = its start); one Adam step of lr 1e-3 moves them
         assert heads and any(float(v.abs().max()) > 1e-4 for v in heads)
 
+    def test_teacher_target_is_the_teachers_render(self, pack):
+        """Distillation (``--teacher``): the batch's target is the teacher's output on the batch's own
+        input, not the photo; the teacher must be another learned ISP."""
+        import torch
+
+        from rawdev.errors import UsageError
+        from rawdev.train.isp import ISPRecipe, make_isp_batch
+
+        pool = tdata.load_sources([pack])
+        recipe = ISPRecipe(kind="cameranet-fast", patch=64, batch=2, base="menon", teacher="cameranet")
+        seen = []
+
+        def teacher(batch):
+            seen.append(batch["mosaic"])
+            return torch.full_like(batch["target"], 0.25)
+
+        b = make_isp_batch(pool, recipe, torch.Generator().manual_seed(0), teacher)
+        photo = make_isp_batch(pool, recipe, torch.Generator().manual_seed(0))
+        assert torch.equal(seen[0], b["mosaic"]) and torch.equal(b["mosaic"], photo["mosaic"])
+        assert torch.all(b["target"] == 0.25) and not torch.equal(b["target"], photo["target"])
+        recipe.validate()
+        for bad in ("cameranet-fast", "menon", "jdd"):
+            with pytest.raises(UsageError):
+                ISPRecipe(kind="cameranet-fast", teacher=bad).validate()
+
+    def test_cameranet_fast_command_defaults_to_its_compression(self):
+        """``rawdev train cameranet-fast`` distils cameranet at half its width over the int8 student."""
+        from rawdev.cli.train import ISP_STUDENT_TRAINING, ISP_TRAINING
+
+        fast, teacher = ISP_STUDENT_TRAINING["cameranet-fast"], ISP_TRAINING["Liang2019"]
+        assert (fast.teacher, fast.base, fast.width, fast.lr) == ("cameranet", "jdd-fast-int8", teacher.width // 2,
+                                                                  teacher.lr)
+
     @pytest.mark.parametrize("kind", ["pynet-ca", "cameranet"])
     def test_stages_export_and_resume(self, pack, tmp_path, kind):
         import torch

@@ -166,7 +166,7 @@ register(BackendSpec(
     reference="Gharbi2016",
 ))
 
-# -- learned ISPs: pynet, pynet-ca, cameranet -----------------------------------------------------
+# -- learned ISPs: pynet, pynet-ca, cameranet, cameranet-fast -------------------------------------------------
 ISP_MARGIN = 64  # raw pixels of context per tile side; a multiple of 16 keeps windows 32-aligned
 ISP_OVERLAP = 48  # half-width of the cross-fade between neighbouring tiles
 #: sha256 of each weight file (re-record after re-training; see the model cards).
@@ -174,8 +174,12 @@ ISP_SHA256 = {
     "pynet": "04b5cc9a6bd7364d965579b0765c06dbdb0891e69f20b230c2a2078b5d1a25a0",
     "pynet-ca": "b853aadfffe12472459d5728a399db18322dc66cfe7b67441b882dc8a7f4c759",
     "cameranet": "66bc1646c1d873193bd909cad0daf84ff8ffa8e4a42da6244717a423c7d9f816",
+    "cameranet-fast": "",
 }
-ISP_FILES = {"pynet": "pynet.safetensors", "pynet-ca": "pynet_ca.safetensors", "cameranet": "cameranet.safetensors"}
+ISP_FILES = {"pynet": "pynet.safetensors", "pynet-ca": "pynet_ca.safetensors", "cameranet": "cameranet.safetensors",
+             "cameranet-fast": "cameranet_fast.safetensors"}
+#: Compressed learned ISPs: student -> (the teacher it is distilled from, the cheaper start it refines).
+ISP_STUDENTS = {"cameranet-fast": ("cameranet", "jdd-fast-int8")}
 ISP_WEIGHTS = {
     name: WeightsSpec(file=ISP_FILES[name], sha256=ISP_SHA256[name], license="MIT",
                       card=ISP_FILES[name].replace(".safetensors", ".md"),
@@ -187,6 +191,8 @@ _ISP_DESCRIPTIONS = {
     "residual over jdd-noise; mosaic + noise level -> display sRGB through the file's own colour matrix.",
     "pynet-ca": "PyNET-CA (Kim et al. 2020): PyNET with channel attention and a sub-pixel head; trained here.",
     "cameranet": "CameraNet (Liang et al. 2019) two-stage learned ISP (Restore-Net + Enhance-Net), trained here.",
+    "cameranet-fast": "cameranet compressed: half the width over the int8 jdd-fast student instead of jdd-noise, "
+    "distilled from cameranet (GAN Compression, Li et al. 2020).",
 }
 for _name in ISP_FILES:
     register(BackendSpec(
@@ -205,7 +211,8 @@ for _name in ISP_FILES:
         uses_noise=True,
         build=LazyBuild("rawdev.backends.isp", "_build_isp", (_name,)),
         weights={"bayer": ISP_WEIGHTS[_name]},
-        reference={"pynet": "Ignatov2020", "pynet-ca": "Kim2020", "cameranet": "Liang2019"}[_name],
+        reference={"pynet": "Ignatov2020", "pynet-ca": "Kim2020", "cameranet": "Liang2019",
+                   "cameranet-fast": "Liang2019"}[_name],
     ))
 
 # -- LibRaw's own pipeline: the reference ---------------------------------------------------------

@@ -301,6 +301,8 @@ WarmupOpt = Annotated[int, typer.Option("--warmup", help="Linear warm-up steps."
 LossOpt = Annotated[str, typer.Option("--loss", help="l2 (Gharbi2016) or l1 distance to the target; compress distill also takes log-l2, the mean of ln(per-sample MSE): an equal weight per decibel.")]
 SigmaMaxOpt = Annotated[float, typer.Option("--sigma-max", help="Largest noise std of the synthetic noisy mosaics, on the 0-255 scale.")]
 PCleanOpt = Annotated[float, typer.Option("--p-clean", help="Fraction of noise-free samples.")]
+IspTeacherOpt = Annotated[Optional[str], typer.Option("--teacher", help="A trained learned ISP whose output is the target (distillation; e.g. cameranet for cameranet-fast); '' or unset: the photo.")]
+ColourAugOpt = Annotated[float, typer.Option("--colour-aug", help="Fraction of samples with random channel order and saturation gain.")]
 HeteroOpt = Annotated[float, typer.Option("--hetero", help="Fraction of samples with shot+read noise instead of Gaussian.")]
 ClipOpt = Annotated[float, typer.Option("--clip", help="Fraction of samples whose noisy mosaic is clipped to [0, 1].")]
 ResumeOpt = Annotated[bool, typer.Option("--resume", help="Continue the run in RUN_DIR from its checkpoint, exactly.")]
@@ -313,7 +315,7 @@ IspKernelsOpt = Annotated[str, typer.Option("--kernels", help="PyNET: full (3/5/
 IspPNoiseOpt = Annotated[float, typer.Option("--p-noise", help="Fraction of samples with shot+read noise.")]
 IspStageStepsOpt = Annotated[Optional[List[str]], typer.Option("--stage-steps", help="LEVEL=STEPS, repeatable; when given, only these stages run (PyNET levels 5..0; CameraNet 1 = Restore alone, 0 = joint).")]
 IspInstanceNormOpt = Annotated[bool, typer.Option("--instance-norm/--no-instance-norm", help="PyNET(-CA): the papers' instance normalisation (statistics shared across tiles at inference).")]
-BaseOpt = Annotated[Optional[str], typer.Option("--base", help="Fixed demosaic the network refines: for train's ISPs jdd-noise, menon-srgb, menon or bilinear (see rawdev.models.isp_frame); for compress distill's students malvar or menon. Default: the recipe's (menon for ISPs, malvar for students).", show_default=False)]
+BaseOpt = Annotated[Optional[str], typer.Option("--base", help="Fixed demosaic the network refines: for train's ISPs jdd-noise, jdd-fast-int8, menon-srgb, menon or bilinear (see rawdev.models.isp_frame); for compress distill's students malvar or menon. Default: the recipe's (menon for ISPs, jdd-fast-int8 for cameranet-fast, malvar for students).", show_default=False)]
 InitOpt = Annotated[Optional[Path], typer.Option("--init", help="Start from earlier weights: for train, a file that command wrote; for compress distill, an earlier run folder (same widths).")]
 
 #: Options several commands take whose default is each command's own: the recipe knobs of training
@@ -321,7 +323,7 @@ InitOpt = Annotated[Optional[Path], typer.Option("--init", help="Start from earl
 #: back-end lists (compare shows the fast ones; eval roundtrip scores the learned ones too).
 PER_COMMAND_DEFAULTS = frozenset({
     "--out", "--run-dir", "--steps", "--batch", "--lr", "--warmup", "--checkpoint-every", "--log-every",
-    "--val-every", "--width", "--backends",
+    "--val-every", "--width", "--backends", "--base", "--teacher",
 })
 #: Option names that mean different things in different commands, each declared in its command:
 #: renaming them would break users' scripts.

@@ -19,7 +19,7 @@ import typer
 
 from ..backends.registry import STUDENT_BASES
 
-from ._options import (DEFAULT_DEVICE, BaseOpt, BatchOpt, CheckpointEveryOpt, ClipOpt, DataOpt, DeviceOpt, HeteroOpt, InitOpt, LogEveryOpt,
+from ._options import (DEFAULT_DEVICE, BaseOpt, BatchOpt, CheckpointEveryOpt, ClipOpt, ColourAugOpt, DataOpt, DeviceOpt, HeteroOpt, InitOpt, LogEveryOpt,
                        LossOpt, LrOpt, PatchOpt, PCleanOpt, ResumeOpt, RunDirOpt, SeedOpt, SigmaMaxOpt, StepsOpt,
                        ThreadsOpt, TimeLimitOpt, ValEveryOpt, WarmupOpt, WeightsOutOpt, handle_errors)
 
@@ -78,6 +78,7 @@ def distill(
     loss: LossOpt = "l2",
     sigma_max: SigmaMaxOpt = 20.0,
     p_clean: PCleanOpt = 0.2,
+    colour_aug: ColourAugOpt = 0.0,
     hetero: HeteroOpt = 0.0,
     clip: ClipOpt = 0.5,
     device: DeviceOpt = DEFAULT_DEVICE,
@@ -101,7 +102,7 @@ def distill(
                       time_limit_s=time_limit, schedule="cosine", warmup_steps=warmup, threads=threads)
     recipe = CompressRecipe(widths=parse_widths(widths), post_width=post_width, base=base or STUDENT_BASES[0], base_input=base_input, ofa_widths=ofa_widths,
                             slim_l1=slim, patch=patch, batch=batch, sigma_max=sigma_max / 255, p_clean=p_clean,
-                            hetero_prob=hetero, clip_prob=clip, loss=loss)
+                            hetero_prob=hetero, clip_prob=clip, loss=loss, colour_aug=colour_aug)
     with TrainProgress(f"distil {NOISE_AWARE}") as prog:
         result, _ = train_student(data, cfg, recipe, init_from=init, **prog.callbacks())
     state = "done" if result.completed else "stopped at the time limit (continue with --resume)"

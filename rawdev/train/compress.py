@@ -9,7 +9,10 @@ itself distilled from a network trained on 2.6 M mined patches, more than we hav
 
 Data, per sample (the synthesis of :mod:`rawdev.train.jdd`, the same noise-aware inputs):
 
-1. a random ``patch`` x ``patch`` crop of a training photo with one of the 8 symmetries of the square;
+1. a random ``patch`` x ``patch`` crop of a training photo with one of the 8 symmetries of the square,
+   and with probability ``colour_aug`` a random channel order and saturation gain
+   (:func:`~.data.colour_augment`: our photos hold few of the saturated colours that benchmark sets
+   such as McMaster are full of, and where a Menon base errs most);
 2. its GRBG mosaic (sRGB-encoded, white-balanced: the teacher's domain);
 3. ``sigma`` = 0 with probability ``p_clean``, else U(0, ``sigma_max``); Gaussian noise of that std,
    or with probability ``hetero_prob`` shot + read noise of the same encoded RMS std
@@ -44,7 +47,7 @@ import torch
 from ..backends.registry import STUDENT_BASES
 from ..cfa import bayer_masks, mosaic
 from ..errors import UsageError, WeightsError
-from .data import PhotoPool, load_sources, training_pool, validation_sources
+from .data import PhotoPool, colour_augment, load_sources, training_pool, validation_sources
 from .jdd import NATIVE_PATTERN, make_val_fn, noisy_mosaic
 from .loop import TrainConfig, TrainResult, load_checkpoint, resolve_device, train
 from .synthesis import sample_sigmas
@@ -88,6 +91,7 @@ class CompressRecipe:
     p_clean: float = 0.2
     hetero_prob: float = 0.0
     clip_prob: float = 0.5
+    colour_aug: float = 0.0  # probability of data.colour_augment per sample
     loss: str = "l2"
     val_sigmas: tuple[float, ...] = (0.0, 10 / 255)
     widths_meta: dict = field(default_factory=dict)  # filled by train_student, for the checkpoint
@@ -114,7 +118,7 @@ class CompressRecipe:
             raise UsageError(str(err)) from None
         if self.loss not in LOSSES:
             raise UsageError(f"unknown loss {self.loss!r}; expected {', '.join(LOSSES)}")
-        for name in ("p_clean", "hetero_prob", "clip_prob"):
+        for name in ("p_clean", "hetero_prob", "clip_prob", "colour_aug"):
             v = getattr(self, name)
             if not 0.0 <= v <= 1.0:
                 raise UsageError(f"{name} must lie in [0, 1], got {v}")
@@ -162,6 +166,8 @@ def make_distill_batch(
     b, p = recipe.batch, recipe.patch
     dev = pool.device
     rgb = pool.sample(b, p, generator=generator)
+    if recipe.colour_aug > 0:
+        rgb = colour_augment(rgb, generator=generator, p=recipe.colour_aug)
     sigma = sample_sigmas(b, sigma_max=recipe.sigma_max, p_zero=recipe.p_clean, generator=generator, device=dev)
     clean = mosaic(rgb, NATIVE_PATTERN)
     noisy = noisy_mosaic(clean, sigma, hetero_prob=recipe.hetero_prob, clip_prob=recipe.clip_prob, generator=generator)

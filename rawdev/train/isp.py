@@ -13,7 +13,11 @@ Every sample (Brooks2019 Sec. 3, as the round-trip DNGs of the evaluation are ma
 4. the pipeline's side: multiplied back by the white-balance gains and clipped at 1 from above (the
    developer's ``clip`` highlight mode); the network gets this mosaic, the noise coefficients as
    seen in the green channel, and the camera -> sRGB matrix (the inverse of the sampled one);
-5. target: the photo itself, which is what a perfect neutral developer returns.
+5. target: the photo itself, which is what a perfect neutral developer returns; or, with a
+   ``teacher`` (a trained ISP back-end, e.g. ``cameranet`` for ``cameranet-fast``), the teacher's
+   output on the same input: distillation (Li2020 Sec. 3.1, as ``rawdev compress distill`` does for
+   ``jdd-noise``), so a narrow student over a cheap start learns the teacher's function, including
+   what the teacher's own better start (``jdd-noise``) gets right.
 
 Stages: PyNET and PyNET-CA train level by level from the coarsest (Ignatov2020 Sec. 4; every level's
 stage trains all parameters, from the previous stage's weights, with a fresh optimiser); CameraNet
@@ -30,6 +34,8 @@ References:
     Brooks2019: T. Brooks, B. Mildenhall, T. Xue, J. Chen, D. Sharlet, J. T. Barron. "Unprocessing
     Images for Learned Raw Denoising". CVPR 2019.
     Ignatov2020, Kim2020, Liang2019: see :mod:`rawdev.models.isp_frame`.
+    Li2020: M. Li et al. "GAN Compression: Efficient Architectures for Interactive Conditional GANs".
+    CVPR 2020.
 """
 
 from __future__ import annotations
@@ -51,7 +57,7 @@ from .data import PhotoPool, training_pool
 from .loop import TrainConfig, TrainResult, resolve_device, train
 from .synthesis import add_shot_read_noise, decode_srgb, random_noise_levels, random_rgb_to_cam
 
-__all__ = ["ISPRecipe", "make_isp_batch", "isp_loss", "train_isp", "export_isp", "DEFAULT_STAGE_STEPS"]
+__all__ = ["ISPRecipe", "build_isp_teacher", "make_isp_batch", "isp_loss", "train_isp", "export_isp", "DEFAULT_STAGE_STEPS"]
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +84,7 @@ class ISPRecipe:
     patch: int = 128
     batch: int = 8
     p_noise: float = 0.7
+    teacher: str | None = None  # an ISP back-end whose output is the target (distillation); None: the photo
     stage_steps: dict = field(default_factory=dict)  # {level: steps}; empty = DEFAULT_STAGE_STEPS
 
     def validate(self) -> None:
@@ -91,14 +98,37 @@ class ISPRecipe:
             raise UsageError(f"batch must be >= 1, got {self.batch}")
         if not 0.0 <= self.p_noise <= 1.0:
             raise UsageError(f"p_noise must lie in [0, 1], got {self.p_noise}")
+        if self.teacher is not None and (self.teacher not in ISP_ARCH or self.teacher == self.kind):
+            raise UsageError(f"teacher must be another learned ISP ({', '.join(k for k in ISP_ARCH if k != self.kind)}), "
+                             f"got {self.teacher!r}")
 
     def stages(self) -> list[tuple[int, int]]:
         steps = self.stage_steps or DEFAULT_STAGE_STEPS[self.kind]
         return [(lv, int(steps[lv])) for lv in levels_of(ISP_ARCH[self.kind]) if int(steps.get(lv, 0)) > 0]
 
 
-def make_isp_batch(pool: PhotoPool, recipe: ISPRecipe, generator: torch.Generator) -> dict[str, torch.Tensor]:
-    """One batch: ``mosaic`` (B, 1, P, P), ``matrix`` (B, 3, 3), ``noise`` (B, 2), ``target`` (B, 3, P, P)."""
+def build_isp_teacher(name: str, device: torch.device | str = "cpu"):
+    """``batch -> display sRGB (B, 3, P, P)``: the registered ISP back-end ``name``'s network run on a
+    training batch as it was trained (whole patches, its own start told the batch's noise), frozen.
+
+    Raises:
+        WeightsError: the teacher's weights are missing or damaged.
+    """
+    from ..backends.registry import get
+
+    net = get(name).build(device=str(device), dtype=torch.float32).core.net
+
+    def teach(batch: dict) -> torch.Tensor:
+        with torch.no_grad():
+            return net(batch["mosaic"], batch["matrix"], batch["noise"]).float().clamp(0.0, 1.0)
+
+    teach.backend = name
+    return teach
+
+
+def make_isp_batch(pool: PhotoPool, recipe: ISPRecipe, generator: torch.Generator, teacher=None) -> dict[str, torch.Tensor]:
+    """One batch: ``mosaic`` (B, 1, P, P), ``matrix`` (B, 3, 3), ``noise`` (B, 2), ``target`` (B, 3, P, P):
+    the photo, or ``teacher(batch)`` (:func:`build_isp_teacher`) when one is given."""
     b, p = recipe.batch, recipe.patch
     dev = pool.device
     photo = pool.sample(b, p, generator=generator)
@@ -114,12 +144,15 @@ def make_isp_batch(pool: PhotoPool, recipe: ISPRecipe, generator: torch.Generato
     sensor = add_shot_read_noise(sensor, shot, read, generator=generator)
     wb = mosaic(gains.expand(b, 3, p, p), "RGGB")
     x = (sensor * wb).clamp(max=1.0)
-    return {
+    batch = {
         "mosaic": x,
         "matrix": torch.linalg.inv(rgb_to_cam.double()).float(),
         "noise": torch.stack([shot, read], dim=1),
         "target": photo,
     }
+    if teacher is not None:
+        batch["target"] = teacher(batch)
+    return batch
 
 
 def isp_loss(level: int):
@@ -173,6 +206,7 @@ def train_isp(
     if cfg.threads:
         torch.set_num_threads(int(cfg.threads))
     pool = training_pool(data, recipe.patch, device)
+    teacher = build_isp_teacher(recipe.teacher, device) if recipe.teacher else None
     net = make_isp(recipe.kind, width=recipe.width, kernels=recipe.kernels, padding_mode=recipe.padding_mode,
                    instance_norm=recipe.instance_norm, base=recipe.base)
     if init is not None:  # continue from exported weights (a new run of further stages)
@@ -204,7 +238,7 @@ def train_isp(
         resume = cfg.resume and (stage_dir / "checkpoint.pt").exists()
         scfg = dataclasses.replace(cfg, steps=steps, run_dir=stage_dir, resume=resume, time_limit_s=left)
         extra = {"recipe": dataclasses.asdict(recipe), "level": level}
-        result = train(net, lambda step, g: make_isp_batch(pool, recipe, g), isp_loss(level), scfg,
+        result = train(net, lambda step, g: make_isp_batch(pool, recipe, g, teacher), isp_loss(level), scfg,
                        extra_state=extra, **callbacks)
         if not result.completed:
             break
