@@ -174,7 +174,7 @@ ISP_SHA256 = {
     "pynet": "04b5cc9a6bd7364d965579b0765c06dbdb0891e69f20b230c2a2078b5d1a25a0",
     "pynet-ca": "b853aadfffe12472459d5728a399db18322dc66cfe7b67441b882dc8a7f4c759",
     "cameranet": "66bc1646c1d873193bd909cad0daf84ff8ffa8e4a42da6244717a423c7d9f816",
-    "cameranet-fast": "",
+    "cameranet-fast": "b80663ef34b9dda1b384f7a32e5a0423f97aef2630bf7c58181e9193020f17c3",
 }
 ISP_FILES = {"pynet": "pynet.safetensors", "pynet-ca": "pynet_ca.safetensors", "cameranet": "cameranet.safetensors",
              "cameranet-fast": "cameranet_fast.safetensors"}
