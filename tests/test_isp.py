@@ -107,6 +107,17 @@ def test_untrained_isp_over_jdd_fast_renders_the_jdd_fast_int8_back_end(pattern)
     assert torch.allclose(got, want, atol=2e-5), (got - want).abs().max()
 
 
+def test_jdd_fast_start_runs_the_float_student_off_the_cpu():
+    """The int8 student is CPU-only, so cameranet-fast's start falls back to ``jdd-fast`` elsewhere."""
+    from rawdev.backends.isp import JDDFastStart
+    from rawdev.backends.registry import get
+
+    start = JDDFastStart()
+    assert start.backend_for(torch.device("cpu")) == "jdd-fast-int8"
+    other = start.backend_for(torch.device("cuda"))
+    assert other == "jdd-fast" and get(other).weights["bayer"] == get("jdd-fast-int8").weights["bayer"]
+
+
 def test_noise_planes_follow_the_profile():
     packed = torch.full((1, 4, 2, 2), 0.25)
     planes = noise_planes(packed, torch.tensor([[0.01, 1e-4]]))
@@ -168,7 +179,7 @@ def test_isp_back_ends_refuse_the_demosaic_api():
         rawdev.demosaic(np.zeros((8, 8), np.float32), "RGGB", method="cameranet")
 
 
-@pytest.mark.parametrize("name", ["pynet", "pynet-ca", "cameranet"])
+@pytest.mark.parametrize("name", ["pynet", "pynet-ca", "cameranet", "cameranet-fast"])
 def test_shipped_isp_develops_a_dng_with_the_classical_colours(tmp_path, name):
     """The shipped weights load (sha256-checked), develop a DNG of every phase through the pipeline,
     keep its colours (no cast against the classical render) and beat bilinear against the truth."""

@@ -74,13 +74,18 @@ class JDDNoiseStart:
         #: tests): :func:`~rawdev.models.isp_frame.jdd_noise_sigma` of the (shot, read) ``noise``.
         self.sigma: float | None = None
 
+    def backend_for(self, device: torch.device) -> str:
+        """The back-end this start runs on ``device``."""
+        return self.backend
+
     def __call__(self, mosaic: torch.Tensor, noise: torch.Tensor | None) -> torch.Tensor:
         from .registry import get
 
         key = (mosaic.device, mosaic.dtype)
         if self._runner is None or self._key != key:
             # workers=1: one tile at a time, so a training step's threads stay as set
-            self._runner = get(self.backend).build(device=str(mosaic.device), dtype=mosaic.dtype, workers=1)
+            self._runner = get(self.backend_for(mosaic.device)).build(device=str(mosaic.device), dtype=mosaic.dtype,
+                                                                     workers=1)
             self._key = key
         with torch.no_grad():
             if self.sigma is not None and noise is not None:
@@ -94,9 +99,13 @@ class JDDNoiseStart:
 
 class JDDFastStart(JDDNoiseStart):
     """The ``jdd-fast-int8`` back-end (the int8 student of ``jdd-noise``, same inputs and noise figure)
-    as a start: ``cameranet-fast``'s base, about 14x cheaper per pixel than ``jdd-noise``."""
+    as a start: ``cameranet-fast``'s base, about 14x cheaper per pixel than ``jdd-noise``. The int8
+    kernels are x86 CPU ones: on any other device the same student runs in float (``jdd-fast``)."""
 
     backend = "jdd-fast-int8"
+
+    def backend_for(self, device: torch.device) -> str:
+        return self.backend if torch.device(device).type == "cpu" else "jdd-fast"
 
 
 #: The frame's network behind each learned ISP back-end, and the start each ``base`` of a configuration
