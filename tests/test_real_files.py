@@ -105,6 +105,26 @@ def test_preview_fitted_libraw_develop_renders_once(monkeypatch):
     assert np.array_equal(once.image, again.image)
 
 
+def test_info_estimates_the_preview_fit_on_a_quick_render(monkeypatch):
+    """`rawdev info` fits the G1's preview on LibRaw's linear-interpolation render (a third of the
+    develop's time) and says the gains are an estimate; they stay within 2 % of the develop's, which
+    still fits on its own render."""
+    import rawdev.backends.libraw as libraw_backend
+    import rawdev.io.raw as raw_io
+    from rawdev.cli.info import file_info
+
+    path = _path("canon_powershot_g1.crw")
+    real, calls = raw_io.render_libraw, []
+    monkeypatch.setattr(libraw_backend, "render_libraw", lambda *a, **k: calls.append(k) or real(*a, **k))
+    info = file_info(path)["white_balance"]
+    assert info["estimate"] and info["source"] == "preview"
+    assert [k.get("demosaic") for k in calls] == ["LINEAR"]
+    dev = develop(path, output_bits=16)
+    assert [k.get("demosaic") for k in calls[1:]] == ["AHD"]  # the develop's own render, once
+    assert dev.wb.source == "preview"
+    assert np.allclose(info["gains"], dev.wb.gains, rtol=0.02) and not np.allclose(info["gains"], dev.wb.gains, rtol=1e-4)
+
+
 @pytest.mark.parametrize("wb, flags", [("camera", {"use_camera_wb": True}), ("auto", {"use_auto_wb": True}),
                                        ("daylight", {}), ((2.0, 1.0, 1.5, 1.0), {"user_wb": [2.0, 1.0, 1.5, 1.0]})])
 def test_libraw_rendered_wb_options_render_as_libraw_does(wb, flags):

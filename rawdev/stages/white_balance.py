@@ -664,11 +664,13 @@ class LibRawWB:
     render: np.ndarray | None = field(default=None, compare=False, repr=False)
 
 
-def libraw_white_balance(raw: RawImage, mode, highlight_mode: int) -> LibRawWB:
+def libraw_white_balance(raw: RawImage, mode, highlight_mode: int, *, quick: bool = False) -> LibRawWB:
     """``--wb`` for LibRaw-rendered sensors, in LibRaw's own terms, so that every choice renders
     exactly as LibRaw renders it; ``preview`` fits a correction of the as-shot render to the
     embedded preview. Falls back like :func:`choose_gains`, with notices. ``highlight_mode`` is
-    LibRaw's (dcraw ``-H``: 0 clip, 1 unclip, 2 blend)."""
+    LibRaw's (dcraw ``-H``: 0 clip, 1 unclip, 2 blend). ``quick`` (``rawdev info``): the preview fit
+    runs on LibRaw's linear-interpolation render instead of the develop's (see
+    :func:`_fit_libraw_preview`)."""
     meta = raw.meta
     ones = (1.0, 1.0, 1.0)
     if isinstance(mode, (tuple, list)):
@@ -687,7 +689,7 @@ def libraw_white_balance(raw: RawImage, mode, highlight_mode: int) -> LibRawWB:
         if mode == "camera" and meta.camera_wb is not None and not check:
             return base
         base = replace(base, highlight_mode=highlight_mode)
-        fit = _fit_libraw_preview(raw, base)
+        fit = _fit_libraw_preview(raw, base, quick=quick)
         if mode == "camera" and meta.camera_wb is not None:
             if fit is None:
                 return base
@@ -708,10 +710,19 @@ def libraw_white_balance(raw: RawImage, mode, highlight_mode: int) -> LibRawWB:
     raise AssertionError(mode)
 
 
-def _fit_libraw_preview(raw: RawImage, base: LibRawWB) -> tuple[tuple[float, float, float], float, np.ndarray] | None:
+def _fit_libraw_preview(
+    raw: RawImage, base: LibRawWB, *, quick: bool = False
+) -> tuple[tuple[float, float, float], float, np.ndarray | None] | None:
     """Per-channel gains on LibRaw's linear sRGB render (with ``base``'s settings) that make its mean
     chromaticity match the embedded preview's (:func:`preview_gains` with an identity matrix), how
-    far the render is from the preview without them (:func:`chromaticity_error`), and the render."""
+    far the render is from the preview without them (:func:`chromaticity_error`), and the render.
+
+    ``quick``: the render is LibRaw's linear interpolation (0.18 s on a Canon G1 against 0.52 s for
+    the develop's, which LibRaw makes with VNG on 4-colour sensors) and is not returned. The fit
+    reads only area means at the preview's resolution, but edges differ: on the G1 the quick fit's
+    blue gain is 0.917 against 0.906, and applied to the develop's render it lands 4.4 % from the
+    preview in chromaticity against 3.2 %, so a develop always fits on its own render.
+    """
     from ..backends.registry import LIBRAW, get
     from ..errors import RawdevError
     from ..io.preview import load_preview
@@ -722,7 +733,7 @@ def _fit_libraw_preview(raw: RawImage, base: LibRawWB) -> tuple[tuple[float, flo
     except (RawdevError, OSError, ValueError):
         return None
     lin = get(LIBRAW).build()(raw.meta.path, wb=base.user_wb, camera_wb=base.camera, auto_wb=base.auto,
-                              highlight_mode=base.highlight_mode)
+                              highlight_mode=base.highlight_mode, **({"demosaic": "LINEAR"} if quick else {}))
     H, W = lin.shape[:2]
     ow, oh = oriented_size(W, H, raw.meta.orientation)
     grid, (gh, gw) = preview_grid(pv, ow / oh)
@@ -734,13 +745,15 @@ def _fit_libraw_preview(raw: RawImage, base: LibRawWB) -> tuple[tuple[float, flo
     thumb = CameraThumb(apply_orientation(rgb, raw.meta.orientation), apply_orientation(clipped, raw.meta.orientation))
     sub = stored.chroma_subsampled
     fit = preview_gains(thumb, grid, None, subsampled=sub)
-    return None if fit is None else (fit.gains, chromaticity_error(thumb, grid, None, (1.0, 1.0, 1.0), subsampled=sub), lin)
+    return None if fit is None else (fit.gains, chromaticity_error(thumb, grid, None, (1.0, 1.0, 1.0), subsampled=sub),
+                                     None if quick else lin)
 
 
-def white_balance_for(raw: RawImage, mode="camera", highlight_mode: int = 0) -> WhiteBalance:
+def white_balance_for(raw: RawImage, mode="camera", highlight_mode: int = 0, *, quick: bool = False) -> WhiteBalance:
     """The white balance a develop of ``raw`` with ``--wb mode`` uses (gains, source, notice); on
     LibRaw-rendered sensors the gains are the correction applied to LibRaw's render
-    (``highlight_mode`` as in :func:`libraw_white_balance`)."""
+    (``highlight_mode`` and ``quick`` as in :func:`libraw_white_balance`: with ``quick`` a preview
+    fit there is an estimate, about 1 % from the develop's)."""
     if raw.meta.cfa.kind == "linear" or raw.colors is None:
-        return libraw_white_balance(raw, mode, highlight_mode).wb
+        return libraw_white_balance(raw, mode, highlight_mode, quick=quick).wb
     return cfa_white_balance(raw, mode)
