@@ -166,7 +166,7 @@ register(BackendSpec(
     reference="Gharbi2016",
 ))
 
-# -- learned ISPs: pynet, pynet-ca, cameranet, cameranet-fast -------------------------------------------------
+# -- learned ISPs: pynet, pynet-ca, cameranet, cameranet-fast -------------------------------------
 ISP_MARGIN = 64  # raw pixels of context per tile side; a multiple of 16 keeps windows 32-aligned
 ISP_OVERLAP = 48  # half-width of the cross-fade between neighbouring tiles
 #: sha256 of each weight file (re-record after re-training; see the model cards).
