@@ -364,7 +364,7 @@ def plan_develop(raw: RawImage, cfg: PipelineConfig = PipelineConfig()) -> Devel
     common = dict(spec=spec, orientation=meta.orientation if cfg.apply_orientation else 1, to_space=to_space,
                   curve=curve, dtype=output_dtype(cfg.output_bits))
     notices: list[str] = []
-    if meta.cfa.kind == "linear" or raw.colors is None:
+    if raw.rendered_by_libraw:
         lwb = libraw_white_balance(raw, cfg.wb, _LIBRAW_HIGHLIGHT[cfg.highlights])
         if meta.cfa.kind == "linear":
             backend = LIBRAW_LINEAR

@@ -189,3 +189,9 @@ class RawImage:
     colors: np.ndarray | CellMap | None
     meta: RawMetadata
     black_map: np.ndarray | CellMap | None = None
+
+    @property
+    def rendered_by_libraw(self) -> bool:
+        """LibRaw renders this file itself (a linear DNG, or a CFA rawdev's back-ends cannot take,
+        such as a 4-colour one): there is no RGB colour map to demosaic."""
+        return self.meta.cfa.kind == "linear" or self.colors is None

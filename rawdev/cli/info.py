@@ -123,7 +123,7 @@ def file_info(path: Path) -> dict[str, Any]:
         # the develop's 0.52 s on a Canon G1), so its gains are an estimate of the develop's
         wb = white_balance_for(raw, quick=True)
         info["white_balance"] = {"gains": _round(wb.gains), "source": wb.source, "notice": wb.notice,
-                                 "estimate": wb.source == "preview" and raw.colors is None}
+                                 "estimate": wb.source == "preview" and raw.rendered_by_libraw}
         # LibRaw-rendered sensors (4-colour) carry no mosaic here, and no back-end takes a noise level
         info["noise_model"] = choose_noise_model(raw).to_json() if raw.data.size else None
     return info

@@ -754,6 +754,6 @@ def white_balance_for(raw: RawImage, mode="camera", highlight_mode: int = 0, *, 
     LibRaw-rendered sensors the gains are the correction applied to LibRaw's render
     (``highlight_mode`` and ``quick`` as in :func:`libraw_white_balance`: with ``quick`` a preview
     fit there is an estimate: 1.2 % off the develop's in blue on a Canon G1)."""
-    if raw.meta.cfa.kind == "linear" or raw.colors is None:
+    if raw.rendered_by_libraw:
         return libraw_white_balance(raw, mode, highlight_mode, quick=quick).wb
     return cfa_white_balance(raw, mode)
