@@ -10,10 +10,13 @@ Two figures per row, both against the same figure of LibRaw in the same run:
 * **in process**: in another fresh process, the same work timed from just before decoding to after
   the file is written, every import done before the clock starts (what a long-running program pays).
 
+With ``--half-size`` two more rows: ``rawdev develop --half-size`` (one pixel per 2x2 cell, nothing
+demosaicked) against the same LibRaw script with ``half_size=True`` (dcraw's ``-h``).
+
 JPEG quality 92, 4:4:4. Peak memory is the whole process's maximum resident set (``wait4``).
 Contenders are interleaved, so drift in machine load hits all of them alike; the medians are quoted.
 
-    python benchmarks/bench_develop.py [--mp 24] [--repeat 3] [--backends malvar,malvar-srgb,...]
+    python benchmarks/bench_develop.py [--mp 24] [--repeat 3] [--backends malvar,malvar-srgb,...] [--half-size]
 """
 
 from __future__ import annotations
@@ -34,19 +37,24 @@ import json, sys, time
 which, src, dst = sys.argv[1], sys.argv[2], sys.argv[3]
 import numpy as np, rawpy
 from PIL import Image
-if which != "libraw-ahd":
+libraw = which.startswith("libraw-")
+if not libraw:
     import torch, rawdev.pipeline, rawdev.io.write
     from rawdev.pipeline import PipelineConfig, develop_to_file
     from rawdev.backends.registry import get
-    get(which).build(device="cpu")  # runner imports (model code) before the clock, weights loaded again below
+    half = which == "half-size"
+    backend = "menon-srgb" if half else which
+    get(backend).build(device="cpu")  # runner imports (model code) before the clock, weights loaded again below
 t0 = time.perf_counter()
-if which == "libraw-ahd":
+if libraw:
     with rawpy.imread(src) as raw:
         rgb = raw.postprocess(use_camera_wb=True, gamma=(2.4, 12.92), no_auto_bright=True, output_bps=8,
-                              output_color=rawpy.ColorSpace.sRGB, demosaic_algorithm=rawpy.DemosaicAlgorithm.AHD)
+                              output_color=rawpy.ColorSpace.sRGB, demosaic_algorithm=rawpy.DemosaicAlgorithm.AHD,
+                              half_size=which == "libraw-half")
     Image.fromarray(rgb).save(dst, "JPEG", quality=92, subsampling=0)
 else:
-    develop_to_file(src, dst, PipelineConfig(backend=which, device="cpu"), quality=92, overwrite=True)
+    develop_to_file(src, dst, PipelineConfig(backend=backend, device="cpu", half_size=half), quality=92,
+                    overwrite=True)
 print(json.dumps({"seconds": time.perf_counter() - t0}))
 """
 
@@ -56,7 +64,8 @@ import sys, rawpy
 from PIL import Image
 with rawpy.imread(sys.argv[1]) as raw:
     rgb = raw.postprocess(use_camera_wb=True, gamma=(2.4, 12.92), no_auto_bright=True, output_bps=8,
-                          output_color=rawpy.ColorSpace.sRGB, demosaic_algorithm=rawpy.DemosaicAlgorithm.AHD)
+                          output_color=rawpy.ColorSpace.sRGB, demosaic_algorithm=rawpy.DemosaicAlgorithm.AHD,
+                          half_size=sys.argv[3] == "libraw-half")
 Image.fromarray(rgb).save(sys.argv[2], "JPEG", quality=92, subsampling=0)
 """
 
@@ -89,12 +98,12 @@ def _spawn_rusage(cmd: list[str], env: dict) -> tuple[float, float, str]:
 
 
 def whole(which: str, src: Path, dst: Path, env: dict) -> dict:
-    if which == "libraw-ahd":
-        cmd = [sys.executable, "-c", LIBRAW_SCRIPT, str(src), str(dst)]
+    if which.startswith("libraw-"):
+        cmd = [sys.executable, "-c", LIBRAW_SCRIPT, str(src), str(dst), which]
     else:
         rawdev = Path(sys.executable).with_name("rawdev")
-        cmd = [str(rawdev), "develop", str(src), "-o", str(dst), "-b", which, "--overwrite", "--quiet",
-               "--device", "cpu"]
+        cmd = [str(rawdev), "develop", str(src), "-o", str(dst), "--overwrite", "--quiet", "--device", "cpu"]
+        cmd += ["--half-size"] if which == "half-size" else ["-b", which]
     wall, peak, _ = _spawn_rusage(cmd, env)
     return {"seconds": wall, "peak_mb": peak}
 
@@ -113,6 +122,8 @@ def main() -> None:
                     help="comma-separated rawdev back-ends (LibRaw AHD is always run)")
     ap.add_argument("--dng", type=Path, help="use this DNG instead of a synthetic one")
     ap.add_argument("--json", type=Path, help="also write the raw measurements here")
+    ap.add_argument("--half-size", action="store_true",
+                    help="also rawdev --half-size against LibRaw's half_size (each against its own ratio)")
     ap.add_argument("--make-dng", type=Path, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.make_dng:
@@ -120,6 +131,8 @@ def main() -> None:
         return
     env = dict(os.environ, OMP_NUM_THREADS=str(args.threads))
     contenders = ["libraw-ahd"] + [b for b in args.backends.split(",") if b]
+    if args.half_size:
+        contenders += ["libraw-half", "half-size"]
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         src = args.dng or tmp / "bench.dng"
@@ -139,13 +152,16 @@ def main() -> None:
                 rows[which]["peak"].append(w["peak_mb"])
                 rows[which]["inproc"].append(in_process(which, src, tmp / f"{which}-i.jpg", env)["seconds"])
     med = {w: {k: statistics.median(v) for k, v in r.items()} for w, r in rows.items()}
-    ref = med["libraw-ahd"]
+    names = {"libraw-ahd": "rawpy AHD + Pillow JPEG", "libraw-half": "rawpy half_size + Pillow JPEG",
+             "half-size": "rawdev --half-size"}
     print(f"\n{size} DNG -> JPEG q92, {args.threads} threads, median of {args.repeat}; load average "
-          f"{os.getloadavg()[0]:.1f} at the end\n")
+          f"{os.getloadavg()[0]:.1f} at the end; half-size rows against LibRaw's half_size, the others "
+          "against its AHD\n")
     print("| pipeline | whole process (s) | x LibRaw | in process (s) | x LibRaw | peak memory (MB) |")
     print("|---|---|---|---|---|---|")
     for which, m in med.items():
-        name = "rawpy AHD + Pillow JPEG" if which == "libraw-ahd" else f"rawdev -b {which}"
+        ref = med["libraw-half" if which.endswith("half") or which == "half-size" else "libraw-ahd"]
+        name = names.get(which, f"rawdev -b {which}")
         print(f"| {name} | {m['whole']:.2f} | {m['whole'] / ref['whole']:.2f} | {m['inproc']:.2f} | "
               f"{m['inproc'] / ref['inproc']:.2f} | {max(rows[which]['peak']):.0f} |")
     if args.json:

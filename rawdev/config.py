@@ -26,6 +26,8 @@ class PipelineConfig:
     look: str = "neutral"  # "neutral", "camera" (fitted to the embedded preview) or a look file (JSON)
     lens: str = "off"  # "off", "auto" (lensfun, from the file's camera and lens) or a lens's "Maker Model"
     apply_orientation: bool = True
+    # one pixel per CFA block, nothing demosaicked (dcraw -h): 2x2 Bayer cells, 3x3 X-Trans blocks
+    half_size: bool = False
     output_bits: int | None = 8  # 8 -> uint8, 16 -> uint16, None -> float32 in [0, 1]
     device: str = "auto"
     tile: int | None = None  # learned back-ends: tile side in pixels; None = the back-end default

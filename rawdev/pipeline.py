@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .backends import registry
-from .backends.registry import DEFAULT_BACKEND, LIBRAW, LIBRAW_FALLBACK, LIBRAW_LINEAR, BackendSpec
+from .backends.registry import DEFAULT_BACKEND, HALF_SIZE, LIBRAW, LIBRAW_FALLBACK, LIBRAW_LINEAR, BackendSpec
 from .config import PipelineConfig
 from .io.raw import check_decoded, read_raw
 from .stages.colour import apply_matrix
@@ -264,6 +264,8 @@ class Route(Enum):
     DISPLAY = auto()
     #: A demosaicking back-end, streamed in bands, then rawdev's colour, exposure and tone.
     DEMOSAIC = auto()
+    #: ``--half-size``: CFA blocks binned into pixels instead of a back-end, then as DEMOSAIC, in bands.
+    HALF = auto()
 
 
 @dataclass(frozen=True)
@@ -343,6 +345,25 @@ def _noise_coefficients(raw: RawImage, cfg: PipelineConfig, gains, notices: list
     return (wb.shot[1], wb.read[1]), model
 
 
+_LIBRAW_HALF_NOTICE = "--half-size: LibRaw's render halved (each 2x2 block of pixels averaged)"
+
+
+def _matrix_or_notice(meta, notices: list[str]) -> np.ndarray | None:
+    """The file's camera RGB -> linear sRGB matrix; None, with a notice, when it has none."""
+    if meta.rgb_cam is None:
+        notices.append("the file has no colour matrix; camera RGB is taken as sRGB")
+    return meta.rgb_cam
+
+
+def _exposure(raw: RawImage, cfg: PipelineConfig, wb: WhiteBalance, matrix) -> float:
+    """The exposure in EV: ``--exposure``, plus with ``--auto-bright`` the gain measured on a quick
+    linear render of the mosaic."""
+    ev = cfg.exposure_ev
+    if cfg.auto_bright:
+        ev += float(np.log2(auto_bright_gain(_preview_linear(raw, wb.gains, matrix) * 2.0**ev)))
+    return ev
+
+
 def plan_develop(raw: RawImage, cfg: PipelineConfig = PipelineConfig()) -> DevelopPlan:
     """The :class:`DevelopPlan` of ``raw`` under ``cfg``: the route from the spec (what it consumes
     and produces) and the sensor, the white balance, and for rawdev's own routes the set-up both
@@ -378,6 +399,8 @@ def plan_develop(raw: RawImage, cfg: PipelineConfig = PipelineConfig()) -> Devel
                        + " (rendered with LibRaw's own settings)")
         if lwb.wb.notice:
             notices.append(lwb.wb.notice)
+        if cfg.half_size:
+            notices.append(_LIBRAW_HALF_NOTICE)
         return DevelopPlan(Route.LIBRAW, backend=backend, wb=lwb.wb, libraw_wb=lwb, notices=tuple(notices),
                            exposure_ev=cfg.exposure_ev, **common)
     wb = cfa_white_balance(raw, cfg.wb)
@@ -386,8 +409,17 @@ def plan_develop(raw: RawImage, cfg: PipelineConfig = PipelineConfig()) -> Devel
     elif wb.source != "camera" and not isinstance(cfg.wb, tuple):
         notices.append(f"white balance: {_WB_SOURCE[wb.source]}")
     if spec.input_domain == "raw_file":  # LibRaw's own pipeline, asked for
+        if cfg.half_size:
+            notices.append(_LIBRAW_HALF_NOTICE)
         return DevelopPlan(Route.LIBRAW, backend=spec.name, wb=wb, notices=tuple(notices), exposure_ev=cfg.exposure_ev,
                            **common)
+    if cfg.half_size:
+        if spec.name != DEFAULT_BACKEND:
+            notices.append(f"--half-size: back-end {spec.name!r} not used (each CFA block is binned into one pixel; "
+                           "nothing is demosaicked)")
+        matrix = _matrix_or_notice(meta, notices)
+        return DevelopPlan(Route.HALF, backend=HALF_SIZE, wb=wb, notices=tuple(notices), matrix=matrix,
+                           exposure_ev=_exposure(raw, cfg, wb, matrix), **common)
     if meta.cfa.kind not in spec.cfa_types:
         notices.append(f"{meta.cfa.kind} sensor: back-end {spec.name!r} handles {', '.join(sorted(spec.cfa_types))} "
                        "only; demosaicked by LibRaw (AHD) instead")
@@ -412,12 +444,8 @@ def plan_develop(raw: RawImage, cfg: PipelineConfig = PipelineConfig()) -> Devel
 
         device = resolve_device(cfg.device) if spec.kind == "learned" else torch.device("cpu")
     runner = _runner(spec, device, cfg.tile)
-    matrix = meta.rgb_cam
-    if matrix is None:
-        notices.append("the file has no colour matrix; camera RGB is taken as sRGB")
-    ev = cfg.exposure_ev
-    if cfg.auto_bright:
-        ev += float(np.log2(auto_bright_gain(_preview_linear(raw, wb.gains, matrix) * 2.0**ev)))
+    matrix = _matrix_or_notice(meta, notices)
+    ev = _exposure(raw, cfg, wb, matrix)
     coefficients = None
     if route is Route.DISPLAY:
         coefficients, model = _noise_coefficients(raw, cfg, wb.gains, notices)
@@ -481,9 +509,8 @@ def _develop_cfa(raw: RawImage, cfg: PipelineConfig, plan: DevelopPlan) -> Itera
     encode, decode = (srgb_encode_unclipped, srgb_decode_unclipped) if unclipped else (srgb_encode, srgb_decode)
     read = _mosaic_reader(raw, gains, clip=cfg.highlights == "clip" or (srgb_in and not unclipped),
                           curve=encode if srgb_in else None)
-    # Exposure is folded into the colour matrix: one pass instead of two.
     curve = plan.curve
-    m_out = plan.to_space @ (np.eye(3) if plan.matrix is None else np.asarray(plan.matrix)) * 2.0**plan.exposure_ev
+    m_out = _output_matrix(plan)
 
     def grown(part: slice, n: int) -> tuple[int, int, int, int]:
         """``part`` of an axis of length ``n`` and the same with the margin (clipped to the image)."""
@@ -512,11 +539,7 @@ def _develop_cfa(raw: RawImage, cfg: PipelineConfig, plan: DevelopPlan) -> Itera
         del m
         if srgb_in:
             rgb = decode(rgb)
-        if cfg.highlights == "clip":
-            np.minimum(rgb, 1.0, out=rgb)
-        elif cfg.highlights == "blend":
-            rgb = blend_highlights(rgb, 1.0)
-        return _encode(rgb, m_out, bits, curve)
+        return _encode(_highlighted(rgb, cfg.highlights), m_out, bits, curve)
 
     # Numpy regions release the GIL (OpenCV, numpy): as many at once as OpenCV has threads (the
     # cores, or a batch worker's share). Torch runners use torch's own threads.
@@ -527,6 +550,45 @@ def _develop_cfa(raw: RawImage, cfg: PipelineConfig, plan: DevelopPlan) -> Itera
     else:
         workers = 1
     return _oriented_bands(H, W, orientation, band, region, chunk, workers)
+
+
+def _output_matrix(plan: DevelopPlan) -> np.ndarray:
+    """White-balanced camera RGB -> the output space, with the exposure folded in (one pass, not two)."""
+    return plan.to_space @ (np.eye(3) if plan.matrix is None else np.asarray(plan.matrix)) * 2.0**plan.exposure_ev
+
+
+def _highlighted(rgb: np.ndarray, mode: str) -> np.ndarray:
+    """White-balanced camera RGB above the clip point (1.0) clipped, blended or left (``--highlights``)."""
+    if mode == "clip":
+        np.minimum(rgb, 1.0, out=rgb)
+    elif mode == "blend":
+        rgb = blend_highlights(rgb, 1.0)
+    return rgb
+
+
+def _develop_half(raw: RawImage, cfg: PipelineConfig, plan: DevelopPlan) -> tuple[tuple[int, int], Iterator[np.ndarray]]:
+    """``--half-size``: the white-balanced mosaic binned into one pixel per CFA block
+    (:mod:`rawdev.stages.demosaic.half_size`), then the demosaicking route's colour, exposure,
+    highlights and tone: the binned image's ``(height, width)`` and its output bands, made a region
+    at a time like the demosaicking route's (a whole 24 MP mosaic as float32 would be 96 MB)."""
+    from .stages.demosaic.half_size import bin_cfa_blocks, block_grid
+
+    b, oy, ox = block_grid(raw.meta.cfa.cell)
+    H, W = raw.data.shape
+    h, w = (H - oy) // b, (W - ox) // b
+    read = _mosaic_reader(raw, plan.wb.gains, clip=cfg.highlights == "clip")
+    m_out = _output_matrix(plan)
+
+    def region(rows: slice, cols: slice) -> np.ndarray:
+        # Regions start on the block grid, where (0, 0) is the grid's offset for that corner's cell.
+        top, left = oy + rows.start * b, ox + cols.start * b
+        mosaic = read(top, oy + rows.stop * b, left, ox + cols.stop * b)
+        rgb = bin_cfa_blocks(mosaic, _cfa_for_band(raw, top, left).cell)
+        return _encode(_highlighted(rgb, cfg.highlights), m_out, cfg.output_bits, plan.curve)
+
+    import cv2
+
+    return (h, w), _oriented_bands(h, w, plan.orientation, cfg.band_rows, region, workers=max(1, cv2.getNumThreads()))
 
 
 def _develop_isp(raw: RawImage, cfg: PipelineConfig, plan: DevelopPlan) -> np.ndarray:
@@ -635,6 +697,10 @@ def _develop_libraw(raw: RawImage, cfg: PipelineConfig, plan: DevelopPlan) -> np
         g = wb.gains
         lin = render(raw.meta.path, wb=(g[0], g[1], g[2], g[1]), highlight_mode=hl)
         post = np.eye(3)
+    if cfg.half_size:  # halved here, not by LibRaw's half_size: the white balance fit's render is reused
+        import cv2
+
+        lin = cv2.resize(lin, (lin.shape[1] // 2, lin.shape[0] // 2), interpolation=cv2.INTER_AREA)
     ev = plan.exposure_ev
     if cfg.auto_bright:
         ev += float(np.log2(auto_bright_gain(lin[::2, ::2].transpose(2, 0, 1) * 2.0**ev)))
@@ -733,6 +799,8 @@ def develop_stream(raw: RawImage, cfg: PipelineConfig = PipelineConfig()) -> Dev
     if plan.route is Route.DEMOSAIC:
         H, W = raw.data.shape[:2]
         bands = _develop_cfa(raw, cfg, plan)
+    elif plan.route is Route.HALF:
+        (H, W), bands = _develop_half(raw, cfg, plan)
     else:  # LibRaw's renders have their own size (a linear DNG has no mosaic)
         img = _develop_isp(raw, cfg, plan) if plan.route is Route.DISPLAY else _develop_libraw(raw, cfg, plan)
         H, W = img.shape[:2]
