@@ -26,6 +26,9 @@ class PipelineConfig:
     look: str = "neutral"  # "neutral", "camera" (fitted to the embedded preview) or a look file (JSON)
     lens: str = "off"  # "off", "auto" (lensfun, from the file's camera and lens) or a lens's "Maker Model"
     apply_orientation: bool = True
+    # an EXIF orientation (1..8) to turn the output by instead of the file's tag (a wrong or missing
+    # tag); None: the file's
+    orientation: int | None = None
     # one pixel per CFA block, nothing demosaicked (dcraw -h): 2x2 Bayer cells, 3x3 X-Trans blocks
     half_size: bool = False
     output_bits: int | None = 8  # 8 -> uint8, 16 -> uint16, None -> float32 in [0, 1]
@@ -37,3 +40,10 @@ class PipelineConfig:
     denoise: Literal["auto", "off"] = "auto"
     band_rows: int = 256
     allow_black: bool = False  # develop a mosaic or picture with no content (a real black frame)
+
+    def orientation_for(self, tagged: int) -> int:
+        """The EXIF orientation the output is turned by, for a file tagged ``tagged``: ``orientation``
+        when set, else the tag, or 1 (as stored) without ``apply_orientation``."""
+        if self.orientation is not None:
+            return self.orientation
+        return tagged if self.apply_orientation else 1

@@ -382,7 +382,7 @@ def plan_develop(raw: RawImage, cfg: PipelineConfig = PipelineConfig()) -> Devel
     spec = registry.get(cfg.backend)
     check_mode(cfg.highlights)
     to_space, curve = _output_transform(cfg)
-    common = dict(spec=spec, orientation=meta.orientation if cfg.apply_orientation else 1, to_space=to_space,
+    common = dict(spec=spec, orientation=cfg.orientation_for(meta.orientation), to_space=to_space,
                   curve=curve, dtype=output_dtype(cfg.output_bits))
     notices: list[str] = []
     if raw.rendered_by_libraw:
@@ -765,10 +765,11 @@ def _develop_with_look(raw: RawImage, cfg: PipelineConfig) -> DevelopStream:
 
         try:
             prev = preview_image(raw.meta.path)
-            if base.orientation != raw.meta.orientation:  # --no-orient: the preview back to sensor orientation
+            if base.orientation != raw.meta.orientation:  # --no-orient, --orient: the preview turned alike
                 from .stages.orientation import INVERSE_ORIENTATION
 
-                prev = apply_orientation(prev, INVERSE_ORIENTATION[raw.meta.orientation])
+                prev = apply_orientation(apply_orientation(prev, INVERSE_ORIENTATION[raw.meta.orientation]),
+                                         base.orientation)
             if min(prev.shape[:2]) < MIN_PREVIEW_SIDE:
                 notices.append(f"the embedded preview ({prev.shape[1]} x {prev.shape[0]}) is too small to fit the "
                                "camera's look; developed neutral")

@@ -125,3 +125,28 @@ def test_usage_errors_exit_2(tmp_path, rotated_dng):
     assert r.returncode == 2 and "malvar" in r.stderr  # suggests the near match
     r = run_cli("develop", rotated_dng, "-o", tmp_path / "z.jpg", "--bits", "16")
     assert r.returncode == 2
+
+
+@pytest.mark.parametrize("orient", [1, 3, 6, 8, 2, 5])
+def test_orient_overrides_the_file_s_tag(tmp_path, rotated_dng, orient):
+    """``--orient N`` turns the output by EXIF orientation N instead of the file's (6): the develop as
+    stored (``--no-orient``) turned by N, and Orientation 1 in the output."""
+    from rawdev.stages.orientation import apply_orientation
+
+    r = run_cli("develop", rotated_dng, "-o", tmp_path / "stored.png", "--no-orient")
+    assert r.returncode == 0, r.stderr
+    stored = np.asarray(Image.open(tmp_path / "stored.png"))
+    assert stored.shape == (120, 80, 3)
+    r = run_cli("develop", rotated_dng, "-o", tmp_path / "o.png", "--orient", orient)
+    assert r.returncode == 0, r.stderr
+    im = Image.open(tmp_path / "o.png")
+    np.testing.assert_array_equal(np.asarray(im), apply_orientation(stored, orient))
+    assert im.getexif()[274] == 1
+
+
+def test_orient_usage_errors(tmp_path, rotated_dng):
+    r = run_cli("develop", rotated_dng, "-o", tmp_path / "o.png", "--orient", "9")
+    assert r.returncode == 2 and "--orient 9" in r.stderr
+    r = run_cli("develop", rotated_dng, "-o", tmp_path / "o.png", "--orient", "3", "--no-orient")
+    assert r.returncode == 2 and "--orient and --no-orient" in r.stderr
+    assert not (tmp_path / "o.png").exists()

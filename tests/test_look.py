@@ -143,3 +143,14 @@ if __name__ == "__main__":  # print the figures quoted in docs/look.md
             (d / f"o{i}.tif").unlink()
             name = "look.json (fitted on shot0)" if look.endswith(".json") else look
             print(f"shot{i} {name:<28} vs uncompressed {delta_e(out, clean):5.2f}  vs JPEG {delta_e(out, jpeg):5.2f}")
+
+
+def test_camera_look_with_orient_is_fitted_to_the_preview_turned_alike(batch):
+    """``--orient`` turns the render; the preview the look is fitted to must be turned with it."""
+    from rawdev.pipeline import develop
+    from rawdev.stages.orientation import apply_orientation
+
+    dng = batch[0][0]
+    upright = develop(dng, output_bits=None, look="camera").image
+    turned = develop(dng, output_bits=None, look="camera", orientation=6).image
+    np.testing.assert_allclose(turned, apply_orientation(upright, 6), atol=2e-3)

@@ -264,6 +264,7 @@ ColourSpaceOpt = Annotated[ColourSpace, typer.Option("--colorspace", help="Outpu
 LookOpt = Annotated[str, typer.Option("--look", help="neutral (default) | camera: the camera's look, fitted to each file's embedded preview | a look file from `rawdev look fit`.")]
 LensOpt = Annotated[str, typer.Option("--lens", help="off (default) | auto: correct distortion, vignetting and lateral CA for the file's camera and lens (lensfun) | \"Maker Model\" of the lens.")]
 NoOrientOpt = Annotated[bool, typer.Option("--no-orient", help="Keep the sensor orientation (do not rotate pixels).")]
+OrientOpt = Annotated[Optional[int], typer.Option("--orient", callback=in_range(1, 8, integer=True), help="Turn developed outputs by this EXIF orientation instead of the file's tag: 1 as stored, 3 180°, 6 90° clockwise, 8 90° counter-clockwise, 2/4/5/7 mirrored (dcraw -t numbers them differently: its 5 is 8 here).", show_default=False)]
 HalfSizeOpt = Annotated[bool, typer.Option("--half-size", help="One pixel per CFA block, nothing demosaicked: half of each side (Bayer 2x2 cells; a third for X-Trans 3x3 blocks), several times faster. dcraw -h.")]
 TileOpt = Annotated[Optional[int], typer.Option("--tile", callback=in_range(*TILE_RANGE, what="pixels", integer=True), help="Tile size for learned back-ends (memory vs. speed), 32..8192; default per back-end and device.")]
 NoiseSigmaOpt = Annotated[Optional[float], typer.Option("--noise", callback=in_range(0.0, 1.0), help="Noise level for noise-aware back-ends (sigma in their input domain, 0..1); default from the file.")]
@@ -341,7 +342,7 @@ def pipeline_config(*, backend: str, wb: str, highlights: Highlights, exposure: 
                     no_orient: bool, device: str, tile: int | None, bits: int | None = 8,
                     curve: Curve | None = None, colorspace: ColourSpace | None = None, look: str | None = None,
                     lens: str | None = None, noise: float | None = None, allow_black: bool | None = None,
-                    denoise: Denoise | None = None, half_size: bool | None = None):
+                    denoise: Denoise | None = None, half_size: bool | None = None, orient: int | None = None):
     """The :class:`~rawdev.config.PipelineConfig` that the developer options of develop, batch and
     compare describe (values as parsed; ``bits``: the output's, ``None`` for float). An option a
     command does not take (``None``) keeps the config's default.
@@ -350,11 +351,13 @@ def pipeline_config(*, backend: str, wb: str, highlights: Highlights, exposure: 
         UsageError: a white balance that does not parse (exit 2).
         typer.BadParameter: a look or lens that does not (exit 2).
     """
+    if orient is not None and no_orient:
+        raise UsageError("--orient and --no-orient both say how to turn the output; give one")
     optional = {"curve": None if curve is None else Curve(curve).value,
                 "colorspace": None if colorspace is None else ColourSpace(colorspace).value,
                 "look": None if look is None else parse_look(look),
                 "lens": None if lens is None else parse_lens(lens),
-                "noise": noise, "allow_black": allow_black, "half_size": half_size,
+                "noise": noise, "allow_black": allow_black, "half_size": half_size, "orientation": orient,
                 "denoise": None if denoise is None else Denoise(denoise).value}
     return PipelineConfig(
         backend=backend, wb=parse_wb(wb), highlights=Highlights(highlights).value, exposure_ev=exposure,
