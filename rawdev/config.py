@@ -31,7 +31,8 @@ class PipelineConfig:
     orientation: int | None = None
     # one pixel per CFA block, nothing demosaicked (dcraw -h): 2x2 Bayer cells, 3x3 X-Trans blocks
     half_size: bool = False
-    output_bits: int | None = 8  # 8 -> uint8, 16 -> uint16, None -> float32 in [0, 1]
+    # 8 -> uint8, 16 -> uint16, 32 -> float32 kept above white (1.0), None -> float32 in [0, 1]
+    output_bits: int | None = 8
     device: str = "auto"
     tile: int | None = None  # learned back-ends: tile side in pixels; None = the back-end default
     noise: float | None = None  # noise sigma for noise-aware back-ends, in their input domain

@@ -150,8 +150,13 @@ def _round_up(n: int, step: int) -> int:
 
 
 def output_dtype(bits: int | None) -> np.dtype:
-    """The output's sample type: 8 or 16-bit codes, or (``None``) float32 in [0, 1]."""
-    return np.dtype({8: np.uint8, 16: np.uint16, None: np.float32}[bits])
+    """The output's sample type: 8 or 16-bit codes, or float32 (32: kept above white; ``None``: in [0, 1])."""
+    return np.dtype({8: np.uint8, 16: np.uint16, 32: np.float32, None: np.float32}[bits])
+
+
+def _float_output(bits: int | None) -> bool:
+    """Whether ``bits`` asks for float samples rather than integer codes."""
+    return bits is None or bits == 32
 
 
 def _oriented_bands(height: int, width: int, orientation: int, band: int,
@@ -606,7 +611,7 @@ def _develop_isp(raw: RawImage, cfg: PipelineConfig, plan: DevelopPlan) -> np.nd
         hwc = disp.permute(1, 2, 0)
         if cfg.curve == "linear":
             hwc = srgb_decode(hwc)
-        if cfg.output_bits is None:
+        if _float_output(cfg.output_bits):
             return hwc.contiguous().numpy()
         # already encoded: plain rounding to codes, which is quantise's "linear" mode
         return quantise(hwc * quantise_scale(cfg.output_bits, "linear"), cfg.output_bits, "linear").numpy()
@@ -663,7 +668,7 @@ def _encode(rgb: np.ndarray, matrix: np.ndarray, bits: int | None, curve: str, *
     threaded OpenCV pass each), then the curve."""
     import cv2
 
-    scale = 1.0 if bits is None else quantise_scale(bits, curve)
+    scale = 1.0 if _float_output(bits) else quantise_scale(bits, curve)
     shape = (rgb.shape[1], rgb.shape[2], 3) if planes else rgb.shape
     if planes:
         hwc = cv2.merge([np.ascontiguousarray(p, np.float32) for p in rgb])
@@ -671,6 +676,14 @@ def _encode(rgb: np.ndarray, matrix: np.ndarray, bits: int | None, curve: str, *
         hwc = np.ascontiguousarray(rgb, np.float32)
     # OpenCV reads an (h, W, 3) array as h x W pixels of 3 channels; 1-pixel sides are kept by the reshape
     hwc = cv2.transform(hwc.reshape(shape), (np.asarray(matrix, np.float64) * scale).astype(np.float32)).reshape(shape)
+    if bits == 32:  # float TIFF: no codes and no ceiling at white (highlights, exposure beyond 1.0)
+        if curve == "linear":
+            return np.maximum(hwc, 0.0)
+        if curve == "srgb":
+            return srgb_encode_unclipped(np.maximum(hwc, 0.0))
+        from .stages.output_space import get_space
+
+        return get_space(curve).encode_above_white(hwc)
     if bits is None:
         if curve not in ("srgb", "linear"):
             from .stages.output_space import get_space
@@ -725,7 +738,7 @@ def _to_output(img: np.ndarray, cfg: PipelineConfig) -> np.ndarray:
             from .stages.output_space import get_space
 
             img = get_space(curve).encode(lin)
-    if cfg.output_bits is None:
+    if _float_output(cfg.output_bits):
         return img.astype(np.float32)
     top = (1 << cfg.output_bits) - 1
     return (np.clip(img, 0.0, 1.0) * top + 0.5).astype(output_dtype(cfg.output_bits))

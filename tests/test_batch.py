@@ -231,7 +231,7 @@ def test_batch_cli_fail_fast(tmp_path):
 @pytest.mark.parametrize("args, message", [
     (["--backend", "malvr"], "did you mean malvar"),
     (["--bits", "16"], "JPEG is 8-bit"),
-    (["--bits", "12", "-f", "png"], "--bits must be 8 or 16"),
+    (["--bits", "12", "-f", "png"], "--bits must be 8, 16 or 32"),
     (["--max-memory", "lots"], "--max-memory"),
 ])
 def test_batch_usage_errors_exit_2(tmp_path, args, message):

@@ -150,3 +150,56 @@ def test_orient_usage_errors(tmp_path, rotated_dng):
     r = run_cli("develop", rotated_dng, "-o", tmp_path / "o.png", "--orient", "3", "--no-orient")
     assert r.returncode == 2 and "--orient and --no-orient" in r.stderr
     assert not (tmp_path / "o.png").exists()
+
+
+def test_float_tiff_keeps_values_above_white(tmp_path, rotated_dng):
+    """``--bits 32``: float TIFF, the 16-bit render's values where they are below white, and the
+    highlights and exposure beyond white kept instead of clipped."""
+    import tifffile
+
+    opts = ("--curve", "linear", "-H", "unclip", "-e", "1")
+    r = run_cli("develop", rotated_dng, "-o", tmp_path / "f.tif", "--bits", "32", *opts)
+    assert r.returncode == 0, r.stderr
+    r = run_cli("develop", rotated_dng, "-o", tmp_path / "i.tif", *opts)
+    assert r.returncode == 0, r.stderr
+    f, i = tifffile.imread(tmp_path / "f.tif"), tifffile.imread(tmp_path / "i.tif")
+    assert f.dtype == np.float32 and i.dtype == np.uint16 and f.shape == i.shape == (80, 120, 3)
+    below = f < 0.999
+    np.testing.assert_allclose(f[below], i[below] / 65535.0, atol=1 / 65535)
+    assert f.max() > 1.5 and i.max() == 65535 and f.min() >= 0
+    with tifffile.TiffFile(tmp_path / "f.tif") as t:
+        tags = {tag.code: tag.value for tag in t.pages[0].tags}
+    assert tags[274] == 1 and 34675 in tags  # Orientation 1, ICC profile
+    # the sRGB curve is carried on above white
+    r = run_cli("develop", rotated_dng, "-o", tmp_path / "s.tif", "--bits", "32", "-H", "unclip", "-e", "1")
+    assert r.returncode == 0, r.stderr
+    s = tifffile.imread(tmp_path / "s.tif")
+    np.testing.assert_allclose(s[below], srgb_curve(f[below]), atol=2e-5)
+    assert s.max() > 1.1
+
+
+def srgb_curve(x):
+    return np.where(x <= 0.0031308, 12.92 * x, 1.055 * np.power(x, 1 / 2.4) - 0.055)
+
+
+@pytest.mark.parametrize("out", ["f.png", "f.jpg"])
+def test_float_samples_only_to_tiff(tmp_path, rotated_dng, out):
+    r = run_cli("develop", rotated_dng, "-o", tmp_path / out, "--bits", "32")
+    assert r.returncode == 2 and "TIFF only" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / out).exists()
+    r = run_cli("batch", rotated_dng, "-o", tmp_path / "b", "--bits", "32", "-f", out.split(".")[1])
+    assert r.returncode == 2 and "TIFF only" in r.stderr
+
+
+@pytest.mark.parametrize("space", ["display-p3", "prophoto"])
+def test_float_tiff_in_a_wide_space_matches_its_16_bit_render_below_white(tmp_path, rotated_dng, space):
+    import tifffile
+
+    opts = ("--colorspace", space, "-H", "unclip", "-e", "1")
+    for name, bits in (("f.tif", "32"), ("i.tif", "16")):
+        r = run_cli("develop", rotated_dng, "-o", tmp_path / name, "--bits", bits, *opts)
+        assert r.returncode == 0, r.stderr
+    f, i = tifffile.imread(tmp_path / "f.tif"), tifffile.imread(tmp_path / "i.tif")
+    below = f < 0.999
+    np.testing.assert_allclose(f[below], i[below] / 65535.0, atol=2 / 65535)
+    assert f.max() > 1.05

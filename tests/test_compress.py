@@ -203,6 +203,19 @@ def test_shipped_students_build_and_int8_tracks_float():
     assert 10 * np.log10(1.0 / mse) > 35
 
 
+def test_int8_student_builds_and_runs_without_warnings():
+    """PyTorch's deprecation warnings for its quantised modules printed on every int8 develop."""
+    import warnings
+
+    from rawdev.backends.registry import get
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        q = get("jdd-fast-int8").build(device="cpu", tile=64)
+        q(torch.rand(1, 1, 40, 40) * 0.8, "RGGB", noise=torch.tensor([0.02]))
+    assert [str(w.message) for w in caught] == []
+
+
 def test_log_l2_weighs_each_sample_by_its_own_error():
     """log-l2 is the mean of ln(per-sample MSE + 1e-6): halving one sample's error moves it by the
     same amount whatever that error's size, where plain L2 hardly sees the small one."""

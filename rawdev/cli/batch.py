@@ -97,6 +97,8 @@ def batch_command(
 
     if fmt == Fmt.jpg and bits == 16:
         raise UsageError("JPEG is 8-bit; use --bits 8 or --format png/tif")
+    if bits == 32 and fmt != Fmt.tif:
+        raise UsageError("32-bit float samples are written to TIFF only; use --format tif or --bits 8/16")
     config = None if preview else pipeline_config(
         backend=backend, wb=wb, highlights=highlights, exposure=exposure, auto_bright=auto_bright, curve=curve,
         colorspace=colorspace, look=look, lens=lens, no_orient=no_orient, orient=orient, half_size=half_size, device=device, tile=tile, noise=noise, denoise=denoise,

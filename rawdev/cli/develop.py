@@ -26,7 +26,7 @@ class DevelopOptions:
     inputs: tuple[Path, ...]
     output: str | None  # a file, a folder (ends in / or exists), or None: next to each input
     fmt: str  # "jpg", "png" or "tif": the outputs' format when ``output`` is not a file
-    bits: int | None  # 8 or 16; None: the format's default (16 for TIFF, else 8)
+    bits: int | None  # 8, 16 or 32 (float TIFF); None: the format's default (16 for TIFF, else 8)
     quality: int  # JPEG quality, 1..100
     overwrite: bool
     preview: bool  # write the embedded preview instead of developing

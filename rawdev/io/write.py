@@ -95,7 +95,8 @@ def check_destination(src: str | Path, dst: str | Path, bits: int | None, overwr
 
     Raises:
         OutputError / OutputExistsError: ``dst`` is the input, or exists and ``overwrite`` is off.
-        UsageError: an unknown suffix, 16 bits asked of a JPEG, or no bit depth.
+        UsageError: an unknown suffix, 16 bits asked of a JPEG, 32 (float) of anything but a TIFF, or no
+            bit depth.
     """
     src, dst = Path(src), Path(dst)
     if src.exists() and dst.resolve() == src.resolve():
@@ -105,8 +106,10 @@ def check_destination(src: str | Path, dst: str | Path, bits: int | None, overwr
         raise OutputExistsError("output exists (use --overwrite to replace it)", dst)
     if fmt == "jpeg" and bits == 16:
         raise UsageError("JPEG is 8-bit; use --bits 8 or a .png/.tif output", dst)
+    if bits == 32 and fmt != "tiff":
+        raise UsageError("32-bit float samples are written to TIFF only; use a .tif output or --bits 8/16", dst)
     if bits is None:
-        raise UsageError("files are written with 8 or 16 bits per sample", dst)
+        raise UsageError("files are written with 8, 16 or 32 (float, TIFF) bits per sample", dst)
     return fmt
 
 
@@ -319,7 +322,7 @@ def write_bands(
     overwrite: bool = False,
     on_notice=None,
 ) -> Path:
-    """Write an image of ``shape`` ``(H, W, 3)`` and ``dtype`` (uint8/uint16) given as ``bands``,
+    """Write an image of ``shape`` ``(H, W, 3)`` and ``dtype`` (uint8/uint16; float32 for TIFF) given as ``bands``,
     ``(h, W, 3)`` arrays top to bottom, to ``path`` (format from the extension), atomically.
 
     TIFF and PNG take one band at a time (the bands may be made lazily, by a generator); JPEG
@@ -334,8 +337,10 @@ def write_bands(
     fmt = format_for(path)
     dtype = np.dtype(dtype)
     shape = tuple(int(x) for x in shape)
-    if len(shape) != 3 or shape[2] != 3 or dtype not in (np.uint8, np.uint16):
-        raise UsageError(f"an image is written from (H, W, 3) uint8/uint16, got {shape} {dtype}")
+    if len(shape) != 3 or shape[2] != 3 or dtype not in (np.uint8, np.uint16, np.float32):
+        raise UsageError(f"an image is written from (H, W, 3) uint8/uint16 (or float32 to TIFF), got {shape} {dtype}")
+    if dtype == np.float32 and fmt != "tiff":
+        raise UsageError(f"float32 samples are written to TIFF only, not {fmt.upper()}", path)
     if not 1 <= quality <= 100:
         raise UsageError(f"JPEG quality must be 1..100, got {quality}")
     icc = icc or srgb_profile()

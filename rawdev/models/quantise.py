@@ -25,7 +25,9 @@ References:
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import warnings
 from typing import Iterable
 
 import torch
@@ -104,6 +106,19 @@ class _QuantisedTrunk(nn.Module):
         return self.layers(q).dequantize()
 
 
+@contextlib.contextmanager
+def _quiet_deprecations():
+    """Hide the two warnings PyTorch 2.13 gives for every quantised module it builds (its quantised
+    tensor types and ``reduce_range`` are deprecated in favour of torchao): they printed on every
+    ``jdd-fast-int8`` and ``cameranet-fast`` develop, where they mean nothing to the user; what the
+    deprecation means for the project is in docs/compression.md."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r".*quantize_per_tensor.*deprecated", category=UserWarning)
+        warnings.filterwarnings("ignore", message=r"Please use quant_min and quant_max", category=UserWarning)
+        yield
+
+
+@_quiet_deprecations()
 def quantised_trunk(student: nn.Module, ranges: dict[str, torch.Tensor]) -> nn.Module:
     """The student's trunk as int8 modules, from :func:`calibrate_ranges`' stored ranges.
 

@@ -42,6 +42,11 @@ class OutputSpace:
         """Linear [0, 1] -> this space's encoded values [0, 1] (clipped)."""
         return np.clip(_definition(self.colour_name).cctf_encoding(np.clip(linear, 0.0, 1.0)), 0.0, 1.0)
 
+    def encode_above_white(self, linear: np.ndarray) -> np.ndarray:
+        """Linear values >= 0 -> encoded, the transfer function carried on above 1.0 (float outputs
+        that keep highlights and exposure beyond white); negative values are clipped to 0."""
+        return np.asarray(_definition(self.colour_name).cctf_encoding(np.maximum(linear, 0.0)), np.float32)
+
     def decode(self, encoded: np.ndarray) -> np.ndarray:
         """This space's encoded values [0, 1] -> linear [0, 1]."""
         return np.clip(_definition(self.colour_name).cctf_decoding(np.clip(encoded, 0.0, 1.0)), 0.0, 1.0)
