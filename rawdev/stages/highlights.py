@@ -43,26 +43,31 @@ def clip_mosaic(mosaic: torch.Tensor, level: float) -> torch.Tensor:
 
 
 def blend_highlights(rgb, level: float):
-    """dcraw ``-H 2`` on an ``(*, 3, H, W)`` white-balanced camera image; returns a new tensor (a new
-    float32 array for a numpy array).
+    """dcraw ``-H 2`` on an ``(*, 3, H, W)`` white-balanced camera image (a numpy array, or a torch
+    tensor on the CPU); returns a new array (float32) or tensor, or ``rgb`` itself where nothing is
+    above ``level``.
 
     Where any channel exceeds ``level``: transform the unclipped and the clipped pixel into the
     opponent space, scale the unclipped chroma to the clipped chroma's magnitude, transform back.
+    Numpy only, on the pixels over the level alone (torch is not imported for it: the default develop
+    never imports torch).
     """
-    import torch
+    if not isinstance(rgb, np.ndarray):  # a tensor: the same work on its numpy view
+        import torch
 
-    if isinstance(rgb, np.ndarray):
-        return blend_highlights(torch.from_numpy(np.asarray(rgb, np.float32)), level).numpy()
-    over = (rgb > level).any(dim=-3, keepdim=True)
-    if not bool(over.any()):
+        out = blend_highlights(rgb.detach().cpu().numpy(), level)
+        return rgb if out is None else torch.from_numpy(np.ascontiguousarray(out)).to(rgb)
+    rgb = np.asarray(rgb, np.float32)
+    pixels = np.moveaxis(rgb, -3, -1)  # (*, H, W, 3) view
+    over = (pixels > level).any(axis=-1)
+    if not over.any():
         return rgb
-    t = torch.from_numpy(_TRANS).to(rgb)
-    it = torch.from_numpy(_ITRANS).to(rgb)
-    lab0 = torch.einsum("ij,...jhw->...ihw", t, rgb)
-    lab1 = torch.einsum("ij,...jhw->...ihw", t, rgb.clamp(max=level))
-    c0 = lab0[..., 1:, :, :].square().sum(dim=-3, keepdim=True)
-    c1 = lab1[..., 1:, :, :].square().sum(dim=-3, keepdim=True)
-    ratio = torch.sqrt(c1 / c0.clamp(min=1e-20))
-    lab0 = torch.cat([lab0[..., :1, :, :], lab0[..., 1:, :, :] * ratio], dim=-3)
-    blended = torch.einsum("ij,...jhw->...ihw", it, lab0) / 3.0
-    return torch.where(over, blended, rgb)
+    p0 = pixels[over]  # (N, 3)
+    lab0 = p0 @ _TRANS.T
+    lab1 = np.minimum(p0, level) @ _TRANS.T
+    c0 = np.square(lab0[:, 1:]).sum(axis=1, keepdims=True)
+    c1 = np.square(lab1[:, 1:]).sum(axis=1, keepdims=True)
+    lab0[:, 1:] *= np.sqrt(c1 / np.maximum(c0, 1e-20))
+    out = rgb.copy()
+    np.moveaxis(out, -3, -1)[over] = (lab0 @ _ITRANS.T) / 3.0
+    return out
