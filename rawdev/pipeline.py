@@ -45,7 +45,8 @@ if TYPE_CHECKING:
 __all__ = ["PipelineConfig", "DevelopResult", "DevelopStream", "DevelopPlan", "Route", "plan_develop", "develop_raw",
            "develop_stream", "develop", "develop_to_file", "keep_runners", "output_dtype"]
 
-_LIBRAW_HIGHLIGHT = {"clip": 0, "unclip": 1, "blend": 2}
+# LibRaw's rebuild modes are 3..9 (dcraw -H); 5 is the middle one its documentation suggests starting from.
+_LIBRAW_HIGHLIGHT = {"clip": 0, "unclip": 1, "blend": 2, "reconstruct": 5}
 #: Length of the regions a band is made of, along the band: learned back-ends in tiles, classical
 #: ones in samples (with the band's rows: about 1 MP or 0.5 MP, whatever the image's size).
 _LEARNED_CHUNK_TILES = 4
@@ -239,19 +240,36 @@ def _cfa_for_band(raw: RawImage, top: int, left: int = 0) -> CFALayout:
 
 
 def _preview_linear(raw: RawImage, gains, matrix) -> np.ndarray:
-    """A cheap half-size linear sRGB image from the 2x2 cells (for auto exposure statistics)."""
-    meta = raw.meta
-    h, w = raw.data.shape[0] // 2 * 2, raw.data.shape[1] // 2 * 2
-    acc = np.zeros((3, h // 2, w // 2), np.float32)
-    cnt = np.zeros((3, 1, 1), np.float32)
-    for dy in (0, 1):
-        for dx in (0, 1):
-            c = int(raw.colors[dy % raw.colors.shape[0], dx % raw.colors.shape[1]])
-            plane = normalise(raw.data[dy:h:2, dx:w:2], raw.black_map[dy:h:2, dx:w:2], meta.white_level)
-            acc[c] += plane * np.float32(gains[c])
-            cnt[c] += 1
-    rgb = np.minimum(acc / np.maximum(cnt, 1), 1.0)
-    return apply_matrix(rgb, matrix)
+    """A cheap linear sRGB image, one pixel per CFA block, clipped at 1.0 (auto exposure statistics)."""
+    return apply_matrix(np.minimum(_binned_camera_rgb(raw, gains), 1.0), matrix)
+
+
+def _binned_camera_rgb(raw: RawImage, gains) -> np.ndarray:
+    """The whole white-balanced mosaic, not clipped, as camera RGB with one pixel per CFA block
+    (:mod:`rawdev.stages.demosaic.half_size`): ``(3, h, w)`` float32, read a band at a time."""
+    h, w, region = _binned_regions(raw, _mosaic_reader(raw, gains, clip=False))
+    out = np.empty((3, h, w), np.float32)
+    for r0 in range(0, h, 128):
+        out[:, r0 : r0 + 128] = region(slice(r0, min(h, r0 + 128)), slice(0, w))
+    return out
+
+
+def _binned_regions(raw: RawImage, read) -> tuple[int, int, Callable[[slice, slice], np.ndarray]]:
+    """``(h, w, region)``: the size of the mosaic binned one pixel per CFA block, and
+    ``region(rows, cols)``, that part of it as ``(3, rows, cols)`` camera RGB from ``read`` (a
+    :func:`_mosaic_reader`)."""
+    from .stages.demosaic.half_size import bin_cfa_blocks, block_grid
+
+    b, oy, ox = block_grid(raw.meta.cfa.cell)
+    H, W = raw.data.shape
+
+    def region(rows: slice, cols: slice) -> np.ndarray:
+        # Regions start on the block grid, where (0, 0) is the grid's offset for that corner's cell.
+        top, left = oy + rows.start * b, ox + cols.start * b
+        mosaic = read(top, oy + rows.stop * b, left, ox + cols.stop * b)
+        return bin_cfa_blocks(mosaic, _cfa_for_band(raw, top, left).cell)
+
+    return (H - oy) // b, (W - ox) // b, region
 
 
 _WB_SOURCE = {"camera": "as shot", "preview": "fitted to the embedded preview", "auto": "grey-edge (automatic)",
@@ -305,6 +323,7 @@ class DevelopPlan:
     device: torch.device | None = None  # None: a numpy runner, on the CPU
     runner: Callable | None = None
     denoise_sigma: float | None = None  # the noise reduction stage's figure (None: it does not run)
+    highlight_chroma: np.ndarray | None = None  # --highlights reconstruct: stages.highlights.opposed_chroma
 
 
 def _noise_sigma(raw: RawImage, cfg: PipelineConfig, spec, gains, notices: list[str]) -> tuple[float | None, NoiseModel | None]:
@@ -358,6 +377,16 @@ def _matrix_or_notice(meta, notices: list[str]) -> np.ndarray | None:
     if meta.rgb_cam is None:
         notices.append("the file has no colour matrix; camera RGB is taken as sRGB")
     return meta.rgb_cam
+
+
+def _highlight_chroma(raw: RawImage, cfg: PipelineConfig, wb: WhiteBalance) -> np.ndarray | None:
+    """With ``--highlights reconstruct``, the image-wide correction per colour of the rebuilt
+    photosites, measured on the whole mosaic binned one pixel per CFA block; else None."""
+    if cfg.highlights != "reconstruct":
+        return None
+    from .stages.highlights import opposed_chroma
+
+    return opposed_chroma(_binned_camera_rgb(raw, wb.gains), wb.gains)
 
 
 def _exposure(raw: RawImage, cfg: PipelineConfig, wb: WhiteBalance, matrix) -> float:
@@ -424,7 +453,8 @@ def plan_develop(raw: RawImage, cfg: PipelineConfig = PipelineConfig()) -> Devel
                            "nothing is demosaicked)")
         matrix = _matrix_or_notice(meta, notices)
         return DevelopPlan(Route.HALF, backend=HALF_SIZE, wb=wb, notices=tuple(notices), matrix=matrix,
-                           exposure_ev=_exposure(raw, cfg, wb, matrix), **common)
+                           exposure_ev=_exposure(raw, cfg, wb, matrix), highlight_chroma=_highlight_chroma(raw, cfg, wb),
+                           **common)
     if meta.cfa.kind not in spec.cfa_types:
         notices.append(f"{meta.cfa.kind} sensor: back-end {spec.name!r} handles {', '.join(sorted(spec.cfa_types))} "
                        "only; demosaicked by LibRaw (AHD) instead")
@@ -469,14 +499,14 @@ def plan_develop(raw: RawImage, cfg: PipelineConfig = PipelineConfig()) -> Devel
                            f"{_NOISE_SOURCE[model.source]}: {model.describe()}); --denoise off to skip it")
     return DevelopPlan(route, backend=spec.name, wb=wb, notices=tuple(notices), exposure_ev=ev, matrix=matrix,
                        noise_model=model, sigma=sigma, noise_coefficients=coefficients, device=device, runner=runner,
-                       denoise_sigma=denoise_sigma, **common)
+                       denoise_sigma=denoise_sigma,
+                       highlight_chroma=None if route is Route.DISPLAY else _highlight_chroma(raw, cfg, wb), **common)
 
 
 def _develop_cfa(raw: RawImage, cfg: PipelineConfig, plan: DevelopPlan) -> Iterator[np.ndarray]:
     """Demosaicking back-ends (mosaic -> camera RGB), then rawdev's colour, exposure and tone: the
     output bands (:func:`_oriented_bands`)."""
     meta, spec, runner, device, orientation = raw.meta, plan.spec, plan.runner, plan.device, plan.orientation
-    gains = plan.wb.gains
     arrays = spec.arrays == "numpy"
     if not arrays:
         import torch
@@ -512,8 +542,8 @@ def _develop_cfa(raw: RawImage, cfg: PipelineConfig, plan: DevelopPlan) -> Itera
     # --highlights unclip/blend) values above the clip point. demosaicnet was trained on [0, 1].
     unclipped = spec.kind == "classical"
     encode, decode = (srgb_encode_unclipped, srgb_decode_unclipped) if unclipped else (srgb_encode, srgb_decode)
-    read = _mosaic_reader(raw, gains, clip=cfg.highlights == "clip" or (srgb_in and not unclipped),
-                          curve=encode if srgb_in else None)
+    read = _plan_reader(raw, cfg, plan, clip=cfg.highlights == "clip" or (srgb_in and not unclipped),
+                        curve=encode if srgb_in else None)
     curve = plan.curve
     m_out = _output_matrix(plan)
 
@@ -576,22 +606,13 @@ def _develop_half(raw: RawImage, cfg: PipelineConfig, plan: DevelopPlan) -> tupl
     (:mod:`rawdev.stages.demosaic.half_size`), then the demosaicking route's colour, exposure,
     highlights and tone: the binned image's ``(height, width)`` and its output bands, made a region
     at a time like the demosaicking route's (a whole 24 MP mosaic as float32 would be 96 MB)."""
-    from .stages.demosaic.half_size import bin_cfa_blocks, block_grid
+    import cv2
 
-    b, oy, ox = block_grid(raw.meta.cfa.cell)
-    H, W = raw.data.shape
-    h, w = (H - oy) // b, (W - ox) // b
-    read = _mosaic_reader(raw, plan.wb.gains, clip=cfg.highlights == "clip")
+    h, w, binned = _binned_regions(raw, _plan_reader(raw, cfg, plan))
     m_out = _output_matrix(plan)
 
     def region(rows: slice, cols: slice) -> np.ndarray:
-        # Regions start on the block grid, where (0, 0) is the grid's offset for that corner's cell.
-        top, left = oy + rows.start * b, ox + cols.start * b
-        mosaic = read(top, oy + rows.stop * b, left, ox + cols.stop * b)
-        rgb = bin_cfa_blocks(mosaic, _cfa_for_band(raw, top, left).cell)
-        return _encode(_highlighted(rgb, cfg.highlights), m_out, cfg.output_bits, plan.curve)
-
-    import cv2
+        return _encode(_highlighted(binned(rows, cols), cfg.highlights), m_out, cfg.output_bits, plan.curve)
 
     return (h, w), _oriented_bands(h, w, plan.orientation, cfg.band_rows, region, workers=max(1, cv2.getNumThreads()))
 
@@ -615,6 +636,33 @@ def _develop_isp(raw: RawImage, cfg: PipelineConfig, plan: DevelopPlan) -> np.nd
             return hwc.contiguous().numpy()
         # already encoded: plain rounding to codes, which is quantise's "linear" mode
         return quantise(hwc * quantise_scale(cfg.output_bits, "linear"), cfg.output_bits, "linear").numpy()
+
+
+def _plan_reader(raw: RawImage, cfg: PipelineConfig, plan: DevelopPlan, *, clip: bool | None = None,
+                 curve: Callable | None = None) -> Callable[[int, int, int, int | None], np.ndarray]:
+    """The mosaic reader of one of rawdev's own develops: :func:`_mosaic_reader` with the plan's white
+    balance, cut at 1.0 if ``clip`` (default: for ``--highlights clip``), encoded with ``curve``; with
+    ``--highlights reconstruct``, the clipped photosites are rebuilt first
+    (:func:`~rawdev.stages.highlights.reconstruct_mosaic`, on the region and the context it needs)."""
+    gains = plan.wb.gains
+    clip = cfg.highlights == "clip" if clip is None else clip
+    if plan.highlight_chroma is None:
+        return _mosaic_reader(raw, gains, clip=clip, curve=curve)
+    from .stages.highlights import RECONSTRUCT_CONTEXT as C, reconstruct_mosaic
+
+    linear = _mosaic_reader(raw, gains, clip=False)
+    H, W = raw.data.shape
+
+    def read(a: int, b: int, c: int = 0, d: int | None = None) -> np.ndarray:
+        d = W if d is None else d
+        a2, b2, c2, d2 = max(0, a - C), min(H, b + C), max(0, c - C), min(W, d + C)
+        m = reconstruct_mosaic(linear(a2, b2, c2, d2), _cfa_for_band(raw, a2, c2).cell, gains, plan.highlight_chroma)
+        m = m[a - a2 : b - a2, c - c2 : d - c2]
+        if clip:
+            m = np.minimum(m, 1.0)
+        return m if curve is None else curve(m).astype(np.float32, copy=False)
+
+    return read
 
 
 def _mosaic_reader(raw: RawImage, gains, *, clip: bool, curve: Callable | None = None

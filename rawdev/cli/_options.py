@@ -225,6 +225,7 @@ class Highlights(str, Enum):
     clip = "clip"
     unclip = "unclip"
     blend = "blend"
+    reconstruct = "reconstruct"
 
 
 class Curve(str, Enum):
@@ -256,7 +257,7 @@ DEFAULT_COLOURSPACE = ColourSpace(PipelineConfig.colorspace)
 # writes ``tile: TileOpt = PipelineConfig.tile``, so the CLI and the API cannot drift apart.
 BackendOpt = Annotated[str, typer.Option("--backend", "-b", "--demosaic", help="Demosaicker or learned back-end (see `rawdev backends`).")]
 WbOpt = Annotated[str, typer.Option("--wb", callback=check_wb, help="White balance: camera (as shot; else fitted to the embedded preview, else auto, else daylight) | preview | auto (grey-edge) | daylight | R,G,B[,G] multipliers. dcraw -w/-a/-r.")]
-HighlightsOpt = Annotated[Highlights, typer.Option("--highlights", "-H", help="clip (white, default) | unclip (raw values) | blend (recover colour). dcraw -H 0/1/2.")]
+HighlightsOpt = Annotated[Highlights, typer.Option("--highlights", "-H", help="clip (white, default) | unclip (raw values) | blend (recover colour) | reconstruct (rebuild clipped channels from the others around them). dcraw -H 0/1/2/3-9.")]
 ExposureOpt = Annotated[float, typer.Option("--exposure", "-e", callback=in_range(-MAX_EXPOSURE_EV, MAX_EXPOSURE_EV, what="EV"), help="Exposure compensation in EV (stops), -20..20.")]
 AutoBrightOpt = Annotated[bool, typer.Option("--auto-bright", help="Brighten so the 99th percentile reaches white (dcraw's default; off here).")]
 CurveOpt = Annotated[Curve, typer.Option("--curve", help="srgb: the IEC 61966-2-1 transfer curve; linear: linear sRGB values (for further processing).")]

@@ -4,6 +4,14 @@ After white balance, channel ``c`` saturates at ``gain_c``; where the least ampl
 clipped, colour is unknown. ``clip`` (dcraw ``-H 0``) cuts every channel at that level, so blown areas
 are neutral white. ``unclip`` (``-H 1``) keeps the raw values (magenta highlights, for experts).
 ``blend`` (``-H 2``) keeps the lightness of the unclipped values and the chroma of the clipped ones.
+``reconstruct`` (dcraw's ``-H 3..9`` rebuild it by other means) rebuilds each clipped photosite from
+the channels that did not clip around it, "inpaint opposed" (Schwalm, with G'MIC's garagecoder and
+Iain, darktable 4.2, 2022): a clipped sample of colour ``c`` becomes at least the mean of the two
+other colours in its 3x3 neighbourhood (averaged as cube roots, :func:`opposed_mean`) plus one
+image-wide correction per colour (:func:`opposed_chroma`), the mean difference between a colour and
+that estimate over the unclipped photosites just around clipped ones. The correction carries the
+colour of the light around a blown area into it; a blown area whose every channel clipped stays
+white.
 """
 
 from __future__ import annotations
@@ -17,9 +25,17 @@ from ..errors import UsageError
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["HIGHLIGHT_MODES", "clip_level", "clip_mosaic", "blend_highlights"]
+__all__ = ["HIGHLIGHT_MODES", "clip_level", "clip_mosaic", "blend_highlights", "opposed_mean", "opposed_chroma",
+           "reconstruct_mosaic", "RECONSTRUCT_CONTEXT"]
 
-HIGHLIGHT_MODES = ("clip", "unclip", "blend")
+HIGHLIGHT_MODES = ("clip", "unclip", "blend", "reconstruct")
+#: A photosite this close to its clip point counts as clipped: sensors flatten a little below the
+#: stated white level (the margin darktable's opposed mode uses).
+CLIP_MARGIN = 0.987
+#: Pixels of context :func:`reconstruct_mosaic` reads around a photosite (its 3x3 neighbourhood).
+RECONSTRUCT_CONTEXT = 1
+#: Unclipped photosites of a colour next to clipped ones needed for its correction (fewer: none).
+MIN_CHROMA_SAMPLES = 100
 
 # dcraw's blend_highlights: a decorrelating transform (lightness, two opponent axes) and its inverse.
 _TRANS = np.array([[1.0, 1.0, 1.0], [1.7320508, -1.7320508, 0.0], [-1.0, -1.0, 2.0]], np.float32)
@@ -70,4 +86,83 @@ def blend_highlights(rgb, level: float):
     lab0[:, 1:] *= np.sqrt(c1 / np.maximum(c0, 1e-20))
     out = rgb.copy()
     np.moveaxis(out, -3, -1)[over] = (lab0 @ _ITRANS.T) / 3.0
+    return out
+
+
+def opposed_mean(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """The mean of two channels as cube roots, cubed: an estimate of a third channel that weighs the
+    two closer to how their lightness is seen than a linear mean (darktable's opposed mode)."""
+    return (0.5 * (np.cbrt(np.maximum(a, 0.0)) + np.cbrt(np.maximum(b, 0.0)))) ** 3
+
+
+def _others(c: int) -> tuple[int, int]:
+    return ((1, 2), (0, 2), (0, 1))[c]
+
+
+def opposed_chroma(rgb: np.ndarray, clips) -> np.ndarray:
+    """The image-wide correction of each colour for :func:`reconstruct_mosaic`: over the pixels of a
+    small white-balanced camera RGB image (``(3, h, w)``, e.g. one pixel per CFA cell) that lie within
+    3 pixels of one whose colour ``c`` clipped, are not clipped in ``c`` themselves and hold more
+    than a fifth of its clip point, the mean of ``c`` minus :func:`opposed_mean` of the other two.
+    0 for a colour with fewer than :data:`MIN_CHROMA_SAMPLES` such pixels.
+
+    Args:
+        rgb: ``(3, h, w)`` linear, white-balanced camera RGB, not clipped.
+        clips: the clip point of each colour in the same units (after white balance: its gain).
+    """
+    import cv2
+
+    clips = np.asarray(clips, np.float32)
+    near = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (7, 7))
+    out = np.zeros(3, np.float32)
+    for c in range(3):
+        clipped = rgb[c] >= CLIP_MARGIN * clips[c]
+        if not clipped.any():
+            continue
+        around = cv2.dilate(clipped.view(np.uint8), near).view(bool) & ~clipped & (rgb[c] > 0.2 * clips[c])
+        if np.count_nonzero(around) < MIN_CHROMA_SAMPLES:
+            continue
+        a, b = _others(c)
+        out[c] = float(np.mean(rgb[c][around] - opposed_mean(rgb[a][around], rgb[b][around])))
+    return out
+
+
+def reconstruct_mosaic(mosaic: np.ndarray, cell: np.ndarray, clips, chroma) -> np.ndarray:
+    """Rebuild the clipped photosites of a white-balanced CFA mosaic ("inpaint opposed", see the
+    module docstring): a photosite of colour ``c`` at or above ``CLIP_MARGIN * clips[c]`` becomes the
+    larger of its value and :func:`opposed_mean` of the other two colours' means over its 3x3
+    neighbourhood plus ``chroma[c]``. Edges are mirrored.
+
+    Args:
+        mosaic: ``(H, W)`` float32, linear, white-balanced, not clipped.
+        cell: ``(p, p)`` colour indices of the mosaic's top-left CFA cell (Bayer or X-Trans: every
+            3x3 window of either holds all three colours).
+        clips, chroma: per colour, the clip point and :func:`opposed_chroma`'s correction.
+
+    Returns:
+        A new ``(H, W)`` float32 array, or ``mosaic`` itself when nothing clipped.
+    """
+    import cv2
+
+    h, w = mosaic.shape
+    p = cell.shape[0]
+    colours = np.tile(np.asarray(cell), (-(-h // p), -(-w // p)))[:h, :w]
+    clipped = mosaic >= (CLIP_MARGIN * np.asarray(clips, np.float32))[colours]
+    if not clipped.any():
+        return mosaic
+    m = np.ascontiguousarray(mosaic, np.float32)
+    means = []
+    for c in range(3):
+        site = (colours == c).astype(np.float32)
+        total = cv2.boxFilter(m * site, -1, (3, 3), normalize=False, borderType=cv2.BORDER_REFLECT_101)
+        count = cv2.boxFilter(site, -1, (3, 3), normalize=False, borderType=cv2.BORDER_REFLECT_101)
+        means.append(total[clipped] / count[clipped])
+    out = m.copy()
+    col = colours[clipped]
+    estimate = np.empty(col.shape, np.float32)
+    for c in range(3):
+        a, b = _others(c)
+        at = col == c
+        estimate[at] = opposed_mean(means[a][at], means[b][at]) + np.float32(chroma[c])
+    out[clipped] = np.maximum(m[clipped], estimate)
     return out
