@@ -50,6 +50,7 @@ def write_dng(
     noise_profile_floor: float | None = None,
     noise_profile: bool = True,
     as_shot: bool = True,
+    white_xy: tuple[float, float] | None = None,
     seed: int = 0,
     make: str = "rawdev",
     model: str = "Synthetic",
@@ -65,7 +66,9 @@ def write_dng(
     ``noise_profile_floor``: if given, NoiseProfile is always written, its offset being ``read`` plus
     this floor (e.g. the quantisation variance of a clean file). ``noise_profile=False`` writes no
     NoiseProfile at all, as real cameras' RAW files (the noise is still added); ``as_shot=False``
-    writes no AsShotNeutral (old cameras that store no white balance).
+    writes no AsShotNeutral (old cameras that store no white balance). ``white_xy`` writes the as-shot
+    white as AsShotWhiteXY instead (a chromaticity, as Google's Pixel camera app does), and no
+    AsShotNeutral.
 
     ``preview`` (``(h, w, 3)`` uint8 sRGB, display orientation) is embedded as a JPEG (baseline,
     ``preview_quality``) the way DNG converters store it: IFD0 holds the preview (NewSubFileType 1)
@@ -118,7 +121,9 @@ def write_dng(
     t.set(Tag.WhiteLevel, int(white))
     t.set(Tag.ColorMatrix1, _rationals(cam_xyz))
     t.set(Tag.CalibrationIlluminant1, CalibrationIlluminant.D65)
-    if as_shot:
+    if white_xy is not None:
+        t.set((50729, Tag.AsShotNeutral[1]), _rationals(white_xy, 1_000_000))  # AsShotWhiteXY: pidng has no name for it
+    elif as_shot:
         t.set(Tag.AsShotNeutral, _rationals(neutral, 1_000_000))
     t.set(Tag.BaselineExposure, [[0, 1]])
     if not noise_profile:

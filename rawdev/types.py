@@ -24,6 +24,7 @@ __all__ = [
     "CellMap",
     "CFALayout",
     "ExifInfo",
+    "DngWhite",
     "RawMetadata",
     "RawImage",
 ]
@@ -113,12 +114,22 @@ class ExifInfo:
 
 
 @dataclass(frozen=True)
+class DngWhite:
+    """A DNG's as-shot white given as a chromaticity (AsShotWhiteXY, CIE 1931 ``xy``) instead of as
+    a camera neutral, with what maps it to camera RGB: each ColorMatrixN (XYZ -> camera, 3x3 row by
+    row) and its CalibrationIlluminantN (an EXIF LightSource code; 0 when the file gives none)."""
+
+    xy: tuple[float, float]
+    matrices: tuple[tuple[tuple[float, ...], int], ...]
+
+
+@dataclass(frozen=True)
 class RawMetadata:
     """What the decoder tells us about a RAW file, in linear normalised terms.
 
     ``black_level`` is per CFA colour index (length 4, LibRaw order), in raw counts.
     ``camera_wb`` / ``daylight_wb`` are multipliers per colour (R, G, B[, G2]); ``None`` when the file
-    stores none. ``rgb_cam`` is the 3x3 matrix from white-balanced camera RGB to linear sRGB (D65), rows
+    stores none (``camera_wb`` from AsShotWhiteXY where LibRaw finds no multipliers: ``white_xy``). ``rgb_cam`` is the 3x3 matrix from white-balanced camera RGB to linear sRGB (D65), rows
     summing to 1, or ``None`` when the file has no colour data. ``orientation`` is the EXIF value 1..8.
     """
 
@@ -135,6 +146,9 @@ class RawMetadata:
     exif: ExifInfo = field(default_factory=ExifInfo)
     noise_profile: tuple[float, float] | None = None  # DNG NoiseProfile (scale, offset) on [0, 1] data
     num_colors: int = 3
+    # the DNG's AsShotWhiteXY, where ``camera_wb`` comes from it (LibRaw does not read the tag, so a
+    # LibRaw render is given those multipliers rather than told to use the camera's)
+    white_xy: DngWhite | None = None
 
 
 class CellMap:

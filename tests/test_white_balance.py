@@ -296,3 +296,62 @@ def test_camera_thumbnail_of_a_grey_ramp_is_grey(pattern):
     colors = np.tile(np.array(pattern_cell(pattern)), (H // 2, W // 2))
     rgb = camera_thumbnail(m, colors, (8, 12)).rgb[1:-1, 1:-1].astype(np.float64)
     assert np.abs(rgb / rgb[..., 1:2] - 1).max() < 2e-4
+
+
+class TestAsShotWhiteXY:
+    """DNGs that give the as-shot white as a chromaticity (AsShotWhiteXY) and no AsShotNeutral, as
+    Google's Pixel camera app writes them: LibRaw reads no camera multipliers from them."""
+
+    D65 = (0.31271, 0.32902)
+    STD_A = (0.44757, 0.40745)
+
+    def test_gains_are_the_reciprocal_of_the_mapped_white(self):
+        from rawdev.stages.white_balance import gains_for_white_xy
+
+        cm = np.array([[0.9, 0.3, -0.2], [-0.3, 1.2, 0.1], [0.0, 0.2, 0.7]])
+        x, y = self.STD_A
+        neutral = cm @ np.array([x / y, 1.0, (1 - x - y) / y])
+        r, g, b = gains_for_white_xy(self.STD_A, [(tuple(cm.ravel()), 21)])
+        assert g == 1.0
+        np.testing.assert_allclose([r, b], [neutral[1] / neutral[0], neutral[1] / neutral[2]], rtol=1e-12)
+
+    def test_two_matrices_are_interpolated_in_inverse_temperature(self):
+        from rawdev.stages.white_balance import cct_mccamy, gains_for_white_xy
+
+        cm_a = np.array([[1.1, 0.2, -0.3], [-0.4, 1.3, 0.1], [-0.1, 0.3, 0.9]])
+        cm_d65 = np.array([[0.8, 0.3, -0.1], [-0.3, 1.1, 0.2], [0.0, 0.1, 0.6]])
+        mats = [(tuple(cm_a.ravel()), 17), (tuple(cm_d65.ravel()), 21)]
+
+        def with_one(cm, xy):
+            return gains_for_white_xy(xy, [(tuple(cm.ravel()), 21)])
+
+        assert cct_mccamy(*self.D65) == pytest.approx(6504, abs=5)
+        assert cct_mccamy(*self.STD_A) == pytest.approx(2856, abs=5)
+        # beyond either calibration illuminant the nearer matrix alone; in between, a mixture
+        np.testing.assert_allclose(gains_for_white_xy(self.STD_A, mats), with_one(cm_a, self.STD_A), rtol=1e-3)
+        np.testing.assert_allclose(gains_for_white_xy(self.D65, mats), with_one(cm_d65, self.D65), rtol=1e-3)
+        np.testing.assert_allclose(gains_for_white_xy((0.25, 0.26), mats), with_one(cm_d65, (0.25, 0.26)), rtol=1e-12)
+        mid = (0.3457, 0.3585)  # D50
+        t = cct_mccamy(*mid)
+        g = (1 / t - 1 / 6504) / (1 / 2856 - 1 / 6504)
+        np.testing.assert_allclose(gains_for_white_xy(mid, mats), with_one(g * cm_a + (1 - g) * cm_d65, mid), rtol=1e-12)
+
+    def test_a_dng_with_white_xy_develops_as_with_as_shot_neutral(self, tmp_path):
+        from rawdev.cameras import XYZ_TO_CAMERA
+        from rawdev.io.raw import read_raw
+        from rawdev.pipeline import develop
+        from rawdev.synthetic import demo_scene
+
+        scene = demo_scene(120, 80)
+        xy = write_dng(tmp_path / "xy.dng", scene, xyz_to_camera=XYZ_TO_CAMERA[3], white_xy=self.D65)
+        neutral = write_dng(tmp_path / "n.dng", scene, xyz_to_camera=XYZ_TO_CAMERA[3])
+        meta = read_raw(xy).meta
+        assert meta.white_xy is not None and meta.white_xy.xy == pytest.approx(self.D65)
+        np.testing.assert_allclose(meta.camera_wb, read_raw(neutral).meta.camera_wb, rtol=2e-3)
+        a, b = develop(xy), develop(neutral)
+        assert a.wb.source == b.wb.source == "camera"
+        assert np.abs(a.image.astype(int) - b.image.astype(int)).max() <= 1
+        from conftest import run_cli
+
+        r = run_cli("info", xy)
+        assert r.returncode == 0 and "from AsShotWhiteXY x 0.3127, y 0.3290" in r.stdout

@@ -105,6 +105,7 @@ def file_info(path: Path) -> dict[str, Any]:
         "white_level": wl,
         "bits": math.ceil(math.log2(wl + 1)) if wl > 0 else None,
         "camera_wb": _round(m.camera_wb),
+        "as_shot_white_xy": None if m.white_xy is None else [round(v, 4) for v in m.white_xy.xy],
         "daylight_wb": _round(m.daylight_wb),
         "rgb_cam": None if m.rgb_cam is None else [_round(r) for r in m.rgb_cam],
         "noise_profile": None if m.noise_profile is None else [float(x) for x in m.noise_profile],
@@ -182,7 +183,8 @@ def _human(info: dict[str, Any]) -> str:
         ("CFA", cfa_text),
         ("black / white", _per_channel(info["black_level"], info["cfa"]["color_desc"]) + f" / {info['white_level']:g}"
          + (f" ({info['bits']}-bit)" if info["bits"] else "")),
-        ("WB as shot", wb(info["camera_wb"])),
+        ("WB as shot", wb(info["camera_wb"]) + ("" if info["as_shot_white_xy"] is None else
+                        " (from AsShotWhiteXY x {:.4f}, y {:.4f})".format(*info["as_shot_white_xy"]))),
         ("WB daylight", wb(info["daylight_wb"])),
         ("colour matrix", matrix),
         ("orientation", f"{o} ({_ORIENTATION_TEXT.get(o, '?')})"),

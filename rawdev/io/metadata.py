@@ -19,7 +19,7 @@ from dataclasses import replace
 from fractions import Fraction
 from pathlib import Path
 
-from ..types import ExifInfo
+from ..types import DngWhite, ExifInfo
 
 __all__ = ["read_metadata", "copy_metadata", "clean_exposure_time", "software", "MetadataFields"]
 
@@ -93,13 +93,42 @@ def _text(ex, key: str) -> str | None:
     return s or None
 
 
-def read_metadata(path: str | Path) -> tuple[ExifInfo, tuple[float, float] | None]:
-    """The EXIF fields rawdev uses and the DNG NoiseProfile ``(S, O)`` of ``path``, or an empty
-    :class:`ExifInfo` when exiv2 cannot read the file (the caller completes it from LibRaw)."""
+def _floats(ex, key: str, n: int) -> list[float] | None:
+    """The first ``n`` values of ``key`` as finite floats, or None (missing, short or malformed)."""
+    exiv2 = _exiv2()
+    it = ex.findKey(exiv2.ExifKey(key))
+    if it == ex.end() or it.count() < n:
+        return None
+    try:
+        v = [float(it.toFloat(i)) for i in range(n)]
+    except Exception:  # noqa: BLE001 - a malformed value is a missing one
+        return None
+    return v if all(math.isfinite(x) for x in v) else None
+
+
+def _dng_white(ex) -> DngWhite | None:
+    """AsShotWhiteXY and the colour matrices to read it with, for a DNG that gives its as-shot white
+    as a chromaticity (Google's Pixel camera app, for one) instead of AsShotNeutral."""
+    xy = _floats(ex, "Exif.Image.AsShotWhiteXY", 2)
+    if xy is None or not (0 < xy[0] < 1 and 0 < xy[1] < 1):
+        return None
+    matrices = []
+    for i in (1, 2):
+        m = _floats(ex, f"Exif.Image.ColorMatrix{i}", 9)
+        if m is not None:
+            light = _floats(ex, f"Exif.Image.CalibrationIlluminant{i}", 1)
+            matrices.append((tuple(m), int(light[0]) if light else 0))
+    return DngWhite((xy[0], xy[1]), tuple(matrices)) if matrices else None
+
+
+def read_metadata(path: str | Path) -> tuple[ExifInfo, tuple[float, float] | None, DngWhite | None]:
+    """The EXIF fields rawdev uses, the DNG NoiseProfile ``(S, O)`` of ``path`` and its
+    :class:`~rawdev.types.DngWhite` (AsShotWhiteXY), or an empty :class:`ExifInfo` and Nones when
+    exiv2 cannot read the file (the caller completes it from LibRaw)."""
     try:
         ex = _open(Path(path)).exifData()
     except Exception:  # noqa: BLE001 - exiv2 raises its own Exiv2Error for files it does not read
-        return ExifInfo(), None
+        return ExifInfo(), None, None
 
     def first(reader, *names):
         for n in names:
@@ -135,7 +164,7 @@ def read_metadata(path: str | Path) -> tuple[ExifInfo, tuple[float, float] | Non
         s_, o_ = float(it.toFloat(0)), float(it.toFloat(1))
         if s_ >= 0 and o_ >= 0:
             noise = (s_, o_)  # first plane's (scale S, offset O): var = S x + O on [0, 1]
-    return info, noise
+    return info, noise, _dng_white(ex)
 
 
 def complete(info: ExifInfo, libraw: ExifInfo) -> ExifInfo:

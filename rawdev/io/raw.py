@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import CorruptFileError, InputError, UnsupportedFileError
-from ..types import CellMap, CFALayout, ExifInfo, RawImage, RawMetadata
+from ..types import CellMap, CFALayout, DngWhite, ExifInfo, RawImage, RawMetadata
 
 __all__ = ["read_raw", "open_rawpy", "render_libraw", "check_decoded", "check_size", "RAW_EXTENSIONS",
            "LIBRAW_FLIP_TO_EXIF", "MAX_PIXELS", "MAX_PIXELS_PER_BYTE"]
@@ -206,6 +206,21 @@ def _open_rawpy(path: Path, unpack: bool):
     return raw
 
 
+def _white_xy_wb(white: DngWhite | None) -> tuple[float, ...] | None:
+    """The as-shot multipliers (R, G, B, G2) of a DNG that states its white as AsShotWhiteXY, which
+    LibRaw does not read (its camera multipliers come back empty); None without it, or when the
+    file's matrices cannot map it (then the white balance falls back as for a file with none)."""
+    if white is None:
+        return None
+    from ..stages.white_balance import gains_for_white_xy
+
+    try:
+        r, g, b = gains_for_white_xy(white.xy, white.matrices)
+    except ValueError:
+        return None
+    return (r, g, b, g)
+
+
 def _wb(values, green_index: int = 1) -> tuple[float, ...] | None:
     """LibRaw multipliers -> (R, G, B, G2) normalised to G = 1, or None when the file stores none.
 
@@ -292,12 +307,12 @@ def _cfa_layout(raw) -> CFALayout:
     return CFALayout(kind, cell, desc)
 
 
-def _read_exif(path: Path, raw) -> tuple[ExifInfo, tuple[float, float] | None]:
+def _read_exif(path: Path, raw) -> tuple[ExifInfo, tuple[float, float] | None, DngWhite | None]:
     """EXIF read by exiv2 (:mod:`rawdev.io.metadata`), completed by what LibRaw parsed (files exiv2
-    does not read, fields the file's EXIF lacks)."""
+    does not read, fields the file's EXIF lacks); the NoiseProfile and AsShotWhiteXY with it."""
     from .metadata import complete, read_metadata
 
-    info, noise = read_metadata(path)
+    info, noise, white = read_metadata(path)
     other = raw.other
     libraw = ExifInfo(
         lens=raw.lens.model.strip() or None,
@@ -308,7 +323,7 @@ def _read_exif(path: Path, raw) -> tuple[ExifInfo, tuple[float, float] | None]:
         datetime_original=other.timestamp if other.timestamp and other.timestamp.year > 1970 else None,
         artist=other.artist.strip() or None,
     )
-    return complete(info, libraw), noise
+    return complete(info, libraw), noise, white
 
 
 def _colour_and_black_maps(colors: np.ndarray, lut: np.ndarray, black: np.ndarray):
@@ -340,8 +355,10 @@ def read_raw(path: str | Path) -> RawImage:
         cfa = _cfa_layout(raw)
         s = raw.sizes
         black = tuple(float(b) for b in raw.black_level_per_channel)
-        exif, noise = _read_exif(path, raw)
+        exif, noise, white_xy = _read_exif(path, raw)
         rgb_cam = _rgb_cam(raw)
+        camera_wb = _wb(raw.camera_whitebalance)
+        xy_wb = camera_wb is None and (camera_wb := _white_xy_wb(white_xy)) is not None
         if cfa.kind in ("bayer", "xtrans"):
             data = np.array(raw.raw_image_visible, dtype=np.uint16, copy=True)
             if data.ndim != 2 or data.shape[0] < 2 or data.shape[1] < 2:
@@ -360,13 +377,14 @@ def read_raw(path: str | Path) -> RawImage:
             height=int(s.height),
             black_level=black,
             white_level=float(raw.white_level),
-            camera_wb=_wb(raw.camera_whitebalance),
+            camera_wb=camera_wb,
             daylight_wb=_wb(raw.daylight_whitebalance),
             rgb_cam=rgb_cam,
             orientation=LIBRAW_FLIP_TO_EXIF.get(int(s.flip), 1),
             exif=exif,
             noise_profile=noise,
             num_colors=int(raw.num_colors),
+            white_xy=white_xy if xy_wb else None,
         )
         img = RawImage(data=data, colors=rgb_colors, meta=meta, black_map=black_map)
     finally:

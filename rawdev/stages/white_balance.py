@@ -38,6 +38,7 @@ __all__ = [
     "choose_gains",
     "grey_world_gains",
     "grey_edge_gains",
+    "gains_for_white_xy",
     "preview_gains",
     "chromaticity_error",
     "apply_gains_mosaic",
@@ -451,6 +452,50 @@ def grey_edge_gains(thumb: CameraThumb, p: float = 6.0, sigma: float = 1.0) -> t
     return (float(e[1] / e[0]), 1.0, float(e[1] / e[2]))
 
 
+#: Correlated colour temperature (K) of each EXIF LightSource code a DNG's CalibrationIlluminant can
+#: hold (the values Adobe's DNG SDK uses to interpolate between a file's two colour matrices).
+ILLUMINANT_CCT = {1: 5500, 2: 4150, 3: 2850, 4: 5500, 9: 5500, 10: 6500, 11: 7500, 12: 6430, 13: 5000,
+                  14: 4150, 15: 3450, 16: 2940, 17: 2856, 18: 4874, 19: 6774, 20: 5503, 21: 6504, 22: 7504,
+                  23: 5003, 24: 3200}
+
+
+def cct_mccamy(x: float, y: float) -> float:
+    """Correlated colour temperature (K) of a CIE 1931 chromaticity near the Planckian locus
+    (McCamy 1992, Color Res. Appl. 17(2), eq. 1; within a few kelvin from 2856 to 6504 K)."""
+    n = (x - 0.3320) / (0.1858 - y)
+    return 449.0 * n**3 + 3525.0 * n**2 + 6823.3 * n + 5520.33
+
+
+def gains_for_white_xy(xy: tuple[float, float], matrices) -> tuple[float, float, float]:
+    """White-balance gains (R, G, B; G = 1) for a DNG whose as-shot white is the chromaticity ``xy``
+    (AsShotWhiteXY), from its colour matrices (:class:`~rawdev.types.DngWhite`): the camera neutral
+    is ``CM XYZ``, the white's XYZ (Y = 1) through the XYZ -> camera matrix, and the gains its
+    reciprocal. With two matrices, CM is interpolated linearly in inverse colour temperature between
+    the two calibration illuminants, clamped at either end (DNG specification 1.7, chapter 6,
+    "Mapping Camera Color Space to CIE XYZ Space"; the white's temperature is McCamy's).
+
+    Raises:
+        ValueError: no matrix, or a white the matrices map to a non-positive camera value.
+    """
+    if not matrices:
+        raise ValueError("AsShotWhiteXY needs a ColorMatrix to map it to the camera")
+    x, y = float(xy[0]), float(xy[1])
+    white = np.array([x / y, 1.0, (1.0 - x - y) / y])
+    cms = [np.asarray(m, np.float64).reshape(3, 3) for m, _ in matrices]
+    cm = cms[0]
+    temps = [ILLUMINANT_CCT.get(int(light)) for _, light in matrices]
+    if len(cms) == 2 and None not in temps and temps[0] != temps[1]:
+        (t1, c1), (t2, c2) = sorted(zip(temps, cms), key=lambda tc: tc[0])
+        t = min(max(cct_mccamy(x, y), t1), t2)
+        g = (1.0 / t - 1.0 / t2) / (1.0 / t1 - 1.0 / t2)
+        cm = g * c1 + (1.0 - g) * c2
+    neutral = cm @ white
+    if not np.all(neutral > 0):
+        raise ValueError(f"the colour matrix maps white {x:.4f}, {y:.4f} to camera {neutral.round(4).tolist()}")
+    gains = neutral[1] / neutral
+    return float(gains[0]), 1.0, float(gains[2])
+
+
 def grey_world_gains(mosaic: np.ndarray, colors: np.ndarray, clip: float = 0.98) -> tuple[float, float, float]:
     """Grey-world estimate (Buchsbaum 1980): the mean of each colour over unclipped pixels is equal.
 
@@ -679,8 +724,12 @@ def libraw_white_balance(raw: RawImage, mode, highlight_mode: int, *, quick: boo
         return LibRawWB(wb, user_wb=tuple(vals) if len(vals) == 4 else (vals[0], vals[1], vals[2], vals[1]))
     mode = str(mode).lower()
     if mode in ("camera", "preview"):
-        base = LibRawWB(WhiteBalance(ones, "camera"), camera=True) if meta.camera_wb is not None \
-            else LibRawWB(WhiteBalance(ones, "daylight"))
+        if meta.camera_wb is None:
+            base = LibRawWB(WhiteBalance(ones, "daylight"))
+        elif meta.white_xy is not None:  # multipliers LibRaw does not know of (AsShotWhiteXY)
+            base = LibRawWB(WhiteBalance(ones, "camera"), user_wb=tuple(meta.camera_wb))
+        else:
+            base = LibRawWB(WhiteBalance(ones, "camera"), camera=True)
         # A 4-colour sensor's as-shot multipliers go through LibRaw's generic CMYG conversion, not
         # a colour matrix rawdev can check; the camera's own preview is the camera's conversion, so
         # where one is usable the as-shot render is corrected to it (the Canon G1's as-shot render
