@@ -372,6 +372,21 @@ def _noise_coefficients(raw: RawImage, cfg: PipelineConfig, gains, notices: list
 _LIBRAW_HALF_NOTICE = "--half-size: LibRaw's render halved (each 2x2 block of pixels averaged)"
 
 
+def _opcode_notices(meta, *, applied: bool) -> list[str]:
+    """What became of the DNG's OpcodeList2: its lens shading maps applied to the mosaic (rawdev's
+    routes) or not (LibRaw renders without them), and the opcodes rawdev does not apply."""
+    notices: list[str] = []
+    if meta.gain_maps:
+        notices.append(f"lens shading corrected with the DNG's {len(meta.gain_maps)} GainMap opcode(s)" if applied
+                       else "the DNG's lens shading (GainMap opcodes) is not applied: LibRaw renders this file")
+    if meta.opcodes_skipped:
+        from collections import Counter
+
+        held = ", ".join(n if k == 1 else f"{n} (x{k})" for n, k in Counter(meta.opcodes_skipped).items())
+        notices.append(f"the DNG's OpcodeList2 also holds {held}, not applied")
+    return notices
+
+
 def _matrix_or_notice(meta, notices: list[str]) -> np.ndarray | None:
     """The file's camera RGB -> linear sRGB matrix; None, with a notice, when it has none."""
     if meta.rgb_cam is None:
@@ -399,6 +414,14 @@ def _exposure(raw: RawImage, cfg: PipelineConfig, wb: WhiteBalance, matrix) -> f
 
 
 def plan_develop(raw: RawImage, cfg: PipelineConfig = PipelineConfig()) -> DevelopPlan:
+    """The :class:`DevelopPlan` of ``raw`` under ``cfg`` (:func:`_plan`), its notices led by what
+    became of the DNG's OpcodeList2 on the route chosen."""
+    plan = _plan(raw, cfg)
+    opcodes = _opcode_notices(raw.meta, applied=plan.route is not Route.LIBRAW)
+    return replace(plan, notices=(*opcodes, *plan.notices)) if opcodes else plan
+
+
+def _plan(raw: RawImage, cfg: PipelineConfig) -> DevelopPlan:
     """The :class:`DevelopPlan` of ``raw`` under ``cfg``: the route from the spec (what it consumes
     and produces) and the sensor, the white balance, and for rawdev's own routes the set-up both
     share (device and runner, colour matrix, exposure, noise model).
@@ -677,6 +700,8 @@ def _mosaic_reader(raw: RawImage, gains, *, clip: bool, curve: Callable | None =
     normalising, white-balancing and encoding stages; other mosaics go through them.
     """
     meta = raw.meta
+    if meta.gain_maps:
+        return _shaded_reader(raw, gains, clip=clip, curve=curve)
     if (meta.cfa.kind != "bayer" or raw.data.dtype != np.uint16
             or not all(isinstance(mp, CellMap) and 2 % mp.cell.shape[0] == 0 and 2 % mp.cell.shape[1] == 0
                        for mp in (raw.colors, raw.black_map))):
@@ -706,6 +731,32 @@ def _mosaic_reader(raw: RawImage, gains, *, clip: bool, curve: Callable | None =
             for dx in (0, 1):
                 out[dy::2, dx::2] = tables[(a + dy) % 2, (c + dx) % 2][data[dy::2, dx::2]]
         return out
+
+    return read
+
+
+def _shaded_reader(raw: RawImage, gains, *, clip: bool, curve: Callable | None):
+    """:func:`_mosaic_reader` for a file with lens shading gains (DNG GainMap opcodes,
+    :mod:`rawdev.stages.gain_map`): the white-balanced samples times their gains, each at most its
+    colour's clip point (the sensor's white times its white-balance gain), then cut and encoded."""
+    from dataclasses import replace as _replace
+
+    from .stages.gain_map import region_gains
+
+    plain = _mosaic_reader(_replace(raw, meta=_replace(raw.meta, gain_maps=())), gains, clip=False)
+    white = np.asarray(gains, np.float32)
+    shape = raw.data.shape
+
+    def read(a: int, b: int, c: int = 0, d: int | None = None) -> np.ndarray:
+        d = shape[1] if d is None else d
+        m = plain(a, b, c, d)
+        g = region_gains(raw.meta.gain_maps, (a, b), (c, d), shape)
+        if g is not None:
+            m *= g
+            np.minimum(m, white[np.asarray(raw.colors[a:b, c:d])], out=m)
+        if clip:
+            np.minimum(m, 1.0, out=m)
+        return m if curve is None else curve(m).astype(np.float32, copy=False)
 
     return read
 

@@ -30,6 +30,32 @@ ILLUMINANT_XY = {
 }
 
 
+def _shading(gains: np.ndarray, h: int, w: int) -> np.ndarray:
+    """``(h, w)`` gains of a map whose points are spread evenly from edge to edge (position 0 to 1),
+    pixel ``x`` at ``(x + 0.5) / w``, linear between points and held beyond them, rows then columns
+    (the DNG SDK's reading of a GainMap; written here with ``np.interp``, independently of
+    :mod:`rawdev.stages.gain_map`, so that tests check one against the other)."""
+    pv, ph = gains.shape
+    ys, xs = (np.arange(h) + 0.5) / h, (np.arange(w) + 0.5) / w
+    along = np.stack([np.interp(ys, np.linspace(0, 1, pv), gains[:, j]) for j in range(ph)], axis=1)
+    return np.stack([np.interp(xs, np.linspace(0, 1, ph), row) for row in along])
+
+
+def _opcode_list2(gain_maps, h: int, w: int) -> bytes:
+    """OpcodeList2 bytes holding one GainMap opcode (DNG 1.4, opcode 9) per ``gain_maps`` entry."""
+    import struct
+
+    out = struct.pack(">I", len(gain_maps))
+    for (top, left, row_pitch, col_pitch), g in gain_maps:
+        g = np.asarray(g, np.float64)
+        pv, ph = g.shape
+        params = struct.pack(">10I", top, left, h, w, 0, 1, row_pitch, col_pitch, pv, ph)
+        params += struct.pack(">4d", 1.0 / max(pv - 1, 1), 1.0 / max(ph - 1, 1), 0.0, 0.0)
+        params += struct.pack(">I", 1) + g.astype(">f4").tobytes()
+        out += struct.pack(">IIII", 9, 0x01030000, 0, len(params)) + params
+    return out
+
+
 def _rationals(values, denominator: int = 10000) -> list[list[int]]:
     return [[int(round(float(v) * denominator)), denominator] for v in np.ravel(values)]
 
@@ -51,6 +77,7 @@ def write_dng(
     noise_profile: bool = True,
     as_shot: bool = True,
     white_xy: tuple[float, float] | None = None,
+    gain_maps: list[tuple[tuple[int, int, int, int], np.ndarray]] | None = None,
     seed: int = 0,
     make: str = "rawdev",
     model: str = "Synthetic",
@@ -68,7 +95,10 @@ def write_dng(
     NoiseProfile at all, as real cameras' RAW files (the noise is still added); ``as_shot=False``
     writes no AsShotNeutral (old cameras that store no white balance). ``white_xy`` writes the as-shot
     white as AsShotWhiteXY instead (a chromaticity, as Google's Pixel camera app does), and no
-    AsShotNeutral.
+    AsShotNeutral. ``gain_maps``: lens shading, as ``((top, left, row_pitch, col_pitch), gains)``
+    pairs (``gains`` ``(points_v, points_h)``, spread evenly from edge to edge of the image): the
+    signal of the samples each covers is divided by its gain, and each is written as a GainMap opcode
+    in OpcodeList2 (as phones write them), whose gains undo the shading.
 
     ``preview`` (``(h, w, 3)`` uint8 sRGB, display orientation) is embedded as a JPEG (baseline,
     ``preview_quality``) the way DNG converters store it: IFD0 holds the preview (NewSubFileType 1)
@@ -93,6 +123,9 @@ def write_dng(
     mosaic = np.take_along_axis(cam, idx[..., None], axis=2)[..., 0]
     blacks = np.broadcast_to(np.asarray(black, dtype=np.float64).reshape(-1), (4,)).reshape(2, 2)
     black_map = blacks[np.arange(h)[:, None] % 2, np.arange(w)[None, :] % 2]
+    for (top, left, row_pitch, col_pitch), g in gain_maps or ():
+        shade = _shading(np.asarray(g, np.float64), h, w)
+        mosaic[top::row_pitch, left::col_pitch] /= shade[top::row_pitch, left::col_pitch]
     rng = np.random.default_rng(seed)
     if shot > 0 or read > 0:
         var = shot * np.clip(mosaic, 0.0, None) + read
@@ -125,6 +158,8 @@ def write_dng(
         t.set((50729, Tag.AsShotNeutral[1]), _rationals(white_xy, 1_000_000))  # AsShotWhiteXY: pidng has no name for it
     elif as_shot:
         t.set(Tag.AsShotNeutral, _rationals(neutral, 1_000_000))
+    if gain_maps:
+        t.set(Tag.OpcodeList2, list(_opcode_list2(gain_maps, h, w)))
     t.set(Tag.BaselineExposure, [[0, 1]])
     if not noise_profile:
         pass
@@ -159,7 +194,8 @@ def write_dng(
 
 #: Tags that belong to the raw IFD (the CFA layout and the levels); every other tag pidng writes
 #: describes the file or the camera and goes to IFD0 (DNG 1.4 spec, chapter 4, "Usage" of each tag).
-_RAW_IFD_TAGS = frozenset({33421, 33422, 50713, 50714, 50715, 50716, 50717, 50718, 50719, 50720, 50780, 50829})
+_RAW_IFD_TAGS = frozenset({33421, 33422, 50713, 50714, 50715, 50716, 50717, 50718, 50719, 50720, 50780, 50829,
+                           51008, 51009, 51022})  # and the opcode lists
 #: Tags tifffile writes itself from the image it is given (size, layout, strips or tiles, software).
 _LAYOUT_TAGS = frozenset({254, 256, 257, 258, 259, 262, 273, 277, 278, 279, 284, 305, 322, 323, 324, 325})
 

@@ -149,6 +149,10 @@ class RawMetadata:
     # the DNG's AsShotWhiteXY, where ``camera_wb`` comes from it (LibRaw does not read the tag, so a
     # LibRaw render is given those multipliers rather than told to use the camera's)
     white_xy: DngWhite | None = None
+    # lens shading from the DNG's OpcodeList2 (rawdev.io.dng_opcodes.GainMap), applied to the mosaic,
+    # and the names of the list's opcodes that rawdev does not apply
+    gain_maps: tuple = ()
+    opcodes_skipped: tuple[str, ...] = ()
 
 
 class CellMap:

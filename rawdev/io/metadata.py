@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import datetime as _dt
 import math
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from fractions import Fraction
 from pathlib import Path
 
 from ..types import DngWhite, ExifInfo
 
-__all__ = ["read_metadata", "copy_metadata", "clean_exposure_time", "software", "MetadataFields"]
+__all__ = ["read_metadata", "DngTags", "copy_metadata", "clean_exposure_time", "software", "MetadataFields"]
 
 #: IFD0 tags of a RAW that describe the photograph, copied as they are (the rest of IFD0 describes
 #: the RAW file's layout and calibration and is not the output's).
@@ -121,14 +121,43 @@ def _dng_white(ex) -> DngWhite | None:
     return DngWhite((xy[0], xy[1]), tuple(matrices)) if matrices else None
 
 
-def read_metadata(path: str | Path) -> tuple[ExifInfo, tuple[float, float] | None, DngWhite | None]:
-    """The EXIF fields rawdev uses, the DNG NoiseProfile ``(S, O)`` of ``path`` and its
-    :class:`~rawdev.types.DngWhite` (AsShotWhiteXY), or an empty :class:`ExifInfo` and Nones when
-    exiv2 cannot read the file (the caller completes it from LibRaw)."""
+def _opcode_list2(ex) -> bytes | None:
+    """The OpcodeList2 of the raw IFD (IFD0 or a SubIFD whose NewSubfileType is 0), as bytes."""
+    kinds, lists = {}, {}
+    for datum in ex:
+        group, name = datum.groupName(), datum.tagName()
+        if group == "Image" or group.startswith("SubImage"):
+            if name == "NewSubfileType":
+                kinds[group] = datum.toString().strip()
+            elif name == "OpcodeList2":
+                lists[group] = datum
+    for group, datum in lists.items():
+        if kinds.get(group, "0") == "0":
+            try:
+                return bytes(int(v) for v in datum.toString().split())
+            except ValueError:
+                return None
+    return None
+
+
+@dataclass(frozen=True)
+class DngTags:
+    """The DNG tags rawdev develops with beyond EXIF: NoiseProfile ``(S, O)``, AsShotWhiteXY with its
+    matrices, and the raw IFD's OpcodeList2 bytes (None where the file has none)."""
+
+    noise_profile: tuple[float, float] | None = None
+    white: DngWhite | None = None
+    opcode_list2: bytes | None = None
+
+
+def read_metadata(path: str | Path) -> tuple[ExifInfo, DngTags]:
+    """The EXIF fields rawdev uses and the :class:`DngTags` of ``path``, or an empty
+    :class:`ExifInfo` and no tags when exiv2 cannot read the file (the caller completes the EXIF
+    from LibRaw)."""
     try:
         ex = _open(Path(path)).exifData()
     except Exception:  # noqa: BLE001 - exiv2 raises its own Exiv2Error for files it does not read
-        return ExifInfo(), None, None
+        return ExifInfo(), DngTags()
 
     def first(reader, *names):
         for n in names:
@@ -164,7 +193,7 @@ def read_metadata(path: str | Path) -> tuple[ExifInfo, tuple[float, float] | Non
         s_, o_ = float(it.toFloat(0)), float(it.toFloat(1))
         if s_ >= 0 and o_ >= 0:
             noise = (s_, o_)  # first plane's (scale S, offset O): var = S x + O on [0, 1]
-    return info, noise, _dng_white(ex)
+    return info, DngTags(noise, _dng_white(ex), _opcode_list2(ex))
 
 
 def complete(info: ExifInfo, libraw: ExifInfo) -> ExifInfo:

@@ -206,6 +206,20 @@ def _open_rawpy(path: Path, unpack: bool):
     return raw
 
 
+def _opcode_list2(data: bytes | None) -> dict:
+    """``gain_maps`` and ``opcodes_skipped`` of :class:`RawMetadata` from a DNG's OpcodeList2
+    (nothing without one; a list that does not parse is ignored whole, with its reason)."""
+    from .dng_opcodes import parse_opcode_list
+
+    if data is None:
+        return {}
+    try:
+        maps, skipped = parse_opcode_list(data)
+    except ValueError as err:
+        return {"opcodes_skipped": (f"OpcodeList2 ({err})",)}
+    return {"gain_maps": maps, "opcodes_skipped": skipped}
+
+
 def _white_xy_wb(white: DngWhite | None) -> tuple[float, ...] | None:
     """The as-shot multipliers (R, G, B, G2) of a DNG that states its white as AsShotWhiteXY, which
     LibRaw does not read (its camera multipliers come back empty); None without it, or when the
@@ -307,12 +321,12 @@ def _cfa_layout(raw) -> CFALayout:
     return CFALayout(kind, cell, desc)
 
 
-def _read_exif(path: Path, raw) -> tuple[ExifInfo, tuple[float, float] | None, DngWhite | None]:
+def _read_exif(path: Path, raw):
     """EXIF read by exiv2 (:mod:`rawdev.io.metadata`), completed by what LibRaw parsed (files exiv2
-    does not read, fields the file's EXIF lacks); the NoiseProfile and AsShotWhiteXY with it."""
+    does not read, fields the file's EXIF lacks), and the DNG tags read with it (``DngTags``)."""
     from .metadata import complete, read_metadata
 
-    info, noise, white = read_metadata(path)
+    info, dng = read_metadata(path)
     other = raw.other
     libraw = ExifInfo(
         lens=raw.lens.model.strip() or None,
@@ -323,7 +337,7 @@ def _read_exif(path: Path, raw) -> tuple[ExifInfo, tuple[float, float] | None, D
         datetime_original=other.timestamp if other.timestamp and other.timestamp.year > 1970 else None,
         artist=other.artist.strip() or None,
     )
-    return complete(info, libraw), noise, white
+    return complete(info, libraw), dng
 
 
 def _colour_and_black_maps(colors: np.ndarray, lut: np.ndarray, black: np.ndarray):
@@ -355,10 +369,10 @@ def read_raw(path: str | Path) -> RawImage:
         cfa = _cfa_layout(raw)
         s = raw.sizes
         black = tuple(float(b) for b in raw.black_level_per_channel)
-        exif, noise, white_xy = _read_exif(path, raw)
+        exif, dng = _read_exif(path, raw)
         rgb_cam = _rgb_cam(raw)
         camera_wb = _wb(raw.camera_whitebalance)
-        xy_wb = camera_wb is None and (camera_wb := _white_xy_wb(white_xy)) is not None
+        xy_wb = camera_wb is None and (camera_wb := _white_xy_wb(dng.white)) is not None
         if cfa.kind in ("bayer", "xtrans"):
             data = np.array(raw.raw_image_visible, dtype=np.uint16, copy=True)
             if data.ndim != 2 or data.shape[0] < 2 or data.shape[1] < 2:
@@ -382,9 +396,10 @@ def read_raw(path: str | Path) -> RawImage:
             rgb_cam=rgb_cam,
             orientation=LIBRAW_FLIP_TO_EXIF.get(int(s.flip), 1),
             exif=exif,
-            noise_profile=noise,
+            noise_profile=dng.noise_profile,
             num_colors=int(raw.num_colors),
-            white_xy=white_xy if xy_wb else None,
+            white_xy=dng.white if xy_wb else None,
+            **_opcode_list2(dng.opcode_list2),
         )
         img = RawImage(data=data, colors=rgb_colors, meta=meta, black_map=black_map)
     finally:
