@@ -81,3 +81,12 @@ def test_shading_is_exact_under_regions_and_bands(tmp_path, monkeypatch):
     whole = develop_raw(raw, replace(cfg, band_rows=100_000)).image
     np.testing.assert_allclose(develop_raw(raw, cfg).image, whole, rtol=0, atol=1e-6)
     assert develop_raw(raw, replace(cfg, half_size=True)).image.shape == (60, 80, 3)
+
+
+def test_info_says_the_file_carries_lens_shading(tmp_path):
+    from conftest import run_cli
+
+    shaded, flat = _files(tmp_path)
+    r = run_cli("info", shaded)
+    assert r.returncode == 0 and "4 GainMap opcode(s) in OpcodeList2, applied to the mosaic" in r.stdout
+    assert "lens shading" not in run_cli("info", flat).stdout

@@ -109,6 +109,8 @@ def file_info(path: Path) -> dict[str, Any]:
         "daylight_wb": _round(m.daylight_wb),
         "rgb_cam": None if m.rgb_cam is None else [_round(r) for r in m.rgb_cam],
         "noise_profile": None if m.noise_profile is None else [float(x) for x in m.noise_profile],
+        "gain_maps": len(m.gain_maps),
+        "opcodes_not_applied": list(m.opcodes_skipped),
         "orientation": m.orientation,
         "preview": preview,
         "developable": ok,
@@ -187,6 +189,8 @@ def _human(info: dict[str, Any]) -> str:
                         " (from AsShotWhiteXY x {:.4f}, y {:.4f})".format(*info["as_shot_white_xy"]))),
         ("WB daylight", wb(info["daylight_wb"])),
         ("colour matrix", matrix),
+        *([("lens shading", f"{info['gain_maps']} GainMap opcode(s) in OpcodeList2, applied to the mosaic")]
+          if info["gain_maps"] else []),
         ("orientation", f"{o} ({_ORIENTATION_TEXT.get(o, '?')})"),
         ("preview", preview),
         ("developable", info["develop_notes"]),

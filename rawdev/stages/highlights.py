@@ -131,7 +131,7 @@ def reconstruct_mosaic(mosaic: np.ndarray, cell: np.ndarray, clips, chroma) -> n
     """Rebuild the clipped photosites of a white-balanced CFA mosaic ("inpaint opposed", see the
     module docstring): a photosite of colour ``c`` at or above ``CLIP_MARGIN * clips[c]`` becomes the
     larger of its value and :func:`opposed_mean` of the other two colours' means over its 3x3
-    neighbourhood plus ``chroma[c]``. Edges are mirrored.
+    neighbourhood plus ``chroma[c]``. Edges are mirrored (the neighbour of row -1 is row 1).
 
     Args:
         mosaic: ``(H, W)`` float32, linear, white-balanced, not clipped.
@@ -145,24 +145,34 @@ def reconstruct_mosaic(mosaic: np.ndarray, cell: np.ndarray, clips, chroma) -> n
     import cv2
 
     h, w = mosaic.shape
+    cell = np.asarray(cell)
     p = cell.shape[0]
-    colours = np.tile(np.asarray(cell), (-(-h // p), -(-w // p)))[:h, :w]
+    colours = np.tile(cell, (-(-h // p), -(-w // p)))[:h, :w]
     clipped = mosaic >= (CLIP_MARGIN * np.asarray(clips, np.float32))[colours]
-    if not clipped.any():
+    rows = np.flatnonzero(clipped.any(axis=1))
+    if rows.size == 0:
         return mosaic
-    m = np.ascontiguousarray(mosaic, np.float32)
+    # The 3x3 means on the rows around the clipped ones only (a blown area is usually a small part
+    # of a band); the mirrored edge is the mosaic's, not the span's.
+    r0, r1 = max(0, rows[0] - 1), min(h, rows[-1] + 2)
+    pad_top, pad_bottom = int(r0 > 0), int(r1 < h)
+    span = slice(r0 - pad_top, r1 + pad_bottom)
+    m, cols = np.ascontiguousarray(mosaic[span], np.float32), colours[span]
+    inner = slice(pad_top, m.shape[0] - pad_bottom)
+    hit = clipped[r0:r1]
     means = []
     for c in range(3):
-        site = (colours == c).astype(np.float32)
+        site = (cols == c).astype(np.float32)
         total = cv2.boxFilter(m * site, -1, (3, 3), normalize=False, borderType=cv2.BORDER_REFLECT_101)
         count = cv2.boxFilter(site, -1, (3, 3), normalize=False, borderType=cv2.BORDER_REFLECT_101)
-        means.append(total[clipped] / count[clipped])
-    out = m.copy()
-    col = colours[clipped]
-    estimate = np.empty(col.shape, np.float32)
+        means.append(total[inner][hit] / count[inner][hit])
+    own = colours[r0:r1][hit]
+    estimate = np.empty(own.shape, np.float32)
     for c in range(3):
         a, b = _others(c)
-        at = col == c
+        at = own == c
         estimate[at] = opposed_mean(means[a][at], means[b][at]) + np.float32(chroma[c])
-    out[clipped] = np.maximum(m[clipped], estimate)
+    out = np.array(mosaic, np.float32, copy=True)
+    block = out[r0:r1]
+    block[hit] = np.maximum(block[hit], estimate)
     return out
