@@ -45,7 +45,8 @@ if TYPE_CHECKING:
 __all__ = ["PipelineConfig", "DevelopResult", "DevelopStream", "DevelopPlan", "Route", "plan_develop", "develop_raw",
            "develop_stream", "develop", "develop_to_file", "keep_runners", "output_dtype"]
 
-# LibRaw's rebuild modes are 3..9 (dcraw -H); 5 is the middle one its documentation suggests starting from.
+# LibRaw's rebuild modes are 3..9 (dcraw -H: low numbers favour white, high ones colour); dcraw's
+# manual suggests 5 as the compromise.
 _LIBRAW_HIGHLIGHT = {"clip": 0, "unclip": 1, "blend": 2, "reconstruct": 5}
 #: Length of the regions a band is made of, along the band: learned back-ends in tiles, classical
 #: ones in samples (with the band's rows: about 1 MP or 0.5 MP, whatever the image's size).
@@ -739,11 +740,9 @@ def _shaded_reader(raw: RawImage, gains, *, clip: bool, curve: Callable | None):
     """:func:`_mosaic_reader` for a file with lens shading gains (DNG GainMap opcodes,
     :mod:`rawdev.stages.gain_map`): the white-balanced samples times their gains, each at most its
     colour's clip point (the sensor's white times its white-balance gain), then cut and encoded."""
-    from dataclasses import replace as _replace
-
     from .stages.gain_map import region_gains
 
-    plain = _mosaic_reader(_replace(raw, meta=_replace(raw.meta, gain_maps=())), gains, clip=False)
+    plain = _mosaic_reader(replace(raw, meta=replace(raw.meta, gain_maps=())), gains, clip=False)
     white = np.asarray(gains, np.float32)
     shape = raw.data.shape
 

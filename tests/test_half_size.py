@@ -18,7 +18,7 @@ from rawdev.stages.orientation import apply_orientation
 from rawdev.synthetic import demo_scene, write_dng
 from rawdev.types import CellMap
 
-from conftest import SHARED, XTRANS, run_cli
+from conftest import XTRANS, run_cli, shared_path
 
 BAYER_CELLS = {"RGGB": [[0, 1], [1, 2]], "GRBG": [[1, 0], [2, 1]], "BGGR": [[2, 1], [1, 0]], "GBRG": [[1, 2], [0, 1]]}
 
@@ -114,19 +114,12 @@ def test_cli_half_size(tmp_path):
 BAYER_FILES = ["nikon_d1.nef", "blackmagic_pocket_cinema_camera.dng", "kodak_dc50.kdc"]
 
 
-def _real(name):
-    p = SHARED / "raw" / name
-    if not p.exists():
-        pytest.skip(f"{p} not available")
-    return p
-
-
 @pytest.mark.parametrize("name", BAYER_FILES)
 def test_real_bayer_files_match_libraw_half_size(name):
     """dcraw's -h, through LibRaw with the same gains: the same image to rounding (74-89 dB measured)."""
     import rawpy
 
-    path = _real(name)
+    path = shared_path("raw", name)
     ours = develop(path, half_size=True, output_bits=None, apply_orientation=False)
     g = ours.wb.gains
     with rawpy.imread(str(path)) as raw:
@@ -139,7 +132,7 @@ def test_real_bayer_files_match_libraw_half_size(name):
 
 @pytest.mark.parametrize("name", ["canon_powershot_g1.crw", "canon_eos_6d_acr_lossy_linear.dng"])
 def test_libraw_rendered_sensors_are_halved(name):
-    path = _real(name)
+    path = shared_path("raw", name)
     full = develop(path, output_bits=None)
     half = develop(path, half_size=True, output_bits=None)
     h, w = full.image.shape[:2]

@@ -19,7 +19,7 @@ from rawdev.stages.tone import srgb_encode
 from rawdev.synthetic import write_dng
 from rawdev.types import CellMap
 
-from conftest import SHARED, XTRANS, run_cli
+from conftest import XTRANS, run_cli, shared_path
 
 RGGB = np.array([[0, 1], [1, 2]])
 
@@ -113,8 +113,6 @@ def test_cli_and_libraw_rendered_files(tmp_path):
     path, _, _ = _sky(tmp_path)
     r = run_cli("develop", path, "-H", "reconstruct", "-o", tmp_path / "o.jpg")
     assert r.returncode == 0, r.stderr
-    g1 = SHARED / "raw" / "canon_powershot_g1.crw"
-    if not g1.exists():
-        pytest.skip(f"{g1} not available")
+    g1 = shared_path("raw", "canon_powershot_g1.crw")
     res = develop(g1, highlights="reconstruct")  # LibRaw's rebuild mode for a 4-colour sensor
     assert res.backend == "libraw-ahd" and 5 < res.image.mean() < 250

@@ -2,7 +2,7 @@
 
 Phones (Google's Pixel camera app and others), drones and some converters store the lens's shading
 (the fall-off of light towards the corners, different for each colour) as GainMap opcodes in the raw
-IFD's OpcodeList2 (DNG specification 1.4, chapter 6, "Opcode List Processing"; opcode 9): a grid of
+IFD's OpcodeList2 (DNG specification 1.4, chapter 7, "Opcode List Processing"; opcode 9): a grid of
 gains per CFA plane that the reader multiplies into the linearised samples. LibRaw does not apply
 them, so without them such files develop with dark, tinted corners (darktable, RawTherapee and ART
 apply them). The other opcodes (bad-pixel lists, warps, vignette polynomials) are not applied; the
