@@ -355,3 +355,23 @@ class TestAsShotWhiteXY:
 
         r = run_cli("info", xy)
         assert r.returncode == 0 and "from AsShotWhiteXY x 0.3127, y 0.3290" in r.stdout
+
+    def test_libraw_renders_get_the_multipliers_libraw_cannot_read(self, tmp_path):
+        """A sensor LibRaw renders itself (here a Bayer file relabelled 4-colour) whose as-shot white
+        is AsShotWhiteXY: LibRaw is given the multipliers, not told to use its own (it has none)."""
+        from dataclasses import replace
+
+        from rawdev.cameras import XYZ_TO_CAMERA
+        from rawdev.io.raw import read_raw
+        from rawdev.stages.white_balance import libraw_white_balance
+        from rawdev.synthetic import demo_scene
+
+        raw = read_raw(write_dng(tmp_path / "xy.dng", demo_scene(60, 40), xyz_to_camera=XYZ_TO_CAMERA[3],
+                                 white_xy=self.D65))
+        other = replace(raw, meta=replace(raw.meta, cfa=replace(raw.meta.cfa, kind="other")))
+        lwb = libraw_white_balance(other, "camera", 0)
+        assert lwb.user_wb == raw.meta.camera_wb and not lwb.camera
+        plain = read_raw(write_dng(tmp_path / "n.dng", demo_scene(60, 40), xyz_to_camera=XYZ_TO_CAMERA[3]))
+        lwb = libraw_white_balance(replace(plain, meta=replace(plain.meta, cfa=replace(plain.meta.cfa, kind="other"))),
+                                   "camera", 0)
+        assert lwb.camera and lwb.user_wb is None
