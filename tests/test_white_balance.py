@@ -326,6 +326,7 @@ class TestAsShotWhiteXY:
             return gains_for_white_xy(xy, [(tuple(cm.ravel()), 21)])
 
         assert cct_mccamy(*self.D65) == pytest.approx(6504, abs=5)
+        assert gains_for_white_xy((0.30, 0.1858), mats)  # McCamy's epicentre: no division by zero
         assert cct_mccamy(*self.STD_A) == pytest.approx(2856, abs=5)
         # beyond either calibration illuminant the nearer matrix alone; in between, a mixture
         np.testing.assert_allclose(gains_for_white_xy(self.STD_A, mats), with_one(cm_a, self.STD_A), rtol=1e-3)

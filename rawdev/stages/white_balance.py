@@ -462,7 +462,10 @@ ILLUMINANT_CCT = {1: 5500, 2: 4150, 3: 2850, 4: 5500, 9: 5500, 10: 6500, 11: 750
 def cct_mccamy(x: float, y: float) -> float:
     """Correlated colour temperature (K) of a CIE 1931 chromaticity near the Planckian locus
     (McCamy 1992, Color Res. Appl. 17(2), eq. 1; within a few kelvin from 2856 to 6504 K)."""
-    n = (x - 0.3320) / (0.1858 - y)
+    d = 0.1858 - y
+    if abs(d) < 1e-9:  # off the formula's range (its epicentre); far from any light's white
+        return float("inf") if x < 0.3320 else 0.0
+    n = (x - 0.3320) / d
     return 449.0 * n**3 + 3525.0 * n**2 + 6823.3 * n + 5520.33
 
 
