@@ -407,8 +407,8 @@ def run(paths: Sequence[str | Path] | str | Path, out: str | Path, *, client: An
     from .batch import cpu_count
     from .config import PipelineConfig
 
-    if fmt not in ("jpg", "png", "tif"):
-        raise UsageError(f"format {fmt!r}: use jpg, png or tif")
+    if fmt not in ("jpg", "png", "tif", "webp"):
+        raise UsageError(f"format {fmt!r}: use jpg, png, tif or webp")
     if not preview:
         if cfg is None:
             from .io.write import default_bits

@@ -203,3 +203,31 @@ def test_float_tiff_in_a_wide_space_matches_its_16_bit_render_below_white(tmp_pa
     below = f < 0.999
     np.testing.assert_allclose(f[below], i[below] / 65535.0, atol=2 / 65535)
     assert f.max() > 1.05
+
+
+def test_webp_with_exif_icc_and_orientation(tmp_path, rotated_dng):
+    out = tmp_path / "o.webp"
+    r = run_cli("develop", rotated_dng, "-o", out)
+    assert r.returncode == 0, r.stderr
+    im = Image.open(out)
+    assert im.format == "WEBP" and im.size == (120, 80) and im.info.get("icc_profile")
+    exif = im.getexif()
+    assert exif[274] == 1 and exif[272] == "Synthetic"
+    assert float(exif.get_ifd(0x8769)[0x829A]) == pytest.approx(1 / 125)
+    # the same picture as the JPEG, up to the two codecs' losses
+    r = run_cli("develop", rotated_dng, "-o", tmp_path / "o.png")
+    ref = np.asarray(Image.open(tmp_path / "o.png").convert("RGB"), float)
+    assert np.abs(np.asarray(im.convert("RGB"), float) - ref).mean() < 3
+    r = run_cli("batch", rotated_dng, "-o", tmp_path / "b", "-f", "webp", "--quiet", "--jobs", "1")
+    assert r.returncode == 0 and Image.open(tmp_path / "b" / "rot6.webp").format == "WEBP"
+
+
+def test_webp_refuses_16_bits_and_over_wide_images(tmp_path):
+    from rawdev.synthetic import demo_scene
+
+    src = write_dng(tmp_path / "wide.dng", demo_scene(16390, 32), pattern="RGGB")
+    r = run_cli("develop", src, "-o", tmp_path / "w.webp", "--bits", "16")
+    assert r.returncode == 2 and "WebP is 8-bit" in r.stderr
+    r = run_cli("develop", src, "-o", tmp_path / "w.webp")  # this file's failure (exit 1), not a usage error
+    assert r.returncode == 1 and "at most 16383 pixels a side" in r.stderr
+    assert list(tmp_path.glob("w.webp*")) == []

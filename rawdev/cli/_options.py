@@ -219,6 +219,7 @@ class Fmt(str, Enum):
     jpg = "jpg"
     png = "png"
     tif = "tif"
+    webp = "webp"
 
 
 class Highlights(str, Enum):

@@ -95,8 +95,8 @@ def batch_command(
     from ..batch import parse_memory
     from ..io.write import default_bits
 
-    if fmt == Fmt.jpg and bits == 16:
-        raise UsageError("JPEG is 8-bit; use --bits 8 or --format png/tif")
+    if fmt in (Fmt.jpg, Fmt.webp) and bits == 16:
+        raise UsageError(f"{'JPEG' if fmt == Fmt.jpg else 'WebP'} is 8-bit; use --bits 8 or --format png/tif")
     if bits == 32 and fmt != Fmt.tif:
         raise UsageError("32-bit float samples are written to TIFF only; use --format tif or --bits 8/16")
     config = None if preview else pipeline_config(

@@ -1,8 +1,9 @@
-"""Writing developed images: JPEG, PNG (8/16 bit) and 16-bit TIFF, with an ICC profile and the RAW's
-metadata (copied by exiv2, :mod:`rawdev.io.metadata`), atomically.
+"""Writing developed images: JPEG, WebP, PNG (8/16 bit) and TIFF (16-bit, or 32-bit float), with an ICC
+profile and the RAW's metadata (copied by exiv2, :mod:`rawdev.io.metadata`), atomically.
 
 TIFF and PNG are written band by band as the developer makes the rows (:func:`write_bands`), so the
-finished picture is never held whole; JPEG's encoder (Pillow's libjpeg) takes the whole image.
+finished picture is never held whole; JPEG's and WebP's encoders (Pillow's libjpeg, libwebp) take
+the whole image.
 
 Every writer encodes into a temporary file in the destination folder and then moves it into place,
 so the final path holds either nothing or a complete file, whatever happens (a crash, kill -9, a full
@@ -31,7 +32,11 @@ from .temporaries import TMP_SUFFIX, remove_stale_temporaries, temporary_owner, 
 __all__ = ["FORMATS", "format_for", "default_bits", "check_destination", "write_image", "write_bands", "gather_bands", "atomic_output",
            "temporary_prefix", "temporary_owner", "remove_stale_temporaries", "TMP_SUFFIX"]
 
-FORMATS = {".jpg": "jpeg", ".jpeg": "jpeg", ".png": "png", ".tif": "tiff", ".tiff": "tiff"}
+FORMATS = {".jpg": "jpeg", ".jpeg": "jpeg", ".png": "png", ".tif": "tiff", ".tiff": "tiff", ".webp": "webp"}
+#: Formats of 8-bit samples only.
+EIGHT_BIT = frozenset({"jpeg", "webp"})
+#: WebP's largest side (its header stores 14 bits per dimension).
+WEBP_MAX_SIDE = 16383
 
 
 def format_for(path: str | Path) -> str:
@@ -40,12 +45,12 @@ def format_for(path: str | Path) -> str:
     try:
         return FORMATS[ext]
     except KeyError:
-        raise UsageError(f"unknown output format {ext or '(no extension)'!r}; use .jpg, .png or .tif", path) from None
+        raise UsageError(f"unknown output format {ext or '(no extension)'!r}; use .jpg, .png, .tif or .webp", path) from None
 
 
 def default_bits(fmt: str, colorspace: str = "srgb") -> int:
     """Bits per sample when the user names none: 16 for TIFF, and for PNG in a space wider than sRGB;
-    8 otherwise (JPEG is 8-bit only).
+    8 otherwise (JPEG and WebP are 8-bit only).
 
     An 8-bit file in a wide space cannot hold every sRGB colour to within a level: one code step of
     the wider space spans several sRGB steps where a colour has a channel near zero (measured by
@@ -104,8 +109,8 @@ def check_destination(src: str | Path, dst: str | Path, bits: int | None, overwr
     fmt = format_for(dst)
     if dst.exists() and not overwrite:
         raise OutputExistsError("output exists (use --overwrite to replace it)", dst)
-    if fmt == "jpeg" and bits == 16:
-        raise UsageError("JPEG is 8-bit; use --bits 8 or a .png/.tif output", dst)
+    if fmt in EIGHT_BIT and bits == 16:
+        raise UsageError(f"{'JPEG' if fmt == 'jpeg' else 'WebP'} is 8-bit; use --bits 8 or a .png/.tif output", dst)
     if bits == 32 and fmt != "tiff":
         raise UsageError("32-bit float samples are written to TIFF only; use a .tif output or --bits 8/16", dst)
     if bits is None:
@@ -301,7 +306,7 @@ def write_image(
 ) -> Path:
     """Write an ``(H, W, 3)`` uint8/uint16 sRGB image to ``path`` (format from the extension), atomically.
 
-    JPEG is 8-bit only (16-bit input is rounded down to 8 bits); TIFF and PNG keep 16 bits.
+    JPEG and WebP are 8-bit only (16-bit input is rounded down to 8 bits); TIFF and PNG keep 16 bits.
     """
     if img.ndim != 3 or img.shape[2] != 3 or img.dtype not in (np.uint8, np.uint16):
         raise UsageError(f"write_image expects (H, W, 3) uint8/uint16, got {img.shape} {img.dtype}")
@@ -355,6 +360,16 @@ def write_bands(
                 tmp, "JPEG", quality=quality, subsampling=0 if quality >= 90 else 2,
                 icc_profile=icc, optimize=False,
             )
+        elif fmt == "webp":
+            from PIL import Image
+
+            if max(shape[:2]) > WEBP_MAX_SIDE:
+                # this file's failure, not the command line's: a batch goes on with the others
+                raise OutputError(f"WebP holds at most {WEBP_MAX_SIDE} pixels a side, this image is "
+                                  f"{shape[1]} x {shape[0]}; use .jpg, .png or .tif", path)
+            img = gather_bands((_to_8_bits(b) for b in bands), shape, np.uint8)
+            # lossy VP8 at the JPEG quality scale, libwebp's default effort (method 4)
+            Image.fromarray(img, "RGB").save(tmp, "WEBP", quality=quality, icc_profile=icc)
         elif fmt == "png":
             _write_png(tmp, shape, dtype, bands, icc)
         else:
