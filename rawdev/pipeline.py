@@ -274,7 +274,7 @@ def _binned_regions(raw: RawImage, read) -> tuple[int, int, Callable[[slice, sli
 
 
 _WB_SOURCE = {"camera": "as shot", "preview": "fitted to the embedded preview", "auto": "grey-edge (automatic)",
-              "daylight": "daylight multipliers", "custom": "user multipliers"}
+              "daylight": "daylight multipliers", "custom": "user multipliers", "temperature": "a colour temperature"}
 _NOISE_SOURCE = {"--noise": "--noise", "profile": "the DNG NoiseProfile", "estimate": "the data (no NoiseProfile)"}
 
 
@@ -464,7 +464,7 @@ def _plan(raw: RawImage, cfg: PipelineConfig) -> DevelopPlan:
     wb = cfa_white_balance(raw, cfg.wb)
     if wb.notice:
         notices.append(wb.notice)
-    elif wb.source != "camera" and not isinstance(cfg.wb, tuple):
+    elif wb.source not in ("camera", "temperature") and not isinstance(cfg.wb, tuple):  # not what was asked
         notices.append(f"white balance: {_WB_SOURCE[wb.source]}")
     if spec.input_domain == "raw_file":  # LibRaw's own pipeline, asked for
         if cfg.half_size:

@@ -376,3 +376,52 @@ class TestAsShotWhiteXY:
         lwb = libraw_white_balance(replace(plain, meta=replace(plain.meta, cfa=replace(plain.meta.cfa, kind="other"))),
                                    "camera", 0)
         assert lwb.camera and lwb.user_wb is None
+
+
+class TestColourTemperature:
+    """``--wb 5500K``: a black body at that temperature made neutral through the file's matrix."""
+
+    @pytest.mark.parametrize("kelvin, xy", [(2856, (0.4476, 0.4074)), (5000, (0.3451, 0.3516)),
+                                            (6500, (0.3135, 0.3237)), (10000, (0.2807, 0.2884))])
+    def test_planckian_locus(self, kelvin, xy):
+        from rawdev.stages.white_balance import planckian_xy
+
+        np.testing.assert_allclose(planckian_xy(kelvin), xy, atol=6e-4)
+
+    @pytest.mark.parametrize("kelvin", [2500, 3200, 5000, 6504, 9000])
+    def test_libraw_matrix_route_agrees_with_the_dng_matrix_route(self, tmp_path, kelvin):
+        """LibRaw's camera -> sRGB matrix with its daylight multipliers, and the DNG's own XYZ -> camera
+        matrix (gains_for_white_xy), map the same temperature to the same gains."""
+        from rawdev.stages.white_balance import gains_for_temperature, gains_for_white_xy, planckian_xy
+        from rawdev.synthetic import demo_scene
+
+        cam_xyz = XYZ_TO_CAMERA[3]
+        meta = read_raw(write_dng(tmp_path / "t.dng", demo_scene(40, 30), xyz_to_camera=cam_xyz)).meta
+        via_libraw = gains_for_temperature(kelvin, meta.rgb_cam, meta.daylight_wb)
+        via_dng = gains_for_white_xy(planckian_xy(kelvin), [(tuple(np.ravel(cam_xyz)), 21)])
+        np.testing.assert_allclose(via_libraw, via_dng, rtol=5e-3)
+
+    def test_develop_and_usage_errors(self, tmp_path):
+        from conftest import run_cli
+        from rawdev.pipeline import develop
+        from rawdev.synthetic import demo_scene
+
+        path = write_dng(tmp_path / "t.dng", demo_scene(60, 40), xyz_to_camera=XYZ_TO_CAMERA[3])
+        warm, cool = develop(path, wb="3000K"), develop(path, wb="8000K")
+        assert warm.wb.source == cool.wb.source == "temperature"
+        assert warm.wb.gains[2] > cool.wb.gains[2] and warm.wb.gains[0] < cool.wb.gains[0]
+        assert warm.image[..., 2].mean() > cool.image[..., 2].mean()  # a warm light made neutral: bluer
+        as_shot = develop(path).wb.gains  # the scene's white is D65, 0.003 off the Planckian locus
+        np.testing.assert_allclose(develop(path, wb="6504K").wb.gains, as_shot, rtol=0.03)
+        r = run_cli("develop", path, "--wb", "900K", "-o", tmp_path / "o.jpg")
+        assert r.returncode == 2 and "1667 K to 25000 K" in r.stderr
+        assert run_cli("develop", path, "--wb", "5500k", "-o", tmp_path / "o.jpg").returncode == 0
+
+    def test_a_temperature_needs_an_rgb_sensor(self, tmp_path):
+        from conftest import run_cli, shared_path
+
+        g1 = shared_path("raw", "canon_powershot_g1.crw")
+        r = run_cli("develop", g1, "--wb", "5000K", "-o", tmp_path / "o.jpg")
+        assert r.returncode == 2 and "needs an RGB sensor" in r.stderr and not (tmp_path / "o.jpg").exists()
+        linear = shared_path("raw", "canon_eos_6d_acr_lossy_linear.dng")  # LibRaw renders it, with user_wb
+        assert run_cli("develop", linear, "--wb", "5000K", "-o", tmp_path / "l.jpg").returncode == 0

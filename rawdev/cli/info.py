@@ -143,7 +143,7 @@ def _per_channel(values, desc: str) -> str:
 
 
 _WB_TEXT = {"camera": "as shot", "preview": "fitted to the embedded preview", "auto": "grey-edge, automatic",
-            "daylight": "daylight multipliers", "custom": "fixed multipliers"}
+            "daylight": "daylight multipliers", "custom": "fixed multipliers", "temperature": "a colour temperature"}
 
 
 def _human(info: dict[str, Any]) -> str:
