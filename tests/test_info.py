@@ -126,3 +126,19 @@ def test_read_preview_without_one(dngs):
 def test_preview_image_real():
     img = preview_mod.preview_image(SHARED / "raw" / "canon_powershot_g1.crw")
     assert img.shape == (480, 640, 3) and img.dtype == np.uint8 and img.std() > 5
+
+
+def test_info_counts_clipped_photosites(tmp_path):
+    """Per colour, the share of photosites at the clip point, with the hint where some are."""
+    h, w = 64, 96
+    scene = np.full((h, w, 3), 0.4, np.float32)
+    scene[:, w // 2 :] = [0.5, 1.4, 0.6]  # green far above white on the right half only
+    path = write_dng(tmp_path / "c.dng", scene, pattern="GRBG")
+    r = CliRunner().invoke(app, ["info", str(path), "--json"])
+    assert r.exit_code == 0, r.output
+    data = json.loads(r.output)
+    data = data[0] if isinstance(data, list) else data
+    assert data["clipped"]["G"] == pytest.approx(0.5, abs=0.02) and data["clipped"]["R"] == data["clipped"]["B"] == 0
+    assert "-H reconstruct rebuilds them" in CliRunner().invoke(app, ["info", str(path)]).output
+    flat = write_dng(tmp_path / "f.dng", np.full((h, w, 3), 0.4, np.float32))
+    assert "-H reconstruct" not in CliRunner().invoke(app, ["info", str(flat)]).output

@@ -58,6 +58,29 @@ def _developable(meta) -> tuple[bool, str]:
     return True, text
 
 
+def _clipped(raw) -> dict[str, float] | None:
+    """Per colour, the fraction of photosites at the sensor's clip point (as ``--highlights
+    reconstruct`` counts them: within ``CLIP_MARGIN`` of the white level), from a quarter of the rows
+    (one CFA period's rows in every four, so every colour is counted); None for data LibRaw renders
+    itself."""
+    import numpy as np
+
+    from ..stages.highlights import CLIP_MARGIN
+
+    if raw.colors is None or raw.data.ndim != 2 or raw.data.size == 0:
+        return None
+    m = raw.meta
+    period = m.cfa.period
+    hits, counts = np.zeros(3), np.zeros(3)
+    for r in range(period):
+        rows = slice(r, None, 4 * period)
+        data, colours, black = raw.data[rows], np.asarray(raw.colors[rows]), np.asarray(raw.black_map[rows], np.float32)
+        hit = data >= black + np.float32(CLIP_MARGIN) * (np.float32(m.white_level) - black)
+        hits += np.bincount(colours[hit].ravel(), minlength=3)[:3]
+        counts += np.bincount(colours.ravel(), minlength=3)[:3]
+    return {"RGB"[c]: float(hits[c] / counts[c]) for c in range(3) if counts[c]}
+
+
 def file_info(path: Path) -> dict[str, Any]:
     """Everything ``rawdev info`` reports about ``path``, as a JSON-ready dict.
 
@@ -110,6 +133,7 @@ def file_info(path: Path) -> dict[str, Any]:
         "rgb_cam": None if m.rgb_cam is None else [_round(r) for r in m.rgb_cam],
         "noise_profile": None if m.noise_profile is None else [float(x) for x in m.noise_profile],
         "gain_maps": len(m.gain_maps),
+        "clipped": _clipped(raw),
         "opcodes_not_applied": list(m.opcodes_skipped),
         "orientation": m.orientation,
         "preview": preview,
@@ -191,6 +215,9 @@ def _human(info: dict[str, Any]) -> str:
         ("colour matrix", matrix),
         *([("lens shading", f"{info['gain_maps']} GainMap opcode(s) in OpcodeList2, applied to the mosaic")]
           if info["gain_maps"] else []),
+        *([("clipped", ", ".join(f"{c} {v:.2%}" for c, v in info["clipped"].items())
+            + ("; -H reconstruct rebuilds them from the other colours" if max(info["clipped"].values()) >= 1e-4
+               else ""))] if info["clipped"] else []),
         ("orientation", f"{o} ({_ORIENTATION_TEXT.get(o, '?')})"),
         ("preview", preview),
         ("developable", info["develop_notes"]),
