@@ -231,3 +231,17 @@ def test_webp_refuses_16_bits_and_over_wide_images(tmp_path):
     r = run_cli("develop", src, "-o", tmp_path / "w.webp")  # this file's failure (exit 1), not a usage error
     assert r.returncode == 1 and "at most 16383 pixels a side" in r.stderr
     assert list(tmp_path.glob("w.webp*")) == []
+
+
+def test_standard_output(tmp_path, rotated_dng):
+    """``-o -`` (dcraw -c): the image on standard output, in --format, everything else on stderr."""
+    import io
+
+    r = subprocess.run([sys.executable, "-m", "rawdev", "develop", str(rotated_dng), "-o", "-", "-f", "png"],
+                       capture_output=True)
+    assert r.returncode == 0, r.stderr
+    im = Image.open(io.BytesIO(r.stdout))
+    assert im.format == "PNG" and im.size == (120, 80)
+    assert b"-> standard output (png)" in r.stderr
+    r = rawdev("develop", rotated_dng, rotated_dng, "-o", "-")
+    assert r.returncode == 2 and "give one input" in r.stderr

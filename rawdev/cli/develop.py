@@ -103,7 +103,7 @@ def develop_file(src: Path, dst: Path, cfg, *, quality: int, overwrite: bool, qu
 @handle_errors
 def develop_command(
     inputs: Annotated[list[Path], typer.Argument(help="RAW files (DNG, CR2, NEF, ARW, RAF, ...).", show_default=False, readable=False)],
-    output: Annotated[Optional[str], typer.Option("--output", "-o", help="Output file, or a folder (ending in /; created if missing) for several inputs. Default: next to the input.", show_default=False)] = None,
+    output: Annotated[Optional[str], typer.Option("--output", "-o", help="Output file, or a folder (ending in /; created if missing) for several inputs, or - for standard output (one input, in --format; dcraw -c). Default: next to the input.", show_default=False)] = None,
     fmt: FormatOpt = Fmt.jpg,
     bits: BitsOpt = None,
     quality: QualityOpt = DEFAULT_QUALITY,
@@ -139,6 +139,8 @@ def develop_command(
 
 def _develop(opts: DevelopOptions) -> None:
     inputs, output = opts.inputs, opts.output
+    if output == "-":
+        return _develop_to_stdout(opts)
     if len(inputs) > 1 and output is not None and not names_folder(output):
         raise UsageError(f"several inputs need -o to be a folder (end it with /): {printable(output)} is not one")
     planned, refused = plan_outputs(list(inputs), output, opts.fmt)
@@ -159,13 +161,39 @@ def _develop(opts: DevelopOptions) -> None:
         raise typer.Exit(1)
 
 
-def _develop_one(src: Path, dst: Path, opts: DevelopOptions) -> None:
+def _develop_to_stdout(opts: DevelopOptions) -> None:
+    """``-o -`` (dcraw ``-c``): one input, written to standard output in ``--format``, for a pipe. The
+    image is made in a temporary file as any output is (atomic, metadata copied), then streamed;
+    the progress bar, notices and the "->" line go to standard error."""
+    import shutil
+    import sys
+    import tempfile
+
+    if len(opts.inputs) != 1:
+        raise UsageError("-o - writes one image to standard output; give one input")
+    if sys.stdout.isatty():
+        raise UsageError("-o - writes an image to standard output, which is a terminal; pipe or redirect it")
+    src = opts.inputs[0]
+    with tempfile.TemporaryDirectory(prefix="rawdev-stdout-") as tmp:
+        dst = Path(tmp) / f"{src.stem}.{opts.fmt}"
+        _develop_one(src, dst, replace(opts, overwrite=True), announce=False)
+        try:
+            with open(dst, "rb") as f:
+                shutil.copyfileobj(f, sys.stdout.buffer)
+            sys.stdout.buffer.flush()
+        except BrokenPipeError:
+            raise OutputError("standard output was closed before the image was written", src) from None
+    if not opts.quiet:
+        print(f"{printable(src)} -> standard output ({opts.fmt})", file=sys.stderr)
+
+
+def _develop_one(src: Path, dst: Path, opts: DevelopOptions, announce: bool = True) -> None:
     """One input to its output: its embedded preview (``--preview``) or a develop."""
     if opts.preview:
         from ..io.preview import write_preview
 
         write_preview(src, dst, quality=opts.quality, overwrite=opts.overwrite)
-        if not opts.quiet:
+        if announce and not opts.quiet:
             print(f"{printable(src)} -> {printable(dst)} (embedded preview)")
         return
     from ..io.write import default_bits, format_for
@@ -173,7 +201,7 @@ def _develop_one(src: Path, dst: Path, opts: DevelopOptions) -> None:
     bits = opts.bits or default_bits(format_for(dst), opts.config.colorspace)
     develop_file(src, dst, replace(opts.config, output_bits=bits), quality=opts.quality, overwrite=opts.overwrite,
                  quiet=opts.quiet)
-    if not opts.quiet:
+    if announce and not opts.quiet:
         print(f"{printable(src)} -> {printable(dst)}")
 
 
