@@ -26,7 +26,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .backends import registry
-from .backends.registry import DEFAULT_BACKEND, HALF_SIZE, LIBRAW, LIBRAW_FALLBACK, LIBRAW_LINEAR, BackendSpec
+from .backends.registry import (DEFAULT_BACKEND, HALF_SIZE, LIBRAW, LIBRAW_FALLBACK, LIBRAW_LINEAR, LIBRAW_MONO,
+                                BackendSpec)
 from .config import PipelineConfig
 from .io.raw import check_decoded, read_raw
 from .stages.colour import apply_matrix
@@ -274,7 +275,8 @@ def _binned_regions(raw: RawImage, read) -> tuple[int, int, Callable[[slice, sli
 
 
 _WB_SOURCE = {"camera": "as shot", "preview": "fitted to the embedded preview", "auto": "grey-edge (automatic)",
-              "daylight": "daylight multipliers", "custom": "user multipliers", "temperature": "a colour temperature"}
+              "daylight": "daylight multipliers", "custom": "user multipliers", "temperature": "a colour temperature",
+              "monochrome": "none (monochrome)"}
 _NOISE_SOURCE = {"--noise": "--noise", "profile": "the DNG NoiseProfile", "estimate": "the data (no NoiseProfile)"}
 
 
@@ -433,16 +435,23 @@ def _plan(raw: RawImage, cfg: PipelineConfig) -> DevelopPlan:
         Errors of building the back-end (weights, device).
     """
     meta = raw.meta
-    if meta.num_colors < 3:
+    if meta.num_colors == 2:
         from .errors import UnsupportedFileError
 
-        raise UnsupportedFileError(f"{meta.num_colors}-colour sensor data (monochrome or damaged header); rawdev develops colour RAWs only", meta.path)
+        raise UnsupportedFileError("2-colour sensor data (a damaged header); rawdev develops monochrome and colour RAWs",
+                                   meta.path)
     spec = registry.get(cfg.backend)
     check_mode(cfg.highlights)
     to_space, curve = _output_transform(cfg)
     common = dict(spec=spec, orientation=cfg.orientation_for(meta.orientation), to_space=to_space,
                   curve=curve, dtype=output_dtype(cfg.output_bits))
     notices: list[str] = []
+    if meta.num_colors == 1:  # a monochrome sensor (Leica Monochrom, Pentax K-3 III Monochrome, ...)
+        notices.append(f"monochrome sensor: developed as grey by LibRaw (no demosaic, no white balance); "
+                       f"back-end {spec.name!r} not used")
+        lwb = LibRawWB(WhiteBalance((1.0, 1.0, 1.0), "monochrome"), user_wb=(1.0, 1.0, 1.0, 1.0))
+        return DevelopPlan(Route.LIBRAW, backend=LIBRAW_MONO, wb=lwb.wb, libraw_wb=lwb, notices=tuple(notices),
+                           exposure_ev=cfg.exposure_ev, **common)
     if raw.rendered_by_libraw:
         lwb = libraw_white_balance(raw, cfg.wb, _LIBRAW_HIGHLIGHT[cfg.highlights])
         if meta.cfa.kind == "linear":
@@ -808,6 +817,8 @@ def _develop_libraw(raw: RawImage, cfg: PipelineConfig, plan: DevelopPlan) -> np
         g = wb.gains
         lin = render(raw.meta.path, wb=(g[0], g[1], g[2], g[1]), highlight_mode=hl)
         post = np.eye(3)
+    if lin.shape[2] == 1:  # a monochrome sensor's single plane: grey
+        lin = np.repeat(lin, 3, axis=2)
     if cfg.half_size:  # halved here, not by LibRaw's half_size: the white balance fit's render is reused
         import cv2
 

@@ -192,6 +192,37 @@ def write_dng(
     return path
 
 
+def write_mono_dng(path: str | Path, luminance: np.ndarray, *, black: int = 256, white: int = 16383,
+                   orientation: int = 1) -> Path:
+    """Write a monochrome DNG (one LinearRaw sample per pixel, as a Leica Monochrom's) whose linear
+    values are ``luminance`` (``(H, W)`` in [0, 1], stored orientation), tagged ``orientation``."""
+    from pidng.core import RAW2DNG, DNGTags, Tag
+    from pidng.defs import DNGVersion, PhotometricInterpretation
+
+    lum = np.asarray(luminance, np.float64)
+    h, w = lum.shape
+    counts = np.clip(np.round(lum * (white - black) + black), 0, white).astype(np.uint16)
+    t = DNGTags()
+    for tag, value in ((Tag.ImageWidth, w), (Tag.ImageLength, h), (Tag.TileWidth, w), (Tag.TileLength, h),
+                       (Tag.Orientation, int(orientation)), (Tag.SamplesPerPixel, 1), (Tag.BitsPerSample, 16),
+                       (Tag.BlackLevel, int(black)), (Tag.WhiteLevel, int(white))):
+        t.set(tag, value)
+    t.set(Tag.PhotometricInterpretation, PhotometricInterpretation.Linear_Raw)
+    t.set(Tag.Make, "rawdev")
+    t.set(Tag.Model, "Monochrome")
+    t.set(Tag.UniqueCameraModel, "rawdev Monochrome")
+    t.set(Tag.DNGVersion, DNGVersion.V1_4)
+    t.set(Tag.DNGBackwardVersion, DNGVersion.V1_2)
+    path = Path(path)
+    conv = RAW2DNG()
+    conv.options(t, path="", compress=False)
+    out = conv.convert(counts, filename=str(path.with_suffix("")))
+    produced = Path(out) if out else path.with_suffix(".dng")
+    if produced != path:
+        produced.replace(path)
+    return path
+
+
 #: Tags that belong to the raw IFD (the CFA layout and the levels); every other tag pidng writes
 #: describes the file or the camera and goes to IFD0 (DNG 1.4 spec, chapter 4, "Usage" of each tag).
 _RAW_IFD_TAGS = frozenset({33421, 33422, 50713, 50714, 50715, 50716, 50717, 50718, 50719, 50720, 50780, 50829,

@@ -19,7 +19,7 @@ from typing import Any, Callable, Literal
 from ..errors import UnknownBackendError
 
 __all__ = ["WeightsSpec", "BackendSpec", "register", "get", "list_backends", "DEFAULT_BACKEND", "LIBRAW",
-           "LIBRAW_FALLBACK", "LIBRAW_LINEAR", "HALF_SIZE", "COMPARE_BACKENDS", "ROUNDTRIP_BACKENDS", "STUDENT_BASES"]
+           "LIBRAW_FALLBACK", "LIBRAW_LINEAR", "LIBRAW_MONO", "HALF_SIZE", "COMPARE_BACKENDS", "ROUNDTRIP_BACKENDS", "STUDENT_BASES"]
 
 #: The back-end ``develop``, ``batch`` and the Python API use when none is named.
 DEFAULT_BACKEND = "menon-srgb"
@@ -30,6 +30,8 @@ LIBRAW = "libraw"
 LIBRAW_FALLBACK = "libraw-ahd"
 #: What a result says ran for a linear (already demosaiced) DNG: LibRaw's render without demosaicking.
 LIBRAW_LINEAR = "libraw-linear"
+#: What a result says ran for a monochrome sensor: LibRaw's render of its one plane, as grey.
+LIBRAW_MONO = "libraw-mono"
 #: What a result says ran for ``--half-size`` on a Bayer or X-Trans mosaic: CFA blocks binned into
 #: pixels (:mod:`rawdev.stages.demosaic.half_size`), nothing demosaicked.
 HALF_SIZE = "half-size"

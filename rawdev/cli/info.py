@@ -41,9 +41,11 @@ def _developable(meta) -> tuple[bool, str]:
 
     specs = list_backends()
     kind = meta.cfa.kind
+    if meta.num_colors == 1:
+        return True, "yes: a monochrome sensor, developed as grey by LibRaw (no demosaic, no white balance)"
     if meta.num_colors < 3:
-        return False, (f"no: LibRaw reports {meta.num_colors} colour channel(s) ({meta.cfa.color_desc}); "
-                       "rawdev develops 3- and 4-colour sensors")
+        return False, (f"no: LibRaw reports {meta.num_colors} colour channels ({meta.cfa.color_desc}); "
+                       "rawdev develops monochrome, 3- and 4-colour sensors")
     if kind == "linear":
         return True, "yes: already demosaiced (linear DNG); no demosaicking, every back-end gives the same result"
     if kind == "other":
@@ -167,7 +169,8 @@ def _per_channel(values, desc: str) -> str:
 
 
 _WB_TEXT = {"camera": "as shot", "preview": "fitted to the embedded preview", "auto": "grey-edge, automatic",
-            "daylight": "daylight multipliers", "custom": "fixed multipliers", "temperature": "a colour temperature"}
+            "daylight": "daylight multipliers", "custom": "fixed multipliers", "temperature": "a colour temperature",
+            "monochrome": "none: a monochrome sensor"}
 
 
 def _human(info: dict[str, Any]) -> str:

@@ -52,7 +52,7 @@ __all__ = [
     "white_balance_for",
 ]
 
-WBSource = Literal["camera", "preview", "auto", "daylight", "custom", "temperature"]
+WBSource = Literal["camera", "preview", "auto", "daylight", "custom", "temperature", "monochrome"]
 WB_MODES = ("camera", "preview", "daylight", "auto")
 
 #: A stored 1, 1, 1 stands unless the preview's chromaticity differs from its render by more than
@@ -897,7 +897,10 @@ def white_balance_for(raw: RawImage, mode="camera", highlight_mode: int = 0, *, 
     """The white balance a develop of ``raw`` with ``--wb mode`` uses (gains, source, notice); on
     LibRaw-rendered sensors the gains are the correction applied to LibRaw's render
     (``highlight_mode`` and ``quick`` as in :func:`libraw_white_balance`: with ``quick`` a preview
-    fit there is an estimate: 1.2 % off the develop's in blue on a Canon G1)."""
+    fit there is an estimate: 1.2 % off the develop's in blue on a Canon G1). A monochrome sensor has
+    none (``monochrome``)."""
+    if raw.meta.num_colors == 1:
+        return WhiteBalance((1.0, 1.0, 1.0), "monochrome")
     if raw.rendered_by_libraw:
         return libraw_white_balance(raw, mode, highlight_mode, quick=quick).wb
     return cfa_white_balance(raw, mode)
