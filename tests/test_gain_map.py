@@ -90,3 +90,15 @@ def test_info_says_the_file_carries_lens_shading(tmp_path):
     r = run_cli("info", shaded)
     assert r.returncode == 0 and "4 GainMap opcode(s) in OpcodeList2, applied to the mosaic" in r.stdout
     assert "lens shading" not in run_cli("info", flat).stdout
+
+
+def test_a_damaged_opcode_list_is_ignored_with_a_notice(tmp_path, monkeypatch):
+    """An OpcodeList2 that does not parse (cut short here) is left out whole, and the develop says so."""
+    import rawdev.synthetic as synthetic
+
+    whole = synthetic._opcode_list2
+    monkeypatch.setattr(synthetic, "_opcode_list2", lambda maps, h, w: whole(maps, h, w)[:-7])
+    path = write_dng(tmp_path / "cut.dng", demo_scene(80, 60), gain_maps=PER_PHASE)
+    res = develop(path)
+    assert any("OpcodeList2 (" in n and "not applied" in n for n in res.notices)
+    assert 5 < res.image.mean() < 250
