@@ -376,18 +376,14 @@ _LIBRAW_HALF_NOTICE = "--half-size: LibRaw's render halved (each 2x2 block of pi
 
 
 def _opcode_notices(meta, *, applied: bool) -> list[str]:
-    """What became of the DNG's OpcodeList2: its lens shading maps applied to the mosaic (rawdev's
-    routes) or not (LibRaw renders without them), and the opcodes rawdev does not apply."""
-    notices: list[str] = []
-    if meta.gain_maps:
-        notices.append(f"lens shading corrected with the DNG's {len(meta.gain_maps)} GainMap opcode(s)" if applied
-                       else "the DNG's lens shading (GainMap opcodes) is not applied: LibRaw renders this file")
-    if meta.opcodes_skipped:
-        from collections import Counter
-
-        held = ", ".join(n if k == 1 else f"{n} (x{k})" for n, k in Counter(meta.opcodes_skipped).items())
-        notices.append(f"the DNG's OpcodeList2 also holds {held}, not applied")
-    return notices
+    """What became of the lens shading in the DNG's OpcodeList2: applied to the mosaic (rawdev's
+    routes), or not by rawdev (LibRaw renders the file). Its other opcodes are not mentioned here:
+    LibRaw's decoder applies some of them itself (the MapPolynomial of lossy DNGs, measured on the
+    Canon 6D file), so rawdev cannot say they were left out (``rawdev info`` lists them)."""
+    if not meta.gain_maps:
+        return []
+    return [f"lens shading corrected with the DNG's {len(meta.gain_maps)} GainMap opcode(s)" if applied
+            else "the DNG's lens shading (GainMap opcodes) is not applied by rawdev: LibRaw renders this file"]
 
 
 def _matrix_or_notice(meta, notices: list[str]) -> np.ndarray | None:

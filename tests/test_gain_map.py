@@ -67,7 +67,7 @@ def test_a_shaded_file_develops_as_the_unshaded_scene(tmp_path, preview):
     assert d.mean() < 2e-4 and d.max() < 0.01  # 14-bit samples divided by up to 2.6, then multiplied back
     # LibRaw renders without the maps: its corners come out dark
     lib = develop(shaded, backend="libraw", output_bits=None, curve="linear")
-    assert "the DNG's lens shading (GainMap opcodes) is not applied: LibRaw renders this file" in lib.notices
+    assert "the DNG's lens shading (GainMap opcodes) is not applied by rawdev: LibRaw renders this file" in lib.notices
     corner = (slice(0, 12), slice(0, 12))
     assert lib.image[corner].mean() < 0.6 * b.image[corner].mean()
     assert a.image[corner].mean() == pytest.approx(b.image[corner].mean(), rel=0.01)
@@ -93,12 +93,15 @@ def test_info_says_the_file_carries_lens_shading(tmp_path):
 
 
 def test_a_damaged_opcode_list_is_ignored_with_a_notice(tmp_path, monkeypatch):
-    """An OpcodeList2 that does not parse (cut short here) is left out whole, and the develop says so."""
+    """An OpcodeList2 that does not parse (cut short here) is left out whole; info says so."""
     import rawdev.synthetic as synthetic
 
     whole = synthetic._opcode_list2
     monkeypatch.setattr(synthetic, "_opcode_list2", lambda maps, h, w: whole(maps, h, w)[:-7])
     path = write_dng(tmp_path / "cut.dng", demo_scene(80, 60), gain_maps=PER_PHASE)
     res = develop(path)
-    assert any("OpcodeList2 (" in n and "not applied" in n for n in res.notices)
-    assert 5 < res.image.mean() < 250
+    assert not any("GainMap" in n for n in res.notices) and 5 < res.image.mean() < 250
+    from conftest import run_cli
+
+    r = run_cli("info", path)
+    assert r.returncode == 0 and "OpcodeList2 (" in r.stdout and "not applied by rawdev" in r.stdout

@@ -60,6 +60,13 @@ def _developable(meta) -> tuple[bool, str]:
     return True, text
 
 
+def _counted(names) -> str:
+    """``["A", "A", "B"]`` -> ``"A (x2), B"``."""
+    from collections import Counter
+
+    return ", ".join(n if k == 1 else f"{n} (x{k})" for n, k in Counter(names).items())
+
+
 def _clipped(raw) -> dict[str, float] | None:
     """Per colour, the fraction of photosites at the sensor's clip point (as ``--highlights
     reconstruct`` counts them: within ``CLIP_MARGIN`` of the white level), from a quarter of the rows
@@ -218,6 +225,8 @@ def _human(info: dict[str, Any]) -> str:
         ("colour matrix", matrix),
         *([("lens shading", f"{info['gain_maps']} GainMap opcode(s) in OpcodeList2, applied to the mosaic")]
           if info["gain_maps"] else []),
+        *([("DNG opcodes", _counted(info["opcodes_not_applied"]) + " in OpcodeList2 (not applied by rawdev; "
+            "LibRaw's decoder applies some itself)")] if info["opcodes_not_applied"] else []),
         *([("clipped", ", ".join(f"{c} {v:.2%}" for c, v in info["clipped"].items())
             + ("; -H reconstruct rebuilds them from the other colours" if max(info["clipped"].values()) >= 1e-4
                else ""))] if info["clipped"] else []),

@@ -5,8 +5,9 @@ Phones (Google's Pixel camera app and others), drones and some converters store 
 IFD's OpcodeList2 (DNG specification 1.4, chapter 7, "Opcode List Processing"; opcode 9): a grid of
 gains per CFA plane that the reader multiplies into the linearised samples. LibRaw does not apply
 them, so without them such files develop with dark, tinted corners (darktable, RawTherapee and ART
-apply them). The other opcodes (bad-pixel lists, warps, vignette polynomials) are not applied; the
-caller says so.
+apply them). rawdev applies no other opcode (bad-pixel lists, warps, vignette polynomials); LibRaw's
+decoder applies some itself (the MapPolynomial that linearises a lossy DNG's 8-bit samples: the Canon
+6D file's raw values come out linear), so ``rawdev info`` lists them without saying they were lost.
 
 Layout (big-endian): a count, then per opcode its ID, the DNG version it needs, flags (bit 0:
 optional) and its parameters' byte count, then the parameters. GainMap's are the area (Top, Left,
@@ -53,7 +54,7 @@ class GainMap:
 
 
 def parse_opcode_list(data: bytes) -> tuple[tuple[GainMap, ...], tuple[str, ...]]:
-    """The GainMaps of an opcode list, and the names of the opcodes it holds that are not applied.
+    """The GainMaps of an opcode list, and the names of its other opcodes (which rawdev does not apply).
 
     Raises:
         ValueError: a list that is cut short or whose sizes do not add up.
