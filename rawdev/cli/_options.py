@@ -288,7 +288,7 @@ DEFAULT_DEVICE = "auto"  # as PipelineConfig.device; for eval and train, which t
 DEFAULT_QUALITY = 92
 DEFAULT_TIMEOUT_S = 600.0
 FormatOpt = Annotated[Fmt, typer.Option("--format", "-f", help="Output format (when -o names a folder).")]
-BitsOpt = Annotated[Optional[int], typer.Option("--bits", callback=check_bits, help="8 or 16 bits per channel (PNG/TIFF), or 32: float TIFF, values kept above white (with --highlights unclip/blend, --exposure). Default: 16 for TIFF and for PNG in a wide --colorspace, else 8. dcraw -6.")]
+BitsOpt = Annotated[Optional[int], typer.Option("--bits", callback=check_bits, help="8 or 16 bits per channel (PNG/TIFF), or 32: float TIFF, values kept above white (with --highlights reconstruct/unclip/blend, --exposure). Default: 16 for TIFF and for PNG in a wide --colorspace, else 8. dcraw -6.")]
 QualityOpt = Annotated[int, typer.Option("--quality", "-q", callback=in_range(1, 100, integer=True), help="JPEG quality, 1..100.")]
 OverwriteOpt = Annotated[bool, typer.Option("--overwrite", help="Replace existing outputs (without it an existing output is an error).")]
 PreviewOpt = Annotated[bool, typer.Option("--preview", help="Write each file's embedded JPEG preview (orientation applied) instead of developing: fast. dcraw -e.")]
