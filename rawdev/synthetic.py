@@ -105,8 +105,8 @@ def write_dng(
     and the DNG-level tags, a SubIFD the raw data (DNG 1.4 spec, chapter 3, "IFD structure"); LibRaw's
     ``extract_thumb`` finds it there as it does in real DNGs.
     """
-    from pidng.core import RAW2DNG, DNGTags, Tag
-    from pidng.defs import CalibrationIlluminant, DNGVersion, PhotometricInterpretation
+    from pidng.core import DNGTags, Tag
+    from pidng.defs import CalibrationIlluminant, PhotometricInterpretation
 
     pattern = check_pattern(pattern)
     cam_xyz = np.asarray(XYZ_TO_CAMERA[0] if xyz_to_camera is None else xyz_to_camera, dtype=np.float64)
@@ -175,16 +175,7 @@ def write_dng(
     t.set(Tag.FNumber, [[56, 10]])
     t.set(Tag.FocalLength, [[50, 1]])
     t.set(Tag.PhotographicSensitivity, [200])
-    t.set(Tag.DNGVersion, DNGVersion.V1_4)
-    t.set(Tag.DNGBackwardVersion, DNGVersion.V1_2)
-    path = Path(path)
-    conv = RAW2DNG()
-    conv.options(t, path="", compress=False)
-    # pidng appends ".dng" to the name it is given.
-    out = conv.convert(raw, filename=str(path.with_suffix("")))
-    produced = Path(out) if out else path.with_suffix(".dng")
-    if produced != path:
-        produced.replace(path)
+    path = _write_with_pidng(t, raw, path)
     if preview is not None:
         stored_preview = apply_orientation(np.asarray(preview, dtype=np.uint8)[..., :3],
                                            INVERSE_ORIENTATION[int(orientation)])
@@ -196,8 +187,8 @@ def write_mono_dng(path: str | Path, luminance: np.ndarray, *, black: int = 256,
                    orientation: int = 1) -> Path:
     """Write a monochrome DNG (one LinearRaw sample per pixel, as a Leica Monochrom's) whose linear
     values are ``luminance`` (``(H, W)`` in [0, 1], stored orientation), tagged ``orientation``."""
-    from pidng.core import RAW2DNG, DNGTags, Tag
-    from pidng.defs import DNGVersion, PhotometricInterpretation
+    from pidng.core import DNGTags, Tag
+    from pidng.defs import PhotometricInterpretation
 
     lum = np.asarray(luminance, np.float64)
     h, w = lum.shape
@@ -211,12 +202,21 @@ def write_mono_dng(path: str | Path, luminance: np.ndarray, *, black: int = 256,
     t.set(Tag.Make, "rawdev")
     t.set(Tag.Model, "Monochrome")
     t.set(Tag.UniqueCameraModel, "rawdev Monochrome")
-    t.set(Tag.DNGVersion, DNGVersion.V1_4)
-    t.set(Tag.DNGBackwardVersion, DNGVersion.V1_2)
+    return _write_with_pidng(t, counts, path)
+
+
+def _write_with_pidng(tags, data: np.ndarray, path: str | Path) -> Path:
+    """``data`` (uint16) and ``tags`` written as a DNG 1.4 file at ``path`` by pidng."""
+    from pidng.core import RAW2DNG, Tag
+    from pidng.defs import DNGVersion
+
+    tags.set(Tag.DNGVersion, DNGVersion.V1_4)
+    tags.set(Tag.DNGBackwardVersion, DNGVersion.V1_2)
     path = Path(path)
     conv = RAW2DNG()
-    conv.options(t, path="", compress=False)
-    out = conv.convert(counts, filename=str(path.with_suffix("")))
+    conv.options(tags, path="", compress=False)
+    # pidng appends ".dng" to the name it is given.
+    out = conv.convert(data, filename=str(path.with_suffix("")))
     produced = Path(out) if out else path.with_suffix(".dng")
     if produced != path:
         produced.replace(path)
