@@ -1,5 +1,5 @@
 """Metadata with exiv2: reading the fields rawdev uses, and copying all of a RAW's EXIF (GPS, lens and
-maker notes included), XMP and IPTC into the developed JPEG, TIFF or PNG.
+maker notes included), XMP and IPTC into the developed JPEG, WebP, TIFF or PNG.
 
 The copy keeps what describes the *photograph* and drops what describes the RAW *file*: IFD0's
 structure (strips, tiles, CFA layout, DNG colour calibration), sub-IFDs and thumbnails. TIFF/EP files
@@ -251,7 +251,7 @@ def _set_missing(ex, info: ExifInfo) -> None:
 
 
 def copy_metadata(src: str | Path | None, dst: str | Path, info: ExifInfo, size: tuple[int, int]) -> str | None:
-    """Copy ``src``'s EXIF, XMP and IPTC into the written image ``dst`` (JPEG, TIFF or PNG), with
+    """Copy ``src``'s EXIF, XMP and IPTC into the written image ``dst`` (JPEG, WebP, TIFF or PNG), with
     Orientation 1, ``size = (width, height)`` as the pixel dimensions, rawdev as the software, and the
     fields of ``info`` wherever the RAW's EXIF lacks them.
 
