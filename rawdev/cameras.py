@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["XYZ_TO_CAMERA", "SRGB_TO_XYZ", "XYZ_TO_SRGB", "camera_from_srgb"]
+__all__ = ["XYZ_TO_CAMERA", "SRGB_TO_XYZ", "XYZ_TO_SRGB", "camera_from_srgb", "xyz_of_xy"]
 
 #: IEC 61966-2-1 linear sRGB (D65) -> XYZ.
 SRGB_TO_XYZ = np.array(
@@ -31,3 +31,8 @@ XYZ_TO_CAMERA = np.array(
 def camera_from_srgb(xyz_to_camera: np.ndarray) -> np.ndarray:
     """The 3x3 matrix taking linear sRGB to (un-white-balanced) camera RGB for a camera matrix."""
     return np.asarray(xyz_to_camera, dtype=np.float64) @ SRGB_TO_XYZ
+
+
+def xyz_of_xy(x: float, y: float) -> np.ndarray:
+    """CIE XYZ (Y = 1) of the CIE 1931 chromaticity ``x, y``."""
+    return np.array([x / y, 1.0, (1.0 - x - y) / y])

@@ -241,11 +241,6 @@ def _cfa_for_band(raw: RawImage, top: int, left: int = 0) -> CFALayout:
     return raw.meta.cfa.shifted(top, left)
 
 
-def _preview_linear(raw: RawImage, gains, matrix) -> np.ndarray:
-    """A cheap linear sRGB image, one pixel per CFA block, clipped at 1.0 (auto exposure statistics)."""
-    return apply_matrix(np.minimum(_binned_camera_rgb(raw, gains), 1.0), matrix)
-
-
 def _binned_camera_rgb(raw: RawImage, gains) -> np.ndarray:
     """The whole white-balanced mosaic, not clipped, as camera RGB with one pixel per CFA block
     (:mod:`rawdev.stages.demosaic.half_size`): ``(3, h, w)`` float32, read a band at a time."""
@@ -393,22 +388,31 @@ def _matrix_or_notice(meta, notices: list[str]) -> np.ndarray | None:
     return meta.rgb_cam
 
 
-def _highlight_chroma(raw: RawImage, cfg: PipelineConfig, wb: WhiteBalance) -> np.ndarray | None:
+def _binned_once(raw: RawImage, wb: WhiteBalance) -> Callable[[], np.ndarray]:
+    """:func:`_binned_camera_rgb` of ``raw`` with ``wb``'s gains, made on the first call only (auto
+    exposure and highlight reconstruction both measure on it)."""
+    import functools
+
+    return functools.cache(lambda: _binned_camera_rgb(raw, wb.gains))
+
+
+def _highlight_chroma(cfg: PipelineConfig, wb: WhiteBalance, binned: Callable[[], np.ndarray]) -> np.ndarray | None:
     """With ``--highlights reconstruct``, the image-wide correction per colour of the rebuilt
     photosites, measured on the whole mosaic binned one pixel per CFA block; else None."""
     if cfg.highlights != "reconstruct":
         return None
     from .stages.highlights import opposed_chroma
 
-    return opposed_chroma(_binned_camera_rgb(raw, wb.gains), wb.gains)
+    return opposed_chroma(binned(), wb.gains)
 
 
-def _exposure(raw: RawImage, cfg: PipelineConfig, wb: WhiteBalance, matrix) -> float:
-    """The exposure in EV: ``--exposure``, plus with ``--auto-bright`` the gain measured on a quick
-    linear render of the mosaic."""
+def _exposure(cfg: PipelineConfig, matrix, binned: Callable[[], np.ndarray]) -> float:
+    """The exposure in EV: ``--exposure``, plus with ``--auto-bright`` the gain measured on the binned
+    mosaic as linear sRGB, clipped at 1.0."""
     ev = cfg.exposure_ev
     if cfg.auto_bright:
-        ev += float(np.log2(auto_bright_gain(_preview_linear(raw, wb.gains, matrix) * 2.0**ev)))
+        preview = apply_matrix(np.minimum(binned(), 1.0), matrix)
+        ev += float(np.log2(auto_bright_gain(preview * 2.0**ev)))
     return ev
 
 
@@ -480,9 +484,9 @@ def _plan(raw: RawImage, cfg: PipelineConfig) -> DevelopPlan:
         if spec.name != DEFAULT_BACKEND:
             notices.append(f"--half-size: back-end {spec.name!r} not used (each CFA block is binned into one pixel; "
                            "nothing is demosaicked)")
-        matrix = _matrix_or_notice(meta, notices)
+        matrix, binned = _matrix_or_notice(meta, notices), _binned_once(raw, wb)
         return DevelopPlan(Route.HALF, backend=HALF_SIZE, wb=wb, notices=tuple(notices), matrix=matrix,
-                           exposure_ev=_exposure(raw, cfg, wb, matrix), highlight_chroma=_highlight_chroma(raw, cfg, wb),
+                           exposure_ev=_exposure(cfg, matrix, binned), highlight_chroma=_highlight_chroma(cfg, wb, binned),
                            **common)
     if meta.cfa.kind not in spec.cfa_types:
         notices.append(f"{meta.cfa.kind} sensor: back-end {spec.name!r} handles {', '.join(sorted(spec.cfa_types))} "
@@ -509,7 +513,8 @@ def _plan(raw: RawImage, cfg: PipelineConfig) -> DevelopPlan:
         device = resolve_device(cfg.device) if spec.kind == "learned" else torch.device("cpu")
     runner = _runner(spec, device, cfg.tile)
     matrix = _matrix_or_notice(meta, notices)
-    ev = _exposure(raw, cfg, wb, matrix)
+    binned = _binned_once(raw, wb)
+    ev = _exposure(cfg, matrix, binned)
     coefficients = None
     if route is Route.DISPLAY:
         coefficients, model = _noise_coefficients(raw, cfg, wb.gains, notices)
@@ -529,7 +534,7 @@ def _plan(raw: RawImage, cfg: PipelineConfig) -> DevelopPlan:
     return DevelopPlan(route, backend=spec.name, wb=wb, notices=tuple(notices), exposure_ev=ev, matrix=matrix,
                        noise_model=model, sigma=sigma, noise_coefficients=coefficients, device=device, runner=runner,
                        denoise_sigma=denoise_sigma,
-                       highlight_chroma=None if route is Route.DISPLAY else _highlight_chroma(raw, cfg, wb), **common)
+                       highlight_chroma=None if route is Route.DISPLAY else _highlight_chroma(cfg, wb, binned), **common)
 
 
 def _develop_cfa(raw: RawImage, cfg: PipelineConfig, plan: DevelopPlan) -> Iterator[np.ndarray]:

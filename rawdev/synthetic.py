@@ -259,10 +259,9 @@ def _embed_preview(path: Path, preview: np.ndarray, quality: int) -> None:
 def illuminant_rgb(xy: tuple[float, float]) -> np.ndarray:
     """The colour of an illuminant of chromaticity ``xy`` as linear sRGB (no chromatic adaptation),
     green = 1: what a white surface under it reflects into an sRGB-like camera."""
-    from .cameras import XYZ_TO_SRGB
+    from .cameras import XYZ_TO_SRGB, xyz_of_xy
 
-    x, y = xy
-    rgb = XYZ_TO_SRGB @ np.array([x / y, 1.0, (1.0 - x - y) / y])
+    rgb = XYZ_TO_SRGB @ xyz_of_xy(*xy)
     if np.any(rgb <= 0):
         raise ValueError(f"illuminant {xy} is outside the sRGB gamut")
     return rgb / rgb[1]

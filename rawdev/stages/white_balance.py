@@ -485,8 +485,10 @@ def gains_for_white_xy(xy: tuple[float, float], matrices) -> tuple[float, float,
     """
     if not matrices:
         raise ValueError("AsShotWhiteXY needs a ColorMatrix to map it to the camera")
+    from ..cameras import xyz_of_xy
+
     x, y = float(xy[0]), float(xy[1])
-    white = np.array([x / y, 1.0, (1.0 - x - y) / y])
+    white = xyz_of_xy(x, y)
     cms = [np.asarray(m, np.float64).reshape(3, 3) for m, _ in matrices]
     cm = cms[0]
     temps = [ILLUMINANT_CCT.get(int(light)) for _, light in matrices]
@@ -554,10 +556,9 @@ def gains_for_temperature(kelvin: float, rgb_cam: np.ndarray | None, daylight) -
     Raises:
         ValueError: a camera the white maps to a non-positive raw value.
     """
-    from ..cameras import XYZ_TO_SRGB
+    from ..cameras import XYZ_TO_SRGB, xyz_of_xy
 
-    x, y = planckian_xy(kelvin)
-    srgb = XYZ_TO_SRGB @ np.array([x / y, 1.0, (1.0 - x - y) / y])
+    srgb = XYZ_TO_SRGB @ xyz_of_xy(*planckian_xy(kelvin))
     balanced = srgb if rgb_cam is None else np.linalg.solve(np.asarray(rgb_cam, np.float64), srgb)
     raw = balanced / (np.ones(3) if daylight is None else np.asarray(daylight, np.float64)[:3])
     if not np.all(raw > 0):
