@@ -16,6 +16,7 @@ except ImportError:  # older Typer runs on Click
 
 from .. import __version__
 from ..config import PipelineConfig
+from ..errors import EXIT_INTERRUPTED
 from ._options import BackendOpt, OverwriteOpt, handle_errors
 from .develop import develop_command
 
@@ -60,7 +61,7 @@ class RawdevGroup(TyperGroup):
             sys.exit(e.exit_code)
         except typer.Abort:
             print("rawdev: interrupted", file=sys.stderr)
-            sys.exit(130)
+            sys.exit(EXIT_INTERRUPTED)
         # standalone_mode=False returns typer.Exit's code instead of exiting
         sys.exit(rv if isinstance(rv, int) else 0)
 
@@ -186,3 +187,13 @@ def main() -> None:
     except BrokenPipeError:  # `rawdev backends | head`
         sys.stderr.close()
         sys.exit(0)
+    except KeyboardInterrupt:  # Ctrl-C or SIGTERM outside a command's own handling (its last steps)
+        print("rawdev: interrupted", file=sys.stderr)
+        sys.exit(EXIT_INTERRUPTED)
+    finally:
+        # The run is over and its outcome decided; a signal during the interpreter's shutdown made
+        # a finished develop exit 0 or die by the signal at random.
+        import signal
+
+        for kind in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(kind, signal.SIG_IGN)

@@ -13,10 +13,13 @@ meantime, so an existing file is never replaced.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
+import signal
 import struct
 import tempfile
+import threading
 import zlib
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -139,18 +142,16 @@ class atomic_output:
             raise OutputExistsError("output exists (use --overwrite to replace it)", self.final)
         self.folder = folder
         # Ctrl-C or SIGTERM between creating the temporary and recording it would leave it behind
-        # (__exit__ never runs when __enter__ raises): the two happen with those signals held.
-        held = _hold_signals()
-        try:
-            folder.mkdir(parents=True, exist_ok=True)
-            remove_stale_temporaries(self.final)
-            fd, tmp = tempfile.mkstemp(prefix=temporary_prefix(self.final), suffix=TMP_SUFFIX, dir=folder)
-            os.close(fd)
-            self.tmp = Path(tmp)
-        except OSError as e:
-            raise OutputError(f"cannot write in {folder}: {e.strerror or e}", self.final) from None
-        finally:
-            _release_signals(held)
+        # (__exit__ never runs when __enter__ raises): the two happen with those signals deferred.
+        with _signals_deferred():
+            try:
+                folder.mkdir(parents=True, exist_ok=True)
+                remove_stale_temporaries(self.final)
+                fd, tmp = tempfile.mkstemp(prefix=temporary_prefix(self.final), suffix=TMP_SUFFIX, dir=folder)
+                os.close(fd)
+                self.tmp = Path(tmp)
+            except OSError as e:
+                raise OutputError(f"cannot write in {folder}: {e.strerror or e}", self.final) from None
         return self.tmp
 
     def __exit__(self, exc_type, exc, tb) -> bool:
@@ -166,48 +167,65 @@ class atomic_output:
             if why is not None:
                 raise OutputError(f"cannot write: {why}", self.final) from None
             return False
-        try:
-            with open(tmp, "rb+") as f:
-                os.fsync(f.fileno())
-            os.chmod(tmp, 0o644 & ~_umask())
-            if self.overwrite:
-                os.replace(tmp, self.final)
-            else:
-                try:
-                    os.link(tmp, self.final)  # fails if the destination exists: never clobber
-                except FileExistsError:
-                    raise OutputExistsError("output exists (use --overwrite to replace it)", self.final) from None
-                except OSError:
-                    if self.final.exists():
+        # The commit (sync, link into place, remove the temporary) runs with Ctrl-C and SIGTERM
+        # deferred: interrupted half-way it left the temporary behind, or the output in place with
+        # an "interrupted" exit. A signal that arrives meanwhile is acted on once it is done.
+        with _signals_deferred():
+            try:
+                with open(tmp, "rb+") as f:
+                    os.fsync(f.fileno())
+                os.chmod(tmp, 0o644 & ~_umask())
+                if self.overwrite:
+                    os.replace(tmp, self.final)
+                else:
+                    try:
+                        os.link(tmp, self.final)  # fails if the destination exists: never clobber
+                    except FileExistsError:
                         raise OutputExistsError("output exists (use --overwrite to replace it)", self.final) from None
-                    os.replace(tmp, self.final)  # file systems without hard links
+                    except OSError:
+                        if self.final.exists():
+                            raise OutputExistsError("output exists (use --overwrite to replace it)", self.final) from None
+                        os.replace(tmp, self.final)  # file systems without hard links
+                    tmp.unlink(missing_ok=True)
+            except OutputError:
                 tmp.unlink(missing_ok=True)
-        except OutputError:
-            tmp.unlink(missing_ok=True)
-            raise
-        except OSError as e:
-            why = _write_failure(e, self.folder) or str(e)
-            tmp.unlink(missing_ok=True)
-            raise OutputError(f"cannot write: {why}", self.final) from None
+                raise
+            except OSError as e:
+                why = _write_failure(e, self.folder) or str(e)
+                tmp.unlink(missing_ok=True)
+                raise OutputError(f"cannot write: {why}", self.final) from None
         return False
 
 
-def _hold_signals():
-    """Block SIGINT and SIGTERM in this thread (where the platform allows); their handlers run when
-    :func:`_release_signals` unblocks them."""
-    import signal
+@contextlib.contextmanager
+def _signals_deferred() -> Iterator[None]:
+    """Run the body with SIGINT and SIGTERM deferred: one that arrives meanwhile is handed to the
+    handler that was in force once the body is done (Ctrl-C's KeyboardInterrupt, rawdev's SIGTERM
+    handler, or the default action), so that what the body does happens all or not at all.
 
+    Python runs signal handlers in the main thread only, whichever thread the kernel delivered the
+    signal to, so swapping the handlers there covers every thread (``pthread_sigmask`` blocks a
+    signal in the calling thread only: the kernel may hand it to a worker thread, and the main
+    thread's handler runs all the same). Elsewhere (a writer called from another thread) the body
+    runs as it is.
+    """
+    kinds = (signal.SIGINT, signal.SIGTERM)
+    if threading.current_thread() is not threading.main_thread() or None in map(signal.getsignal, kinds):
+        yield  # (a handler installed outside Python could not be put back)
+        return
+    caught: list[int] = []
+    before = {k: signal.signal(k, lambda signum, frame: caught.append(signum)) for k in kinds}
     try:
-        return signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
-    except (AttributeError, OSError, ValueError):
-        return None
-
-
-def _release_signals(held) -> None:
-    import signal
-
-    if held is not None:
-        signal.pthread_sigmask(signal.SIG_SETMASK, held)
+        yield
+    finally:
+        for k, handler in before.items():
+            signal.signal(k, handler)
+        if caught:
+            handler = before[caught[0]]
+            if callable(handler):
+                handler(caught[0], None)
+            elif handler != signal.SIG_IGN:
+                signal.raise_signal(caught[0])
 
 
 def _umask() -> int:
