@@ -190,10 +190,3 @@ def main() -> None:
     except KeyboardInterrupt:  # Ctrl-C or SIGTERM outside a command's own handling (its last steps)
         print("rawdev: interrupted", file=sys.stderr)
         sys.exit(EXIT_INTERRUPTED)
-    finally:
-        # The run is over and its outcome decided; a signal during the interpreter's shutdown made
-        # a finished develop exit 0 or die by the signal at random.
-        import signal
-
-        for kind in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(kind, signal.SIG_IGN)
