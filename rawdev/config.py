@@ -31,6 +31,9 @@ class PipelineConfig:
     orientation: int | None = None
     # one pixel per CFA block, nothing demosaicked (dcraw -h): 2x2 Bayer cells, 3x3 X-Trans blocks
     half_size: bool = False
+    # fit the output within (width, height) pixels, proportions kept, never enlarged (--size);
+    # None: the developed size
+    size: tuple[int, int] | None = None
     # 8 -> uint8, 16 -> uint16, 32 -> float32 kept above white (1.0), None -> float32 in [0, 1]
     output_bits: int | None = 8
     device: str = "auto"

@@ -35,6 +35,7 @@ from .stages.highlights import blend_highlights, check_mode
 from .stages.noise import NoiseModel, backend_sigma, choose_noise_model
 from .stages.normalise import normalise
 from .stages.orientation import apply_orientation, oriented_size
+from .stages.resize import fit_within, resize_linear
 from .stages.tone import (auto_bright_gain, quantise, quantise_scale, srgb_decode,
                           srgb_decode_unclipped, srgb_encode, srgb_encode_unclipped)
 from .stages.white_balance import LibRawWB, WhiteBalance, apply_gains_mosaic, cfa_white_balance, libraw_white_balance
@@ -868,18 +869,25 @@ def _lens_corrected(raw: RawImage, linear: np.ndarray, lens: str, notices: list[
 
 
 def _develop_with_look(raw: RawImage, cfg: PipelineConfig) -> DevelopStream:
-    """The render whole: linear with the lens corrected (``cfg.lens``), as display sRGB, then the look
-    (fitted to the embedded preview, or read from a look file) applied at full resolution, then the
-    output's space and codes."""
+    """The render whole: linear with the lens corrected (``cfg.lens``) and made smaller (``cfg.size``),
+    as display sRGB, then the look (fitted to the embedded preview, or read from a look file), then
+    the output's space and codes."""
     from .errors import RawdevError
     from .stages.look import MIN_PREVIEW_SIDE, Look, apply_look, fit_look
 
-    base = develop_stream(raw, replace(cfg, look="neutral", lens="off", output_bits=None, colorspace="srgb",
-                                       curve="linear" if cfg.lens != "off" else "srgb"))
+    linear = cfg.lens != "off" or cfg.size is not None
+    # made smaller with its light above white (as the plain --size develop), which the encoding clips
+    base = develop_stream(raw, replace(cfg, look="neutral", lens="off", size=None, colorspace="srgb",
+                                       output_bits=32 if cfg.size is not None else None,
+                                       curve="linear" if linear else "srgb", denoise=_denoise_for_size(raw, cfg)))
     img = base.collect().image
     notices = base.notices
     if cfg.lens != "off":
-        img = srgb_encode(np.asarray(_lens_corrected(raw, img, cfg.lens, notices), np.float32))
+        img = _lens_corrected(raw, img, cfg.lens, notices)
+    if cfg.size is not None:  # after the lens correction (its model is of the whole frame), in linear light
+        img = resize_linear(img, fit_within(img.shape[1], img.shape[0], cfg.size), consume=True)
+    if linear:
+        img = srgb_encode(np.asarray(img, np.float32))
     look = None
     if cfg.look == "neutral":
         pass
@@ -911,6 +919,35 @@ def _develop_with_look(raw: RawImage, cfg: PipelineConfig) -> DevelopStream:
                          out.dtype, iter([out]))
 
 
+#: ``--size``: an output at most this fraction of the developed picture's side averages 36 or more
+#: pixels into each of its own, and the noise with them; the noise reduction then costs more
+#: detail than the noise it removes (docs/benchmarks.md, "Smaller outputs").
+NO_NOISE_REDUCTION_BELOW = 1 / 6
+
+
+def _denoise_for_size(raw: RawImage, cfg: PipelineConfig) -> str:
+    """``cfg.denoise``, or ``"off"`` where ``cfg.size`` makes the output small enough to average the
+    noise away (:data:`NO_NOISE_REDUCTION_BELOW`)."""
+    if cfg.size is None:
+        return cfg.denoise
+    H, W = raw.data.shape[:2]
+    w, h = oriented_size(W, H, cfg.orientation_for(raw.meta.orientation))
+    return "off" if fit_within(w, h, cfg.size)[0] <= w * NO_NOISE_REDUCTION_BELOW else cfg.denoise
+
+
+def _develop_resized(raw: RawImage, cfg: PipelineConfig) -> DevelopStream:
+    """``--size``: developed whole as linear floats in the output space (unclipped above white, so
+    highlights rebuilt or pushed above it keep their light), made smaller in linear light
+    (:func:`~rawdev.stages.resize.resize_linear`), then the output's curve and codes; without the
+    noise reduction where the output is small enough (:data:`NO_NOISE_REDUCTION_BELOW`)."""
+    base = develop_stream(raw, replace(cfg, size=None, output_bits=32, curve="linear", denoise=_denoise_for_size(raw, cfg)))
+    img = base.collect().image
+    img = resize_linear(img, fit_within(img.shape[1], img.shape[0], cfg.size), consume=True)
+    out = _encode(img, np.eye(3), cfg.output_bits, _output_transform(cfg)[1], planes=False)
+    return DevelopStream(raw, base.wb, base.backend, base.orientation, base.notices, base.noise_sigma, out.shape,
+                         out.dtype, iter([out]), base.noise_model, base.requested)
+
+
 def develop_stream(raw: RawImage, cfg: PipelineConfig = PipelineConfig()) -> DevelopStream:
     """Decide how to develop a decoded :class:`RawImage` with ``cfg`` (:func:`plan_develop`); the
     pixels come as the stream's bands are taken (all at once with a look: it is fitted on the whole
@@ -919,6 +956,8 @@ def develop_stream(raw: RawImage, cfg: PipelineConfig = PipelineConfig()) -> Dev
         check_decoded(raw)  # a mosaic with no picture is a decode failure (a damaged file)
     if cfg.look != "neutral" or cfg.lens != "off":
         return _develop_with_look(raw, cfg)
+    if cfg.size is not None:
+        return _develop_resized(raw, cfg)
     plan = plan_develop(raw, cfg)
     if plan.route is Route.DEMOSAIC:
         H, W = raw.data.shape[:2]

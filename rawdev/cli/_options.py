@@ -181,6 +181,36 @@ def check_wb(ctx: typer.Context, param: typer.CallbackParam, value: str | None):
     return value
 
 
+def parse_size(value: str) -> tuple[int, int]:
+    """``N`` (a box of N x N pixels) or ``WxH``: the box ``--size`` fits the output within.
+
+    Raises:
+        UsageError: anything else, or a side outside 1..65535 pixels.
+    """
+    parts = value.strip().lower().replace("\u00d7", "x").split("x")
+    try:
+        sides = [int(p) for p in parts]
+    except ValueError:
+        sides = []
+    if len(sides) == 1:
+        sides *= 2
+    if len(sides) != 2 or not all(1 <= n <= 65535 for n in sides):
+        raise UsageError(f"--size {value!r}: give the longest side in pixels (2048) or a box W x H (1920x1080), "
+                         "1 to 65535 each")
+    return sides[0], sides[1]
+
+
+def check_size(ctx: typer.Context, param: typer.CallbackParam, value: str | None):
+    """``--size`` checked when the command line is parsed (one line and exit 2)."""
+    if value is None or ctx.resilient_parsing:
+        return value
+    try:
+        parse_size(value)
+    except UsageError as e:
+        fail(e)
+    return value
+
+
 def parse_look(value: str) -> str:
     """``neutral|camera`` or the path of a look file (which must exist)."""
     v = value.strip()
@@ -276,6 +306,7 @@ LookOpt = Annotated[str, typer.Option("--look", help="neutral (default) | camera
 LensOpt = Annotated[str, typer.Option("--lens", help="off (default) | auto: correct distortion, vignetting and lateral CA for the file's camera and lens (lensfun) | \"Maker Model\" of the lens.")]
 NoOrientOpt = Annotated[bool, typer.Option("--no-orient", help="Keep the sensor orientation (do not rotate pixels).")]
 OrientOpt = Annotated[Optional[int], typer.Option("--orient", callback=in_range(1, 8, integer=True), help="Turn developed outputs by this EXIF orientation instead of the file's tag: 1 as stored, 3 180°, 6 90° clockwise, 8 90° counter-clockwise, 2/4/5/7 mirrored (dcraw -t numbers them differently: its 5 is 8 here).", show_default=False)]
+SizeOpt = Annotated[Optional[str], typer.Option("--size", callback=check_size, metavar="N|WxH", help="Fit the output within N x N pixels (or a W x H box: 1920x1080), proportions kept, never enlarged; made smaller in linear light (Lanczos-3), without noise reduction when it is a sixth of the picture's side or less (the averaging removes the noise). darktable-cli --width/--height.", show_default=False)]
 HalfSizeOpt = Annotated[bool, typer.Option("--half-size", help="One pixel per CFA block, nothing demosaicked: half of each side (Bayer 2x2 cells; a third for X-Trans 3x3 blocks), several times faster. dcraw -h.")]
 TileOpt = Annotated[Optional[int], typer.Option("--tile", callback=in_range(*TILE_RANGE, what="pixels", integer=True), help="Tile size for learned back-ends (memory vs. speed), 32..8192; default per back-end and device.")]
 NoiseSigmaOpt = Annotated[Optional[float], typer.Option("--noise", callback=in_range(0.0, 1.0), help="Noise level for noise-aware back-ends (sigma in their input domain, 0..1); default from the file.")]
@@ -353,7 +384,8 @@ def pipeline_config(*, backend: str, wb: str, highlights: Highlights, exposure: 
                     no_orient: bool, device: str, tile: int | None, bits: int | None = 8,
                     curve: Curve | None = None, colorspace: ColourSpace | None = None, look: str | None = None,
                     lens: str | None = None, noise: float | None = None, allow_black: bool | None = None,
-                    denoise: Denoise | None = None, half_size: bool | None = None, orient: int | None = None):
+                    denoise: Denoise | None = None, half_size: bool | None = None, orient: int | None = None,
+                    size: str | None = None):
     """The :class:`~rawdev.config.PipelineConfig` that the developer options of develop, batch and
     compare describe (values as parsed; ``bits``: the output's, ``None`` for float). An option a
     command does not take (``None``) keeps the config's default.
@@ -369,6 +401,7 @@ def pipeline_config(*, backend: str, wb: str, highlights: Highlights, exposure: 
                 "look": None if look is None else parse_look(look),
                 "lens": None if lens is None else parse_lens(lens),
                 "noise": noise, "allow_black": allow_black, "half_size": half_size, "orientation": orient,
+                "size": None if size is None else parse_size(size),
                 "denoise": None if denoise is None else Denoise(denoise).value}
     return PipelineConfig(
         backend=backend, wb=parse_wb(wb), highlights=Highlights(highlights).value, exposure_ev=exposure,

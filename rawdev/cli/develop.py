@@ -12,7 +12,7 @@ import typer
 from ..config import PipelineConfig
 from ..errors import OutputError, UsageError, printable
 from ._options import (DEFAULT_COLOURSPACE, DEFAULT_CURVE, DEFAULT_DENOISE, DEFAULT_HIGHLIGHTS, DenoiseOpt, DEFAULT_QUALITY, AllowBlackOpt, AutoBrightOpt, BackendOpt, BitsOpt, ColourSpaceOpt, CurveOpt, DeviceOpt, ExposureOpt, Fmt, FormatOpt, HighlightsOpt, LensOpt, LookOpt,
-                       NoiseSigmaOpt, NoOrientOpt, OrientOpt, HalfSizeOpt, OverwriteOpt, PreviewOpt, QualityOpt, QuietOpt, TileOpt, WbOpt,
+                       NoiseSigmaOpt, NoOrientOpt, OrientOpt, HalfSizeOpt, SizeOpt, OverwriteOpt, PreviewOpt, QualityOpt, QuietOpt, TileOpt, WbOpt,
                        handle_errors, notice, pipeline_config)
 
 __all__ = ["develop_command", "develop_file", "output_path_for", "DevelopOptions"]
@@ -119,6 +119,7 @@ def develop_command(
     no_orient: NoOrientOpt = not PipelineConfig.apply_orientation,
     orient: OrientOpt = PipelineConfig.orientation,
     half_size: HalfSizeOpt = PipelineConfig.half_size,
+    size: SizeOpt = None,
     overwrite: OverwriteOpt = False,
     device: DeviceOpt = PipelineConfig.device,
     tile: TileOpt = PipelineConfig.tile,
@@ -133,7 +134,7 @@ def develop_command(
         inputs=tuple(inputs), output=output, fmt=fmt.value, bits=bits, quality=quality, overwrite=overwrite,
         preview=preview, quiet=quiet,
         config=pipeline_config(backend=backend, wb=wb, highlights=highlights, exposure=exposure, auto_bright=auto_bright,
-                               curve=curve, colorspace=colorspace, look=look, lens=lens, no_orient=no_orient, orient=orient, half_size=half_size,
+                               curve=curve, colorspace=colorspace, look=look, lens=lens, no_orient=no_orient, orient=orient, half_size=half_size, size=size,
                                device=device, tile=tile, noise=noise, denoise=denoise, allow_black=allow_black, bits=bits)))
 
 
