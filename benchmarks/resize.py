@@ -113,6 +113,8 @@ def main() -> None:
     ap.add_argument("--sizes", default="2048,1024")
     ap.add_argument("--repeat", type=int, default=3)
     a = ap.parse_args()
+    if a.dng:  # first, while this process is small: a child's peak RSS counts what it inherits at the fork
+        speed(a.dng, [int(s) for s in a.sizes.split(",")], a.repeat)
     fractions = [float(f) for f in a.fractions.split(",")]
     for folder in a.set:
         for noise in a.noise.split(","):
@@ -121,8 +123,6 @@ def main() -> None:
             print(f"  {'output / photo':>14s}" + "".join(f"  {m:>20s}" for m, _ in METHODS))
             for f, per in scores.items():
                 print(f"  {f:14.2f}" + "".join(f"  {np.mean(v):20.2f}" if v else f"  {'-':>20s}" for v in per.values()))
-    if a.dng:
-        speed(a.dng, [int(s) for s in a.sizes.split(",")], a.repeat)
 
 
 if __name__ == "__main__":

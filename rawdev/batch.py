@@ -334,7 +334,7 @@ def preview_task(task: dict) -> dict:
     src, dst = Path(task["src"]), Path(task["dst"])
     t0 = time.perf_counter()
     try:
-        w, h = write_preview(src, dst, quality=task["quality"], overwrite=task["overwrite"])
+        w, h = write_preview(src, dst, quality=task["quality"], overwrite=task["overwrite"], size=task.get("size"))
     except OutputExistsError:
         return _raced(task)
     return {"status": "developed", "seconds": time.perf_counter() - t0, "backend": "embedded-preview",
@@ -366,6 +366,7 @@ def run_batch(
     max_memory: int | None = None,
     threads: int | None = None,
     preview: bool = False,
+    preview_size: tuple[int, int] | None = None,
     fn_ref: str | None = None,
     max_tasks: int | None = 100,
     pool_factory: Callable[..., Any] | None = None,
@@ -395,7 +396,7 @@ def run_batch(
                 break
             continue
         todo.append((i, {"src": str(job.src), "dst": str(job.dst), "cfg": cfg, "quality": quality, "overwrite": overwrite,
-                         "skip_existing": skip_existing}))
+                         "skip_existing": skip_existing, "size": preview_size}))
     if stopped or not todo:
         todo = []
     ref = fn_ref or ("rawdev.batch:preview_task" if preview else "rawdev.batch:develop_task")

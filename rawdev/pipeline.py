@@ -35,7 +35,7 @@ from .stages.highlights import blend_highlights, check_mode
 from .stages.noise import NoiseModel, backend_sigma, choose_noise_model
 from .stages.normalise import normalise
 from .stages.orientation import apply_orientation, oriented_size
-from .stages.resize import fit_within, resize_linear
+from .stages.resize import fit_within, resize_linear, shrink_axis
 from .stages.tone import (auto_bright_gain, quantise, quantise_scale, srgb_decode,
                           srgb_decode_unclipped, srgb_encode, srgb_encode_unclipped)
 from .stages.white_balance import LibRawWB, WhiteBalance, apply_gains_mosaic, cfa_white_balance, libraw_white_balance
@@ -936,13 +936,16 @@ def _denoise_for_size(raw: RawImage, cfg: PipelineConfig) -> str:
 
 
 def _develop_resized(raw: RawImage, cfg: PipelineConfig) -> DevelopStream:
-    """``--size``: developed whole as linear floats in the output space (unclipped above white, so
+    """``--size``: developed as linear floats in the output space (unclipped above white, so
     highlights rebuilt or pushed above it keep their light), made smaller in linear light
-    (:func:`~rawdev.stages.resize.resize_linear`), then the output's curve and codes; without the
-    noise reduction where the output is small enough (:data:`NO_NOISE_REDUCTION_BELOW`)."""
+    (:mod:`rawdev.stages.resize`), then the output's curve and codes; without the noise reduction
+    where the output is small enough (:data:`NO_NOISE_REDUCTION_BELOW`)."""
     base = develop_stream(raw, replace(cfg, size=None, output_bits=32, curve="linear", denoise=_denoise_for_size(raw, cfg)))
-    img = base.collect().image
-    img = resize_linear(img, fit_within(img.shape[1], img.shape[0], cfg.size), consume=True)
+    w, h = fit_within(base.shape[1], base.shape[0], cfg.size)
+    # each band made narrower as it comes (the filter is separable), then the narrow picture shorter:
+    # the full-width picture is never held whole (gathering it cost 0.6 s and 288 MB at 24 MP)
+    narrow = np.concatenate([shrink_axis(b, w, axis=1, consume=True) for b in base.bands])
+    img = resize_linear(narrow, (w, h), consume=True)
     out = _encode(img, np.eye(3), cfg.output_bits, _output_transform(cfg)[1], planes=False)
     return DevelopStream(raw, base.wb, base.backend, base.orientation, base.notices, base.noise_sigma, out.shape,
                          out.dtype, iter([out]), base.noise_model, base.requested)

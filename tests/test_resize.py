@@ -153,3 +153,33 @@ def test_the_input_is_kept_unless_consumed():
     np.testing.assert_array_equal(img, keep)
     b = resize_linear(img, (40, 27), consume=True)
     np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("orientation", [1, 6])
+def test_previews_fit_the_box_too(tmp_path, orientation):
+    """``--preview --size``: the embedded preview made smaller in linear light (turned first); one
+    that already fits, stored upright, is copied byte for byte as without --size."""
+    from rawdev.io.preview import read_preview
+
+    scene = demo_scene(240, 160)
+    prev = quantise(scene.astype(np.float32) * quantise_scale(8, "srgb"), 8, "srgb")
+    src = write_dng(tmp_path / "p.dng", scene, orientation=orientation, preview=prev)
+    r = run_cli("develop", src, "--preview", "-o", tmp_path / "small.jpg", "--size", "120")
+    assert r.returncode == 0, r.stderr
+    with Image.open(tmp_path / "small.jpg") as im:
+        assert im.size == (120, 80)
+        got = np.asarray(im.convert("RGB"), np.float32)
+    from rawdev.stages.tone import srgb_decode, srgb_encode
+
+    want = srgb_encode(resize_linear(srgb_decode(prev.astype(np.float32) / 255), (120, 80))) * 255
+    assert np.abs(got - want)[4:-4, 4:-4].mean() < 3  # (two JPEG encodings apart)
+    r = run_cli("batch", src, "--preview", "-o", tmp_path / "out", "--size", "100x40", "-j", "1")
+    assert r.returncode == 0, r.stderr
+    with Image.open(tmp_path / "out" / "p.jpg") as im:
+        assert im.size == (60, 40)
+    r = run_cli("develop", src, "--preview", "-o", tmp_path / "same.jpg", "--size", "1000")
+    assert r.returncode == 0, r.stderr
+    if orientation == 1:
+        assert (tmp_path / "same.jpg").read_bytes() == read_preview(src).jpeg
+    with Image.open(tmp_path / "same.jpg") as im:
+        assert im.size == (240, 160)

@@ -16,7 +16,7 @@ import typer
 
 from ..config import PipelineConfig
 from ..errors import UsageError, printable
-from ._options import (DEFAULT_COLOURSPACE, DEFAULT_CURVE, DEFAULT_DENOISE, DEFAULT_HIGHLIGHTS, DenoiseOpt, DEFAULT_QUALITY, DEFAULT_TIMEOUT_S, AllowBlackOpt, AutoBrightOpt, BackendOpt, BitsOpt, ColourSpaceOpt, CurveOpt, DeviceOpt, ExposureOpt, Fmt, FormatOpt, HighlightsOpt,
+from ._options import (parse_size, DEFAULT_COLOURSPACE, DEFAULT_CURVE, DEFAULT_DENOISE, DEFAULT_HIGHLIGHTS, DenoiseOpt, DEFAULT_QUALITY, DEFAULT_TIMEOUT_S, AllowBlackOpt, AutoBrightOpt, BackendOpt, BitsOpt, ColourSpaceOpt, CurveOpt, DeviceOpt, ExposureOpt, Fmt, FormatOpt, HighlightsOpt,
                        JsonOpt, LensOpt, LookOpt, MaxMemoryOpt, NoiseSigmaOpt, NoOrientOpt, OrientOpt, HalfSizeOpt, SizeOpt, OverwriteOpt, PreviewOpt,
                        QualityOpt, QuietOpt, ThreadsOpt, TileOpt, TimeoutOpt, WbOpt, handle_errors, in_range,
                        interrupt_on_sigterm, pipeline_config)
@@ -45,6 +45,7 @@ class BatchOptions:
     quiet: bool = False
     cluster: str | None = None  # a Dask scheduler's address
     scheduler_file: Path | None = None  # or its scheduler file
+    preview_size: tuple[int, int] | None = None  # --preview --size: the box the previews fit within
 
     @property
     def preview(self) -> bool:
@@ -108,7 +109,7 @@ def batch_command(
         inputs=tuple(inputs), out_dir=out_dir, fmt=fmt.value, quality=quality, config=config, jobs=jobs,
         threads=threads, timeout_s=timeout or None, max_memory=parse_memory(max_memory), skip_existing=skip_existing,
         overwrite=overwrite, fail_fast=fail_fast, json_lines=json_lines, quiet=quiet, cluster=cluster,
-        scheduler_file=scheduler_file))
+        scheduler_file=scheduler_file, preview_size=parse_size(size) if preview and size else None))
     if code:
         raise typer.Exit(code)
 
@@ -235,7 +236,8 @@ def _batch(opts: BatchOptions) -> int:
         n_jobs = opts.jobs or min(cpu_count(), max(1, len(planned)))
         results = run_batch(planned, cfg, jobs=n_jobs, quality=opts.quality, overwrite=opts.overwrite,
                             skip_existing=opts.skip_existing, fail_fast=opts.fail_fast, timeout=opts.timeout_s,
-                            max_memory=opts.max_memory, threads=opts.threads, preview=opts.preview, pool_factory=pool_factory)
+                            max_memory=opts.max_memory, threads=opts.threads, preview=opts.preview,
+                            preview_size=opts.preview_size, pool_factory=pool_factory)
         try:
             for r in results:
                 summary.add(r)

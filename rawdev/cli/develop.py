@@ -193,7 +193,7 @@ def _develop_one(src: Path, dst: Path, opts: DevelopOptions, announce: bool = Tr
     if opts.preview:
         from ..io.preview import write_preview
 
-        write_preview(src, dst, quality=opts.quality, overwrite=opts.overwrite)
+        write_preview(src, dst, quality=opts.quality, overwrite=opts.overwrite, size=opts.config.size)
         if announce and not opts.quiet:
             print(f"{printable(src)} -> {printable(dst)} (embedded preview)")
         return

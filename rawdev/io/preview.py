@@ -165,21 +165,33 @@ def preview_image(path: str | Path) -> np.ndarray:
     return load_preview(path)[1]
 
 
-def write_preview(src: str | Path, dst: str | Path, *, quality: int = 92, overwrite: bool = False) -> tuple[int, int]:
+def write_preview(src: str | Path, dst: str | Path, *, quality: int = 92, overwrite: bool = False,
+                  size: tuple[int, int] | None = None) -> tuple[int, int]:
     """Write the embedded preview of ``src`` to ``dst`` (JPEG, PNG or TIFF by extension), atomically,
-    with orientation applied. Returns the written ``(width, height)``.
+    with orientation applied, fitted within ``size`` (``--size``: made smaller in linear light, never
+    enlarged). Returns the written ``(width, height)``.
 
-    A JPEG preview that needs no rotation and goes to a ``.jpg`` is copied unchanged (no re-encoding).
+    A JPEG preview that needs no rotation and no resizing and goes to a ``.jpg`` is copied unchanged
+    (no re-encoding).
     """
-    from ..stages.orientation import apply_orientation
+    from ..stages.orientation import apply_orientation, oriented_size
+    from ..stages.resize import fit_within
 
     src, dst = Path(src), Path(dst)
     fmt = check_destination(src, dst, 8, overwrite)  # previews are 8-bit
     p = read_preview(src)
-    if p.kind == "jpeg" and fmt == "jpeg" and p.orientation == 1:
+    upright = oriented_size(p.width, p.height, p.orientation)
+    target = upright if size is None else fit_within(*upright, size)
+    if p.kind == "jpeg" and fmt == "jpeg" and p.orientation == 1 and target == upright:
         with atomic_output(dst, overwrite) as tmp:
             tmp.write_bytes(p.jpeg or b"")
         return p.width, p.height
     img = apply_orientation(_pixels(p, src), p.orientation)
+    if target != (img.shape[1], img.shape[0]):
+        from ..stages.resize import resize_linear
+        from ..stages.tone import quantise, quantise_scale, srgb_decode
+
+        linear = resize_linear(srgb_decode(img.astype(np.float32) / 255.0), fit_within(img.shape[1], img.shape[0], size))
+        img = quantise(linear * quantise_scale(8, "srgb"), 8, "srgb")
     write_image(dst, img, quality=quality, overwrite=overwrite)
     return int(img.shape[1]), int(img.shape[0])

@@ -1,6 +1,6 @@
 """Making the developed picture smaller: ``--size``.
 
-Public objects: :func:`fit_within`, :func:`lanczos3_kernel`, :func:`resize_linear`.
+Public objects: :func:`fit_within`, :func:`lanczos3_kernel`, :func:`resize_linear`, :func:`shrink_axis`.
 
 The picture is resized while its values are still linear light, before the output's transfer curve:
 averaging encoded values darkens fine detail and shifts the colour of fine coloured texture (a
@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["fit_within", "lanczos3_kernel", "resize_linear"]
+__all__ = ["fit_within", "lanczos3_kernel", "resize_linear", "shrink_axis"]
 
 #: The reduction (per side) beyond which an area average first brings the picture to this many
 #: times the target (Pillow's ``reducing_gap``).
@@ -55,26 +55,46 @@ def lanczos3_kernel(scale: float) -> np.ndarray:
 
 def resize_linear(img: np.ndarray, size: tuple[int, int], *, consume: bool = False) -> np.ndarray:
     """``(H, W, 3)`` linear-light float32 -> ``(h, w, 3)`` for ``size = (w, h)``, smaller or equal on
-    both sides: area average down to :data:`REDUCING_GAP` times the target where the reduction is
-    larger, the Lanczos-3 low-pass stretched to the reduction, Lanczos-4 sampling at the output
-    pixels' centres; negatives cut to zero. ``consume``: ``img`` may be overwritten (the low-pass
-    is then made in place: one copy of the whole picture less, 288 MB at 24 MP)."""
+    both sides: :func:`shrink_axis` along the width, then the height; negatives cut to zero.
+    ``consume``: ``img`` may be overwritten (one copy of the whole picture less)."""
+    H, W = img.shape[:2]
+    if size[0] > W or size[1] > H:
+        raise ValueError(f"resize_linear makes pictures smaller: {W} x {H} -> {size[0]} x {size[1]}")
+    out = shrink_axis(shrink_axis(img, size[0], axis=1, consume=consume), size[1], axis=0, consume=True)
+    if out is img:
+        return img
+    return np.maximum(out, 0.0, out=out)
+
+
+def shrink_axis(img: np.ndarray, n: int, *, axis: int, consume: bool = False) -> np.ndarray:
+    """``img`` (float32 ``(H, W, C)``) made ``n`` long along ``axis`` (1: the width, 0: the height),
+    at most its length: area average down to :data:`REDUCING_GAP` times ``n`` where the reduction is
+    larger, the Lanczos-3 low-pass stretched to the reduction, Lanczos-4 sampling at the new pixels'
+    centres; negative lobes kept (:func:`resize_linear` cuts them once, at the end).
+
+    Every step is separable, so bands of rows made narrower one by one and then stacked are the
+    picture made narrower (what the develop does: it never holds the full-width picture whole).
+    ``consume``: ``img`` may be overwritten (the low-pass is then made in place).
+    """
     import cv2
 
-    w, h = size
-    H, W = img.shape[:2]
-    if (w, h) == (W, H):
+    length = img.shape[axis]
+    if n == length:
         return img
-    if w > W or h > H:
-        raise ValueError(f"resize_linear makes pictures smaller: {W} x {H} -> {w} x {h}")
+    if not 1 <= n < length:
+        raise ValueError(f"shrink_axis makes pictures smaller: {length} -> {n} along axis {axis}")
+
+    def sized(k: int) -> tuple[int, int]:  # OpenCV's (width, height) with this axis k long
+        return (k, img.shape[0]) if axis == 1 else (img.shape[1], k)
+
     src = img
     img = np.ascontiguousarray(img, dtype=np.float32)
-    mid = (min(W, round(w * REDUCING_GAP)), min(H, round(h * REDUCING_GAP)))
-    if mid != (W, H):
-        img = cv2.resize(img, mid, interpolation=cv2.INTER_AREA)
+    mid = min(length, round(n * REDUCING_GAP))
+    if mid != length:
+        img = cv2.resize(img, sized(mid), interpolation=cv2.INTER_AREA)
+    kernel, one = lanczos3_kernel(mid / n), np.ones(1, np.float32)
+    kx, ky = (kernel, one) if axis == 1 else (one, kernel)
     own = consume or img is not src  # an array of its own: filtered in place
     # mirrored about the edge (half-pixel centres, as the sampling below takes them)
-    low = cv2.sepFilter2D(img, -1, lanczos3_kernel(mid[0] / w), lanczos3_kernel(mid[1] / h),
-                          dst=img if own else None, borderType=cv2.BORDER_REFLECT)
-    out = cv2.resize(low, (w, h), interpolation=cv2.INTER_LANCZOS4)
-    return np.maximum(out, 0.0, out=out)
+    low = cv2.sepFilter2D(img, -1, kx, ky, dst=img if own else None, borderType=cv2.BORDER_REFLECT)
+    return cv2.resize(low, sized(n), interpolation=cv2.INTER_LANCZOS4)
