@@ -928,7 +928,7 @@ NO_NOISE_REDUCTION_BELOW = 1 / 6
 def _denoise_for_size(raw: RawImage, cfg: PipelineConfig) -> str:
     """``cfg.denoise``, or ``"off"`` where ``cfg.size`` makes the output small enough to average the
     noise away (:data:`NO_NOISE_REDUCTION_BELOW`)."""
-    if cfg.size is None:
+    if cfg.size is None or raw.rendered_by_libraw:  # (LibRaw's renders have no mosaic to size, nor rawdev's NR)
         return cfg.denoise
     H, W = raw.data.shape[:2]
     w, h = oriented_size(W, H, cfg.orientation_for(raw.meta.orientation))

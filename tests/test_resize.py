@@ -183,3 +183,32 @@ def test_previews_fit_the_box_too(tmp_path, orientation):
         assert (tmp_path / "same.jpg").read_bytes() == read_preview(src).jpeg
     with Image.open(tmp_path / "same.jpg") as im:
         assert im.size == (240, 160)
+
+
+@pytest.mark.parametrize("name", ["canon_powershot_g1.crw", "canon_eos_6d_acr_lossy_linear.dng", "nikon_d1.nef"])
+def test_real_files_and_libraw_rendered_sensors(name):
+    """A 4-colour sensor and a linear DNG are LibRaw's renders (no mosaic here: the box once divided
+    by its zero width); a Bayer NEF the demosaicking route. Each is the full develop made smaller."""
+    from rawdev.pipeline import develop
+
+    from conftest import shared_path
+
+    path = shared_path("raw", name)
+    full = develop(path, output_bits=32, curve="linear")
+    h, w = full.image.shape[:2]
+    small = develop(path, output_bits=None, size=(200, 200))
+    size = fit_within(w, h, (200, 200))
+    assert small.image.shape == (size[1], size[0], 3) and max(size) == 200
+    want = np.clip(resize_linear(full.image, size), 0, 1)
+    from rawdev.stages.tone import srgb_encode
+
+    assert np.abs(small.image - srgb_encode(want)).max() < 0.01
+    assert small.backend == full.backend
+
+
+def test_monochrome_sensors(tmp_path):
+    from rawdev.synthetic import write_mono_dng
+
+    src = write_mono_dng(tmp_path / "m.dng", demo_scene(240, 160).mean(-1))
+    out = develop_raw(read_raw(src), PipelineConfig(size=(60, 60), output_bits=None)).image
+    assert out.shape == (40, 60, 3) and np.allclose(out[..., 0], out[..., 2])
