@@ -245,3 +245,26 @@ def test_standard_output(tmp_path, rotated_dng):
     assert b"-> standard output (png)" in r.stderr
     r = rawdev("develop", rotated_dng, rotated_dng, "-o", "-")
     assert r.returncode == 2 and "give one input" in r.stderr
+
+
+def test_an_internal_error_is_one_line_naming_the_file(tmp_path, rotated_dng, monkeypatch):
+    """A fault of rawdev's own (here a ZeroDivisionError, as --size once raised on LibRaw-rendered
+    files) is one line naming the file and exit 1, not a traceback; RAWDEV_DEBUG=1 lets it through."""
+    import rawdev.pipeline
+
+    def broken(*args, **kwargs):
+        raise ZeroDivisionError("division by zero")
+
+    monkeypatch.setattr(rawdev.pipeline, "develop_stream", broken)
+    r = run_cli("develop", rotated_dng, "-o", tmp_path / "x.jpg")
+    assert r.returncode == 1 and r.stderr.count("\n") == 1
+    assert str(rotated_dng) in r.stderr and "internal error, ZeroDivisionError" in r.stderr and "Traceback" not in r.stderr
+    assert not (tmp_path / "x.jpg").exists()
+    r = subprocess.run([sys.executable, "-c", "import sys, rawdev.pipeline as p; from rawdev.cli import main; "
+                        "p.develop_stream = lambda *a, **k: 1 / 0; sys.argv[1:] = sys.argv[2:]; main()", "-",
+                        "develop", str(rotated_dng), "-o", "-", "-f", "png"], capture_output=True, text=True)
+    assert r.returncode == 1 and r.stdout == "" and "internal error, ZeroDivisionError" in r.stderr, r.stderr
+    assert "Traceback" not in r.stderr
+    monkeypatch.setenv("RAWDEV_DEBUG", "1")
+    with pytest.raises(ZeroDivisionError):
+        run_cli("develop", rotated_dng, "-o", tmp_path / "x.jpg")

@@ -10,7 +10,7 @@ from typing import Annotated, Optional
 import typer
 
 from ..config import PipelineConfig
-from ..errors import OutputError, UsageError, printable
+from ..errors import OutputError, RawdevError, UsageError, printable
 from ._options import (DEFAULT_COLOURSPACE, DEFAULT_CURVE, DEFAULT_DENOISE, DEFAULT_HIGHLIGHTS, DenoiseOpt, DEFAULT_QUALITY, AllowBlackOpt, AutoBrightOpt, BackendOpt, BitsOpt, ColourSpaceOpt, CurveOpt, DeviceOpt, ExposureOpt, Fmt, FormatOpt, HighlightsOpt, LensOpt, LookOpt,
                        NoiseSigmaOpt, NoOrientOpt, OrientOpt, HalfSizeOpt, SizeOpt, OverwriteOpt, PreviewOpt, QualityOpt, QuietOpt, TileOpt, WbOpt,
                        handle_errors, notice, pipeline_config)
@@ -154,7 +154,7 @@ def _develop(opts: DevelopOptions) -> None:
         except UsageError:
             raise
         except Exception as e:  # noqa: BLE001 - keep going; report each file
-            if len(inputs) == 1:
+            if len(inputs) == 1 and _passed_on(e):
                 raise
             failed += 1
             _report(src, e)
@@ -177,7 +177,13 @@ def _develop_to_stdout(opts: DevelopOptions) -> None:
     src = opts.inputs[0]
     with tempfile.TemporaryDirectory(prefix="rawdev-stdout-") as tmp:
         dst = Path(tmp) / f"{src.stem}.{opts.fmt}"
-        _develop_one(src, dst, replace(opts, overwrite=True), announce=False)
+        try:
+            _develop_one(src, dst, replace(opts, overwrite=True), announce=False)
+        except Exception as e:  # noqa: BLE001
+            if _passed_on(e):
+                raise
+            _report(src, e)
+            raise typer.Exit(1) from None
         try:
             with open(dst, "rb") as f:
                 shutil.copyfileobj(f, sys.stdout.buffer)
@@ -206,10 +212,18 @@ def _develop_one(src: Path, dst: Path, opts: DevelopOptions, announce: bool = Tr
         print(f"{printable(src)} -> {printable(dst)}")
 
 
+def _passed_on(e: Exception) -> bool:
+    """Whether a single file's error goes on to ``handle_errors`` (which says it in one line, or
+    shows the traceback with ``RAWDEV_DEBUG=1``) rather than to :func:`_report`."""
+    return isinstance(e, (RawdevError, MemoryError)) or bool(os.environ.get("RAWDEV_DEBUG"))
+
+
 def _report(src: Path, e: Exception) -> None:
     import sys
 
-    from ..errors import RawdevError
-
-    msg = e.one_line() if isinstance(e, RawdevError) else f"{printable(src)}: {type(e).__name__}: {' '.join(str(e).split())}"
+    if isinstance(e, RawdevError):
+        msg = e.one_line()
+    else:  # a fault of rawdev's own on this file: one line too, and how to see where
+        msg = (f"{printable(src)}: internal error, {type(e).__name__}: {' '.join(str(e).split())} "
+               "(RAWDEV_DEBUG=1 shows the traceback; please report it)")
     print(f"rawdev: error: {msg}", file=sys.stderr)
