@@ -38,7 +38,8 @@ from .stages.orientation import apply_orientation, oriented_size
 from .stages.resize import fit_within, resize_linear, shrink_axis
 from .stages.tone import (auto_bright_gain, quantise, quantise_scale, srgb_decode,
                           srgb_decode_unclipped, srgb_encode, srgb_encode_unclipped)
-from .stages.white_balance import LibRawWB, WhiteBalance, apply_gains_mosaic, cfa_white_balance, libraw_white_balance
+from .stages.white_balance import (LibRawWB, WhiteBalance, apply_gains_mosaic, area_gains, cfa_white_balance,
+                                   libraw_white_balance, parse_area, stored_box)
 from .types import CellMap, CFALayout, RawImage
 
 if TYPE_CHECKING:
@@ -272,7 +273,7 @@ def _binned_regions(raw: RawImage, read) -> tuple[int, int, Callable[[slice, sli
 
 _WB_SOURCE = {"camera": "as shot", "preview": "fitted to the embedded preview", "auto": "grey-edge (automatic)",
               "daylight": "daylight multipliers", "custom": "user multipliers", "temperature": "a colour temperature",
-              "monochrome": "none (monochrome)"}
+              "monochrome": "none (monochrome)", "area": "the neutral area given (--wb area)"}
 _NOISE_SOURCE = {"--noise": "--noise", "profile": "the DNG NoiseProfile", "estimate": "the data (no NoiseProfile)"}
 
 
@@ -417,6 +418,29 @@ def _exposure(cfg: PipelineConfig, matrix, binned: Callable[[], np.ndarray]) -> 
     return ev
 
 
+def _area_white_balance(raw: RawImage, area: tuple[int, int, int, int], orientation: int) -> WhiteBalance:
+    """``--wb area:X,Y,W,H`` on a mosaic: the gains that make the area's mean neutral, from its
+    samples (lens shading corrected where the file has a gain map), smallest gain 1."""
+    y0, y1, x0, x1 = stored_box(area, raw.data.shape[:2], orientation)
+    values = _mosaic_reader(raw, (1.0, 1.0, 1.0), clip=False)(y0, y1, x0, x1)
+    gains = area_gains(values, raw.colors[y0:y1, x0:x1])
+    return WhiteBalance(tuple(g / min(gains) for g in gains), "area")
+
+
+def _libraw_area_white_balance(raw: RawImage, area: tuple[int, int, int, int], orientation: int,
+                               highlight_mode: int) -> LibRawWB:
+    """``--wb area:X,Y,W,H`` on a sensor LibRaw renders itself (4-colour, linear DNG): its as-shot
+    (else daylight) render, then per-channel gains on that linear sRGB render that make the area's
+    mean neutral (LibRaw takes no grey box; the render is reused by the develop)."""
+    render = registry.get(LIBRAW).build()
+    camera = raw.meta.camera_wb is not None
+    lin = render(raw.meta.path, wb=None, camera_wb=camera, highlight_mode=highlight_mode)
+    y0, y1, x0, x1 = stored_box(area, lin.shape[:2], orientation)
+    patch = lin[y0:y1, x0:x1]
+    post = area_gains(np.repeat(patch, 3, axis=-1) if patch.shape[-1] == 1 else patch, None)
+    return LibRawWB(WhiteBalance(post, "area"), camera=camera, post=post, highlight_mode=highlight_mode, render=lin)
+
+
 def plan_develop(raw: RawImage, cfg: PipelineConfig = PipelineConfig()) -> DevelopPlan:
     """The :class:`DevelopPlan` of ``raw`` under ``cfg`` (:func:`_plan`), its notices led by what
     became of the DNG's OpcodeList2 on the route chosen."""
@@ -453,8 +477,10 @@ def _plan(raw: RawImage, cfg: PipelineConfig) -> DevelopPlan:
         lwb = LibRawWB(WhiteBalance((1.0, 1.0, 1.0), "monochrome"), user_wb=(1.0, 1.0, 1.0, 1.0))
         return DevelopPlan(Route.LIBRAW, backend=LIBRAW_MONO, wb=lwb.wb, libraw_wb=lwb, notices=tuple(notices),
                            exposure_ev=cfg.exposure_ev, **common)
+    area = parse_area(cfg.wb) if isinstance(cfg.wb, str) else None
     if raw.rendered_by_libraw:
-        lwb = libraw_white_balance(raw, cfg.wb, _LIBRAW_HIGHLIGHT[cfg.highlights])
+        lwb = (_libraw_area_white_balance(raw, area, common["orientation"], _LIBRAW_HIGHLIGHT[cfg.highlights])
+               if area else libraw_white_balance(raw, cfg.wb, _LIBRAW_HIGHLIGHT[cfg.highlights]))
         if meta.cfa.kind == "linear":
             backend = LIBRAW_LINEAR
             notices.append(f"linear (already demosaiced) DNG: back-end {spec.name!r} not used (nothing to demosaic); "
@@ -471,7 +497,7 @@ def _plan(raw: RawImage, cfg: PipelineConfig) -> DevelopPlan:
             notices.append(_LIBRAW_HALF_NOTICE)
         return DevelopPlan(Route.LIBRAW, backend=backend, wb=lwb.wb, libraw_wb=lwb, notices=tuple(notices),
                            exposure_ev=cfg.exposure_ev, **common)
-    wb = cfa_white_balance(raw, cfg.wb)
+    wb = _area_white_balance(raw, area, common["orientation"]) if area else cfa_white_balance(raw, cfg.wb)
     if wb.notice:
         notices.append(wb.notice)
     elif wb.source not in ("camera", "temperature") and not isinstance(cfg.wb, tuple):  # not what was asked

@@ -425,3 +425,90 @@ class TestColourTemperature:
         assert r.returncode == 2 and "needs an RGB sensor" in r.stderr and not (tmp_path / "o.jpg").exists()
         linear = shared_path("raw", "canon_eos_6d_acr_lossy_linear.dng")  # LibRaw renders it, with user_wb
         assert run_cli("develop", linear, "--wb", "5000K", "-o", tmp_path / "l.jpg").returncode == 0
+
+
+# ------------------------------------------------------------------ --wb area:X,Y,W,H (dcraw -A)
+
+
+@pytest.mark.parametrize("text, want", [("area:10,20,30,40", (10, 20, 30, 40)), (" AREA:0,0,1,1 ", (0, 0, 1, 1)),
+                                        ("camera", None), ("5500K", None)])
+def test_area_parses(text, want):
+    from rawdev.stages.white_balance import parse_area
+
+    assert parse_area(text) == want
+
+
+@pytest.mark.parametrize("text", ["area:", "area:1,2,3", "area:1,2,3,0", "area:-1,2,3,4", "area:a,b,c,d", "area:1,2,3,4,5"])
+def test_bad_areas_are_usage_errors(text):
+    from rawdev.errors import UsageError
+    from rawdev.stages.white_balance import parse_area
+
+    with pytest.raises(UsageError, match="area:X,Y,W,H"):
+        parse_area(text)
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_the_area_of_the_upright_picture_maps_to_the_stored_one(orientation):
+    from rawdev.stages.orientation import apply_orientation
+    from rawdev.stages.white_balance import stored_box
+
+    stored = np.arange(7 * 10).reshape(7, 10)
+    upright = apply_orientation(stored, orientation)
+    area = (1, 2, 3, 2)  # x, y, w, h on the upright picture
+    y0, y1, x0, x1 = stored_box(area, stored.shape, orientation)
+    want = upright[2:4, 1:4]
+    assert sorted(stored[y0:y1, x0:x1].reshape(-1)) == sorted(want.reshape(-1))
+
+
+def _cast_scene(h: int = 120, w: int = 180) -> np.ndarray:
+    """A warm-lit scene (the camera balanced for daylight): a grey card at rows 30-60, columns
+    40-80, reading (0.50, 0.38, 0.22) in linear sRGB, beside coloured patches."""
+    scene = np.empty((h, w, 3))
+    scene[:] = (0.30, 0.20, 0.08)
+    scene[:, 100:] = (0.10, 0.25, 0.05)
+    scene[30:60, 40:80] = (0.50, 0.38, 0.22)
+    return scene
+
+
+@pytest.mark.parametrize("orientation", [1, 6])
+@pytest.mark.parametrize("pattern", ["RGGB", "GBRG"])
+def test_a_grey_card_area_comes_out_neutral(tmp_path, orientation, pattern):
+    src = write_dng(tmp_path / "c.dng", _cast_scene(), orientation=orientation, pattern=pattern)
+    raw = read_raw(src)
+    as_shot = develop_raw(raw, PipelineConfig(output_bits=None, curve="linear")).image
+    card = as_shot[34:56, 44:76].reshape(-1, 3).mean(0)
+    assert card[0] / card[2] > 2  # the cast the as-shot balance leaves
+    r = develop_raw(raw, PipelineConfig(output_bits=None, curve="linear", wb="area:45,35,30,20"))
+    card = r.image[34:56, 44:76].reshape(-1, 3).mean(0)
+    np.testing.assert_allclose(card / card[1], 1.0, atol=0.01)
+    assert r.wb.source == "area"
+
+
+def test_areas_outside_blown_or_black_are_one_line_exit_2(tmp_path):
+    from conftest import run_cli
+
+    scene = _cast_scene()
+    scene[0:20, 0:20] = 4.0  # blown out
+    scene[100:120, 0:20] = 0.0  # black
+    src = write_dng(tmp_path / "c.dng", scene)
+    for area, why in (("area:170,100,20,20", "not inside the 180 x 120 picture"), ("area:0,0,20,20", "blown out"),
+                      ("area:0,100,20,20", "no light"), ("area:1,2", "area:X,Y,W,H")):
+        r = run_cli("develop", src, "-o", tmp_path / "x.jpg", "--wb", area)
+        assert r.returncode == 2 and r.stderr.count("\n") == 1 and why in r.stderr, (area, r.stderr)
+        assert not (tmp_path / "x.jpg").exists()
+
+
+def test_area_on_a_libraw_rendered_sensor():
+    """The Canon G1's 4-colour CFA is LibRaw's render: gains on it make the area neutral."""
+    from conftest import shared_path
+
+    from rawdev.pipeline import develop
+
+    path = shared_path("raw", "canon_powershot_g1.crw")
+    full = develop(path, output_bits=None, curve="linear")
+    h, w = full.image.shape[:2]
+    area = (w // 2, h // 3, 60, 40)  # the house's sunlit wall
+    r = develop(path, output_bits=None, curve="linear", wb="area:{},{},{},{}".format(*area))
+    patch = r.image[area[1] : area[1] + area[3], area[0] : area[0] + area[2]].reshape(-1, 3).mean(0)
+    np.testing.assert_allclose(patch / patch[1], 1.0, atol=0.01)
+    assert r.wb.source == "area" and r.backend == full.backend

@@ -144,8 +144,8 @@ def check_max_memory(ctx: typer.Context, param: typer.CallbackParam, value: str 
 
 
 def parse_wb(value: str) -> str | tuple[float, ...]:
-    """``camera|preview|auto|daylight``, a colour temperature (``5500K``) or ``R,G,B[,G]`` multipliers
-    (finite, positive).
+    """``camera|preview|auto|daylight``, a colour temperature (``5500K``), a neutral area of the picture
+    (``area:X,Y,W,H``) or ``R,G,B[,G]`` multipliers (finite, positive).
 
     Raises:
         UsageError: anything else.
@@ -153,7 +153,10 @@ def parse_wb(value: str) -> str | tuple[float, ...]:
     v = value.strip().lower()
     if v in ("camera", "preview", "daylight", "auto"):
         return v
-    from ..stages.white_balance import parse_temperature
+    from ..stages.white_balance import parse_area, parse_temperature
+
+    if parse_area(v) is not None:
+        return v
 
     try:
         if parse_temperature(v) is not None:
@@ -163,8 +166,8 @@ def parse_wb(value: str) -> str | tuple[float, ...]:
     try:
         nums = tuple(float(x) for x in v.split(","))
     except ValueError:
-        raise UsageError(f"--wb {value!r}: use camera, preview, auto, daylight, a temperature (5500K) or R,G,B[,G] "
-                         "numbers") from None
+        raise UsageError(f"--wb {value!r}: use camera, preview, auto, daylight, a temperature (5500K), a neutral "
+                         "area (area:X,Y,W,H) or R,G,B[,G] numbers") from None
     if len(nums) not in (3, 4) or not all(math.isfinite(x) and 0 < x <= 1e6 for x in nums):
         raise UsageError(f"--wb {value!r}: give 3 or 4 positive, finite multipliers")
     return nums
@@ -296,7 +299,7 @@ DEFAULT_COLOURSPACE = ColourSpace(PipelineConfig.colorspace)
 # Developer settings (develop, batch, compare, demo). Their defaults are PipelineConfig's: a command
 # writes ``tile: TileOpt = PipelineConfig.tile``, so the CLI and the API cannot drift apart.
 BackendOpt = Annotated[str, typer.Option("--backend", "-b", "--demosaic", help="Demosaicker or learned back-end (see `rawdev backends`).")]
-WbOpt = Annotated[str, typer.Option("--wb", callback=check_wb, help="White balance: camera (as shot; else fitted to the embedded preview, else auto, else daylight) | preview | auto (grey-edge) | daylight | a colour temperature, e.g. 3200K (a black body made neutral through the file's colour matrix) | R,G,B[,G] multipliers. dcraw -w/-a/-r.")]
+WbOpt = Annotated[str, typer.Option("--wb", callback=check_wb, help="White balance: camera (as shot; else fitted to the embedded preview, else auto, else daylight) | preview | auto (grey-edge) | daylight | a colour temperature, e.g. 3200K (a black body made neutral through the file's colour matrix) | area:X,Y,W,H, a grey or white area of the developed picture (pixels: left, top, width, height) made neutral | R,G,B[,G] multipliers. dcraw -w/-a/-A/-r.")]
 HighlightsOpt = Annotated[Highlights, typer.Option("--highlights", "-H", help="clip (white, default) | unclip (raw values) | blend (recover colour) | reconstruct (rebuild clipped channels from the others around them). dcraw -H 0/1/2/3-9.")]
 ExposureOpt = Annotated[float, typer.Option("--exposure", "-e", callback=in_range(-MAX_EXPOSURE_EV, MAX_EXPOSURE_EV, what="EV"), help="Exposure compensation in EV (stops), -20..20.")]
 AutoBrightOpt = Annotated[bool, typer.Option("--auto-bright", help="Brighten so the 99th percentile reaches white (dcraw's default; off here).")]

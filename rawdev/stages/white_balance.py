@@ -27,6 +27,9 @@ from ..errors import UsageError
 from ..types import RawImage
 
 __all__ = [
+    "parse_area",
+    "stored_box",
+    "area_gains",
     "WhiteBalance",
     "WBSource",
     "PreviewFit",
@@ -52,7 +55,7 @@ __all__ = [
     "white_balance_for",
 ]
 
-WBSource = Literal["camera", "preview", "auto", "daylight", "custom", "temperature", "monochrome"]
+WBSource = Literal["camera", "preview", "auto", "daylight", "custom", "temperature", "monochrome", "area"]
 WB_MODES = ("camera", "preview", "daylight", "auto")
 
 #: A stored 1, 1, 1 stands unless the preview's chromaticity differs from its render by more than
@@ -592,6 +595,77 @@ def grey_world_gains(mosaic: np.ndarray, colors: np.ndarray, clip: float = 0.98)
 
 
 GainsFn = Callable[[], "tuple[float, float, float] | None"]
+
+
+def parse_area(mode) -> tuple[int, int, int, int] | None:
+    """``--wb area:X,Y,W,H`` -> ``(x, y, w, h)``: a neutral area (grey card, white wall) given by its
+    left, top, width and height in pixels of the developed picture, upright, at full size (what
+    ``rawdev develop`` writes without ``--size`` or ``--half-size``); None for any other mode. dcraw's
+    ``-A x y w h``, whose box is in the sensor's own, unturned, coordinates.
+
+    Raises:
+        UsageError: ``area:`` followed by anything but four whole numbers, a width or height below 1.
+    """
+    text = str(mode).strip().lower()
+    if not text.startswith("area:"):
+        return None
+    try:
+        x, y, w, h = (int(v) for v in text[5:].split(","))
+    except ValueError:
+        x = y = w = h = -1
+    if min(x, y) < 0 or min(w, h) < 1:
+        raise UsageError(f"--wb {mode!r}: give area:X,Y,W,H, the left, top, width and height in pixels of a "
+                         "neutral area of the developed picture (whole numbers; width and height at least 1)")
+    return x, y, w, h
+
+
+def stored_box(area: tuple[int, int, int, int], stored: tuple[int, int], orientation: int) -> tuple[int, int, int, int]:
+    """The rows and columns ``(y0, y1, x0, x1)`` of a picture stored ``stored = (H, W)`` and shown
+    turned by the EXIF ``orientation`` that the upright picture's ``area`` (``x, y, w, h``) covers.
+
+    Raises:
+        UsageError: the area is not inside the upright picture.
+    """
+    from .orientation import INVERSE_ORIENTATION, apply_orientation, oriented_size
+
+    H, W = stored
+    ow, oh = oriented_size(W, H, orientation)
+    x, y, w, h = area
+    if x + w > ow or y + h > oh:
+        raise UsageError(f"--wb area:{x},{y},{w},{h} is not inside the {ow} x {oh} picture")
+    # the box marked on the upright picture and turned back (no corner arithmetic per orientation)
+    mask = np.zeros((oh, ow), bool)
+    mask[y : y + h, x : x + w] = True
+    back = apply_orientation(mask, INVERSE_ORIENTATION[orientation])
+    rows, cols = np.flatnonzero(back.any(axis=1)), np.flatnonzero(back.any(axis=0))
+    return int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
+
+
+def area_gains(values: np.ndarray, colors: np.ndarray, clip: float = _CLIP) -> tuple[float, float, float]:
+    """Gains (G = 1) that make the mean of a neutral area neutral: ``values`` the area's linear,
+    normalised samples, ``(h, w)`` of a mosaic with colour indices ``colors`` (0 R, 1 G, 2 B), or
+    ``(h, w, 3)`` pixels (``colors`` None). Samples at or above ``clip`` carry no colour and are left
+    out; more than 2 % of a colour's at or above it is an area partly blown out, refused.
+
+    Raises:
+        UsageError: a colour is partly blown out in the area, or has no light there.
+    """
+    v = np.asarray(values, np.float64)
+    if colors is None:
+        chans = [v[..., k].reshape(-1) for k in range(3)]
+    else:
+        c = np.asarray(colors)
+        chans = [v[c == k] for k in range(3)]
+    means = []
+    for name, x in zip(("red", "green", "blue"), chans):
+        kept = x[x < clip]
+        # leaving out a brighter part of the area would bias its mean: a partly blown area is refused
+        if x.size == 0 or kept.size < 0.98 * x.size or kept.mean() <= 0:
+            why = "is blown out in" if x.size and kept.size < 0.98 * x.size else "holds no light in"
+            raise UsageError(f"--wb area: the area {why} {name}; choose a grey or white area that is neither "
+                             "blown out nor black")
+        means.append(float(kept.mean()))
+    return means[1] / means[0], 1.0, means[1] / means[2]
 
 
 def _is_ones(v: tuple[float, ...]) -> bool:
