@@ -436,8 +436,7 @@ def _libraw_area_white_balance(raw: RawImage, area: tuple[int, int, int, int], o
     camera = raw.meta.camera_wb is not None
     lin = render(raw.meta.path, wb=None, camera_wb=camera, highlight_mode=highlight_mode)
     y0, y1, x0, x1 = stored_box(area, lin.shape[:2], orientation)
-    patch = lin[y0:y1, x0:x1]
-    post = area_gains(np.repeat(patch, 3, axis=-1) if patch.shape[-1] == 1 else patch, None)
+    post = area_gains(lin[y0:y1, x0:x1], None)
     return LibRawWB(WhiteBalance(post, "area"), camera=camera, post=post, highlight_mode=highlight_mode, render=lin)
 
 

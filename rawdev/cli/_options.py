@@ -173,17 +173,6 @@ def parse_wb(value: str) -> str | tuple[float, ...]:
     return nums
 
 
-def check_wb(ctx: typer.Context, param: typer.CallbackParam, value: str | None):
-    """``--wb`` checked when the command line is parsed (one line and exit 2)."""
-    if value is None or ctx.resilient_parsing:
-        return value
-    try:
-        parse_wb(value)
-    except UsageError as e:
-        fail(e)
-    return value
-
-
 def parse_size(value: str) -> tuple[int, int]:
     """``N`` (a box of N x N pixels) or ``WxH``: the box ``--size`` fits the output within.
 
@@ -203,15 +192,24 @@ def parse_size(value: str) -> tuple[int, int]:
     return sides[0], sides[1]
 
 
-def check_size(ctx: typer.Context, param: typer.CallbackParam, value: str | None):
-    """``--size`` checked when the command line is parsed (one line and exit 2)."""
-    if value is None or ctx.resilient_parsing:
+def checked_when_parsed(parse: Callable[[str], object]) -> Callable:
+    """A Typer callback that runs ``parse`` on an option's value as the command line is parsed, so a
+    bad value is one line and exit 2 before any work; the value is passed on as given."""
+
+    def check(ctx: typer.Context, param: typer.CallbackParam, value: str | None):
+        if value is None or ctx.resilient_parsing:
+            return value
+        try:
+            parse(value)
+        except UsageError as e:
+            fail(e)
         return value
-    try:
-        parse_size(value)
-    except UsageError as e:
-        fail(e)
-    return value
+
+    return check
+
+
+check_wb = checked_when_parsed(parse_wb)
+check_size = checked_when_parsed(parse_size)
 
 
 def parse_look(value: str) -> str:
