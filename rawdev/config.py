@@ -7,8 +7,9 @@ from dataclasses import dataclass
 from typing import Literal
 
 from .backends.registry import DEFAULT_BACKEND
+from .errors import UsageError
 
-__all__ = ["PipelineConfig"]
+__all__ = ["PipelineConfig", "parse_box"]
 
 
 @dataclass(frozen=True)
@@ -34,6 +35,9 @@ class PipelineConfig:
     # fit the output within (width, height) pixels, proportions kept, never enlarged (--size);
     # None: the developed size
     size: tuple[int, int] | None = None
+    # keep this part of the picture only (--crop): x, y, width, height in pixels of the upright,
+    # full-size picture (as develop writes it without --half-size or --size); None: all of it
+    crop: tuple[int, int, int, int] | None = None
     # 8 -> uint8, 16 -> uint16, 32 -> float32 kept above white (1.0), None -> float32 in [0, 1]
     output_bits: int | None = 8
     device: str = "auto"
@@ -51,3 +55,20 @@ class PipelineConfig:
         if self.orientation is not None:
             return self.orientation
         return tagged if self.apply_orientation else 1
+
+
+def parse_box(text: str, option: str, *, prefix: str = "") -> tuple[int, int, int, int]:
+    """``X,Y,W,H`` -> ``(x, y, w, h)``: a part of the picture by its left, top, width and height in
+    pixels (``--crop``, ``--wb area:``), whole numbers, the width and height at least 1.
+
+    Raises:
+        UsageError: anything else, naming ``option`` and its value (``prefix`` + ``text``).
+    """
+    try:
+        x, y, w, h = (int(v) for v in str(text).split(","))
+    except ValueError:
+        x = y = w = h = -1
+    if min(x, y) < 0 or min(w, h) < 1:
+        raise UsageError(f"{option} {prefix + str(text)!r}: give {prefix}X,Y,W,H, the left, top, width and height "
+                         "in pixels of the upright picture (whole numbers; width and height at least 1)")
+    return x, y, w, h

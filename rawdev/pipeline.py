@@ -894,54 +894,103 @@ def _lens_corrected(raw: RawImage, linear: np.ndarray, lens: str, notices: list[
 
 
 def _develop_with_look(raw: RawImage, cfg: PipelineConfig) -> DevelopStream:
-    """The render whole: linear with the lens corrected (``cfg.lens``) and made smaller (``cfg.size``),
-    as display sRGB, then the look (fitted to the embedded preview, or read from a look file), then
-    the output's space and codes."""
-    from .errors import RawdevError
-    from .stages.look import MIN_PREVIEW_SIDE, Look, apply_look, fit_look
+    """The render whole: linear with the lens corrected (``cfg.lens``), the look fitted on the whole
+    (to the embedded preview) or read from a look file, the part kept (``cfg.crop``) made smaller
+    (``cfg.size``), as display sRGB, the look applied, then the output's space and codes."""
+    from .stages.look import Look, apply_look
 
-    linear = cfg.lens != "off" or cfg.size is not None
+    linear = cfg.lens != "off" or cfg.size is not None or cfg.crop is not None
     # made smaller with its light above white (as the plain --size develop), which the encoding clips
-    base = develop_stream(raw, replace(cfg, look="neutral", lens="off", size=None, colorspace="srgb",
+    base = develop_stream(raw, replace(cfg, look="neutral", lens="off", size=None, crop=None, colorspace="srgb",
                                        output_bits=32 if cfg.size is not None else None,
                                        curve="linear" if linear else "srgb", denoise=_denoise_for_size(raw, cfg)))
     img = base.collect().image
     notices = base.notices
-    if cfg.lens != "off":
+    if cfg.lens != "off":  # on the whole frame: the lens model is of the whole frame
         img = _lens_corrected(raw, img, cfg.lens, notices)
-    if cfg.size is not None:  # after the lens correction (its model is of the whole frame), in linear light
+    look = None
+    if cfg.look == "camera":  # fitted on the whole picture, as the preview shows it
+        look = _camera_look(raw, srgb_encode(np.asarray(img, np.float32)) if linear else img, base.orientation, notices)
+    elif cfg.look != "neutral":
+        look = Look.load(cfg.look)
+    if cfg.crop is not None:
+        y0, y1, x0, x1 = _crop_rows_cols(raw, cfg, img.shape)
+        img = np.ascontiguousarray(img[y0:y1, x0:x1])
+    if cfg.size is not None:  # in linear light
         img = resize_linear(img, fit_within(img.shape[1], img.shape[0], cfg.size), consume=True)
     if linear:
         img = srgb_encode(np.asarray(img, np.float32))
-    look = None
-    if cfg.look == "neutral":
-        pass
-    elif cfg.look == "camera":
-        from .io.preview import preview_image
-
-        try:
-            prev = preview_image(raw.meta.path)
-            if base.orientation != raw.meta.orientation:  # --no-orient, --orient: the preview turned alike
-                from .stages.orientation import INVERSE_ORIENTATION
-
-                prev = apply_orientation(apply_orientation(prev, INVERSE_ORIENTATION[raw.meta.orientation]),
-                                         base.orientation)
-            if min(prev.shape[:2]) < MIN_PREVIEW_SIDE:
-                notices.append(f"the embedded preview ({prev.shape[1]} x {prev.shape[0]}) is too small to fit the "
-                               "camera's look; developed neutral")
-            else:
-                look = fit_look(img, prev, source=Path(raw.meta.path).name)
-        except RawdevError as e:
-            notices.append(f"no camera look ({e.reason.split(';')[0]}); developed neutral")
-        except ValueError as e:
-            notices.append(f"no camera look: the embedded preview cannot be fitted ({e}); developed neutral")
-    else:
-        look = Look.load(cfg.look)
     if look is not None:
         img = apply_look(img, look)
     out = _to_output(img, cfg)
     return DevelopStream(raw, base.wb, base.backend, base.orientation, notices, base.noise_sigma, out.shape,
                          out.dtype, iter([out]))
+
+
+def _camera_look(raw: RawImage, img: np.ndarray, orientation: int, notices: list[str]):
+    """``--look camera``: the look fitted from the whole display render ``img`` to the embedded
+    preview (turned as the output is), or None with a notice saying why not."""
+    from .errors import RawdevError
+    from .io.preview import preview_image
+    from .stages.look import MIN_PREVIEW_SIDE, fit_look
+
+    try:
+        prev = preview_image(raw.meta.path)
+        if orientation != raw.meta.orientation:  # --no-orient, --orient: the preview turned alike
+            from .stages.orientation import INVERSE_ORIENTATION
+
+            prev = apply_orientation(apply_orientation(prev, INVERSE_ORIENTATION[raw.meta.orientation]), orientation)
+        if min(prev.shape[:2]) < MIN_PREVIEW_SIDE:
+            notices.append(f"the embedded preview ({prev.shape[1]} x {prev.shape[0]}) is too small to fit the "
+                           "camera's look; developed neutral")
+            return None
+        return fit_look(img, prev, source=Path(raw.meta.path).name)
+    except RawdevError as e:
+        notices.append(f"no camera look ({e.reason.split(';')[0]}); developed neutral")
+    except ValueError as e:
+        notices.append(f"no camera look: the embedded preview cannot be fitted ({e}); developed neutral")
+    return None
+
+
+def _crop_rows_cols(raw: RawImage, cfg: PipelineConfig, shape: tuple[int, ...]) -> tuple[int, int, int, int]:
+    """``cfg.crop`` (x, y, w, h of the upright full-size picture) as ``(y0, y1, x0, x1)`` of a
+    developed picture of ``shape``: the same, or scaled to the half-size binning (a half of each
+    side; a third for X-Trans), rounded outwards.
+
+    Raises:
+        UsageError: the crop is not inside the picture.
+    """
+    from .errors import UsageError
+
+    h, w = shape[:2]
+    scale = 1.0
+    if cfg.half_size:
+        scale = 1 / 3 if raw.meta.cfa.kind == "xtrans" and not raw.rendered_by_libraw else 1 / 2
+    full_w, full_h = round(w / scale), round(h / scale)
+    x, y, cw, ch = cfg.crop
+    x0, y0 = int(math.floor(x * scale)), int(math.floor(y * scale))
+    x1, y1 = min(w, int(math.ceil((x + cw) * scale))), min(h, int(math.ceil((y + ch) * scale)))
+    if x + cw > full_w or y + ch > full_h or x1 <= x0 or y1 <= y0:
+        raise UsageError(f"--crop {x},{y},{cw},{ch} is not inside the {full_w} x {full_h} picture", raw.meta.path)
+    return y0, y1, x0, x1
+
+
+def _cropped(stream: DevelopStream, raw: RawImage, cfg: PipelineConfig) -> DevelopStream:
+    """``stream`` with only ``cfg.crop`` of it kept, band by band (the part's rows of each band that
+    holds some)."""
+    y0, y1, x0, x1 = _crop_rows_cols(raw, cfg, stream.shape)
+
+    def bands() -> Iterator[np.ndarray]:
+        top = 0
+        for b in stream.bands:
+            a, z = max(y0, top), min(y1, top + b.shape[0])
+            if a < z:
+                yield b[a - top : z - top, x0:x1]
+            top += b.shape[0]
+            if top >= y1:
+                break
+
+    return replace(stream, shape=(y1 - y0, x1 - x0, stream.shape[2]), bands=bands())
 
 
 #: ``--size``: an output at most this fraction of the developed picture's side averages 36 or more
@@ -957,6 +1006,8 @@ def _denoise_for_size(raw: RawImage, cfg: PipelineConfig) -> str:
         return cfg.denoise
     H, W = raw.data.shape[:2]
     w, h = oriented_size(W, H, cfg.orientation_for(raw.meta.orientation))
+    if cfg.crop is not None:  # the part kept is what is made smaller
+        w, h = min(w, cfg.crop[2]), min(h, cfg.crop[3])
     return "off" if fit_within(w, h, cfg.size)[0] <= w * NO_NOISE_REDUCTION_BELOW else cfg.denoise
 
 
@@ -997,8 +1048,9 @@ def develop_stream(raw: RawImage, cfg: PipelineConfig = PipelineConfig()) -> Dev
         H, W = img.shape[:2]
         bands = _bands_of(img, plan.orientation, cfg.band_rows)
     ow, oh = oriented_size(W, H, plan.orientation)
-    return DevelopStream(raw, plan.wb, plan.backend, plan.orientation, list(plan.notices), plan.sigma, (oh, ow, 3),
-                         plan.dtype, bands, plan.noise_model, plan.spec.name)
+    stream = DevelopStream(raw, plan.wb, plan.backend, plan.orientation, list(plan.notices), plan.sigma, (oh, ow, 3),
+                           plan.dtype, bands, plan.noise_model, plan.spec.name)
+    return stream if cfg.crop is None else _cropped(stream, raw, cfg)
 
 
 def develop_raw(raw: RawImage, cfg: PipelineConfig = PipelineConfig()) -> DevelopResult:

@@ -208,8 +208,16 @@ def checked_when_parsed(parse: Callable[[str], object]) -> Callable:
     return check
 
 
+def parse_crop(value: str) -> tuple[int, int, int, int]:
+    """``X,Y,W,H``: the part of the picture ``--crop`` keeps."""
+    from ..config import parse_box
+
+    return parse_box(value.strip(), "--crop")
+
+
 check_wb = checked_when_parsed(parse_wb)
 check_size = checked_when_parsed(parse_size)
+check_crop = checked_when_parsed(parse_crop)
 
 
 def parse_look(value: str) -> str:
@@ -308,6 +316,7 @@ LensOpt = Annotated[str, typer.Option("--lens", help="off (default) | auto: corr
 NoOrientOpt = Annotated[bool, typer.Option("--no-orient", help="Keep the sensor orientation (do not rotate pixels).")]
 OrientOpt = Annotated[Optional[int], typer.Option("--orient", callback=in_range(1, 8, integer=True), help="Turn developed outputs by this EXIF orientation instead of the file's tag: 1 as stored, 3 180°, 6 90° clockwise, 8 90° counter-clockwise, 2/4/5/7 mirrored (dcraw -t numbers them differently: its 5 is 8 here).", show_default=False)]
 SizeOpt = Annotated[Optional[str], typer.Option("--size", callback=check_size, metavar="N|WxH", help="Fit the output within N x N pixels (or a W x H box: 1920x1080), proportions kept, never enlarged; made smaller in linear light (Lanczos-3), without noise reduction when it is a sixth of the picture's side or less (the averaging removes the noise). darktable-cli --width/--height.", show_default=False)]
+CropOpt = Annotated[Optional[str], typer.Option("--crop", callback=check_crop, metavar="X,Y,W,H", help="Keep this part of the picture: left, top, width and height in pixels of the upright, full-size picture (as develop writes it without --size or --half-size), before --size. Exactly that part of the full develop (its white balance, exposure and noise model are the whole picture's).", show_default=False)]
 HalfSizeOpt = Annotated[bool, typer.Option("--half-size", help="One pixel per CFA block, nothing demosaicked: half of each side (Bayer 2x2 cells; a third for X-Trans 3x3 blocks), several times faster. dcraw -h.")]
 TileOpt = Annotated[Optional[int], typer.Option("--tile", callback=in_range(*TILE_RANGE, what="pixels", integer=True), help="Tile size for learned back-ends (memory vs. speed), 32..8192; default per back-end and device.")]
 NoiseSigmaOpt = Annotated[Optional[float], typer.Option("--noise", callback=in_range(0.0, 1.0), help="Noise level for noise-aware back-ends (sigma in their input domain, 0..1); default from the file.")]
@@ -386,7 +395,7 @@ def pipeline_config(*, backend: str, wb: str, highlights: Highlights, exposure: 
                     curve: Curve | None = None, colorspace: ColourSpace | None = None, look: str | None = None,
                     lens: str | None = None, noise: float | None = None, allow_black: bool | None = None,
                     denoise: Denoise | None = None, half_size: bool | None = None, orient: int | None = None,
-                    size: str | None = None):
+                    size: str | None = None, crop: str | None = None):
     """The :class:`~rawdev.config.PipelineConfig` that the developer options of develop, batch and
     compare describe (values as parsed; ``bits``: the output's, ``None`` for float). An option a
     command does not take (``None``) keeps the config's default.
@@ -403,6 +412,7 @@ def pipeline_config(*, backend: str, wb: str, highlights: Highlights, exposure: 
                 "lens": None if lens is None else parse_lens(lens),
                 "noise": noise, "allow_black": allow_black, "half_size": half_size, "orientation": orient,
                 "size": None if size is None else parse_size(size),
+                "crop": None if crop is None else parse_crop(crop),
                 "denoise": None if denoise is None else Denoise(denoise).value}
     return PipelineConfig(
         backend=backend, wb=parse_wb(wb), highlights=Highlights(highlights).value, exposure_ev=exposure,

@@ -17,7 +17,7 @@ import typer
 from ..config import PipelineConfig
 from ..errors import UsageError, printable
 from ._options import (parse_size, DEFAULT_COLOURSPACE, DEFAULT_CURVE, DEFAULT_DENOISE, DEFAULT_HIGHLIGHTS, DenoiseOpt, DEFAULT_QUALITY, DEFAULT_TIMEOUT_S, AllowBlackOpt, AutoBrightOpt, BackendOpt, BitsOpt, ColourSpaceOpt, CurveOpt, DeviceOpt, ExposureOpt, Fmt, FormatOpt, HighlightsOpt,
-                       JsonOpt, LensOpt, LookOpt, MaxMemoryOpt, NoiseSigmaOpt, NoOrientOpt, OrientOpt, HalfSizeOpt, SizeOpt, OverwriteOpt, PreviewOpt,
+                       JsonOpt, LensOpt, LookOpt, MaxMemoryOpt, NoiseSigmaOpt, NoOrientOpt, OrientOpt, HalfSizeOpt, SizeOpt, CropOpt, OverwriteOpt, PreviewOpt,
                        QualityOpt, QuietOpt, ThreadsOpt, TileOpt, TimeoutOpt, WbOpt, handle_errors, in_range,
                        interrupt_on_sigterm, pipeline_config)
 
@@ -72,6 +72,7 @@ def batch_command(
     orient: OrientOpt = PipelineConfig.orientation,
     half_size: HalfSizeOpt = PipelineConfig.half_size,
     size: SizeOpt = None,
+    crop: CropOpt = None,
     device: DeviceOpt = PipelineConfig.device,
     tile: TileOpt = PipelineConfig.tile,
     noise: NoiseSigmaOpt = PipelineConfig.noise,
@@ -103,7 +104,7 @@ def batch_command(
         raise UsageError("32-bit float samples are written to TIFF only; use --format tif or --bits 8/16")
     config = None if preview else pipeline_config(
         backend=backend, wb=wb, highlights=highlights, exposure=exposure, auto_bright=auto_bright, curve=curve,
-        colorspace=colorspace, look=look, lens=lens, no_orient=no_orient, orient=orient, half_size=half_size, size=size, device=device, tile=tile, noise=noise, denoise=denoise,
+        colorspace=colorspace, look=look, lens=lens, no_orient=no_orient, orient=orient, half_size=half_size, size=size, crop=crop, device=device, tile=tile, noise=noise, denoise=denoise,
         allow_black=allow_black, bits=bits or default_bits(fmt.value, colorspace.value))
     code = _batch(BatchOptions(
         inputs=tuple(inputs), out_dir=out_dir, fmt=fmt.value, quality=quality, config=config, jobs=jobs,

@@ -12,7 +12,7 @@ import typer
 from ..config import PipelineConfig
 from ..errors import OutputError, RawdevError, UsageError, printable
 from ._options import (DEFAULT_COLOURSPACE, DEFAULT_CURVE, DEFAULT_DENOISE, DEFAULT_HIGHLIGHTS, DenoiseOpt, DEFAULT_QUALITY, AllowBlackOpt, AutoBrightOpt, BackendOpt, BitsOpt, ColourSpaceOpt, CurveOpt, DeviceOpt, ExposureOpt, Fmt, FormatOpt, HighlightsOpt, LensOpt, LookOpt,
-                       NoiseSigmaOpt, NoOrientOpt, OrientOpt, HalfSizeOpt, SizeOpt, OverwriteOpt, PreviewOpt, QualityOpt, QuietOpt, TileOpt, WbOpt,
+                       NoiseSigmaOpt, NoOrientOpt, OrientOpt, HalfSizeOpt, SizeOpt, CropOpt, OverwriteOpt, PreviewOpt, QualityOpt, QuietOpt, TileOpt, WbOpt,
                        handle_errors, notice, pipeline_config)
 
 __all__ = ["develop_command", "develop_file", "output_path_for", "DevelopOptions"]
@@ -120,6 +120,7 @@ def develop_command(
     orient: OrientOpt = PipelineConfig.orientation,
     half_size: HalfSizeOpt = PipelineConfig.half_size,
     size: SizeOpt = None,
+    crop: CropOpt = None,
     overwrite: OverwriteOpt = False,
     device: DeviceOpt = PipelineConfig.device,
     tile: TileOpt = PipelineConfig.tile,
@@ -134,7 +135,7 @@ def develop_command(
         inputs=tuple(inputs), output=output, fmt=fmt.value, bits=bits, quality=quality, overwrite=overwrite,
         preview=preview, quiet=quiet,
         config=pipeline_config(backend=backend, wb=wb, highlights=highlights, exposure=exposure, auto_bright=auto_bright,
-                               curve=curve, colorspace=colorspace, look=look, lens=lens, no_orient=no_orient, orient=orient, half_size=half_size, size=size,
+                               curve=curve, colorspace=colorspace, look=look, lens=lens, no_orient=no_orient, orient=orient, half_size=half_size, size=size, crop=crop,
                                device=device, tile=tile, noise=noise, denoise=denoise, allow_black=allow_black, bits=bits)))
 
 

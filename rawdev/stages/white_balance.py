@@ -609,14 +609,9 @@ def parse_area(mode) -> tuple[int, int, int, int] | None:
     text = str(mode).strip().lower()
     if not text.startswith("area:"):
         return None
-    try:
-        x, y, w, h = (int(v) for v in text[5:].split(","))
-    except ValueError:
-        x = y = w = h = -1
-    if min(x, y) < 0 or min(w, h) < 1:
-        raise UsageError(f"--wb {mode!r}: give area:X,Y,W,H, the left, top, width and height in pixels of a "
-                         "neutral area of the developed picture (whole numbers; width and height at least 1)")
-    return x, y, w, h
+    from ..config import parse_box
+
+    return parse_box(text[5:], "--wb", prefix="area:")
 
 
 def stored_box(area: tuple[int, int, int, int], stored: tuple[int, int], orientation: int) -> tuple[int, int, int, int]:
