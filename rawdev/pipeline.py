@@ -563,9 +563,11 @@ def _plan(raw: RawImage, cfg: PipelineConfig) -> DevelopPlan:
                        highlight_chroma=None if route is Route.DISPLAY else _highlight_chroma(cfg, wb, binned), **common)
 
 
-def _develop_cfa(raw: RawImage, cfg: PipelineConfig, plan: DevelopPlan) -> Iterator[np.ndarray]:
+def _develop_cfa(raw: RawImage, cfg: PipelineConfig, plan: DevelopPlan,
+                 box: tuple[int, int, int, int] | None = None) -> Iterator[np.ndarray]:
     """Demosaicking back-ends (mosaic -> camera RGB), then rawdev's colour, exposure and tone: the
-    output bands (:func:`_oriented_bands`)."""
+    output bands (:func:`_oriented_bands`); of the mosaic's rows and columns ``box = (y0, y1, x0,
+    x1)`` only, when given (each region still reads its real context around it)."""
     meta, spec, runner, device, orientation = raw.meta, plan.spec, plan.runner, plan.device, plan.orientation
     arrays = spec.arrays == "numpy"
     if not arrays:
@@ -644,6 +646,13 @@ def _develop_cfa(raw: RawImage, cfg: PipelineConfig, plan: DevelopPlan) -> Itera
         workers = max(1, cv2.getNumThreads())
     else:
         workers = 1
+    if box is not None:
+        y0, y1, x0, x1 = box
+
+        def region_in_box(rows: slice, cols: slice) -> np.ndarray:
+            return region(slice(rows.start + y0, rows.stop + y0), slice(cols.start + x0, cols.stop + x0))
+
+        return _oriented_bands(y1 - y0, x1 - x0, orientation, band, region_in_box, chunk, workers)
     return _oriented_bands(H, W, orientation, band, region, chunk, workers)
 
 
@@ -1038,9 +1047,18 @@ def develop_stream(raw: RawImage, cfg: PipelineConfig = PipelineConfig()) -> Dev
     if cfg.size is not None:
         return _develop_resized(raw, cfg)
     plan = plan_develop(raw, cfg)
+    box = None
     if plan.route is Route.DEMOSAIC:
         H, W = raw.data.shape[:2]
-        bands = _develop_cfa(raw, cfg, plan)
+        if cfg.crop is not None and plan.runner.exact:
+            # only the part's mosaic is developed (a region's result does not depend on how the
+            # picture is cut into regions when the runner is exact: the same pixels as the crop
+            # of the full develop, for the part's share of the time)
+            ow, oh = oriented_size(W, H, plan.orientation)
+            y0, y1, x0, x1 = _crop_rows_cols(raw, cfg, (oh, ow))
+            box = stored_box((x0, y0, x1 - x0, y1 - y0), (H, W), plan.orientation)
+            H, W = box[1] - box[0], box[3] - box[2]
+        bands = _develop_cfa(raw, cfg, plan, box)
     elif plan.route is Route.HALF:
         (H, W), bands = _develop_half(raw, cfg, plan)
     else:  # LibRaw's renders have their own size (a linear DNG has no mosaic)
@@ -1050,7 +1068,7 @@ def develop_stream(raw: RawImage, cfg: PipelineConfig = PipelineConfig()) -> Dev
     ow, oh = oriented_size(W, H, plan.orientation)
     stream = DevelopStream(raw, plan.wb, plan.backend, plan.orientation, list(plan.notices), plan.sigma, (oh, ow, 3),
                            plan.dtype, bands, plan.noise_model, plan.spec.name)
-    return stream if cfg.crop is None else _cropped(stream, raw, cfg)
+    return stream if cfg.crop is None or box is not None else _cropped(stream, raw, cfg)
 
 
 def develop_raw(raw: RawImage, cfg: PipelineConfig = PipelineConfig()) -> DevelopResult:

@@ -85,3 +85,12 @@ def test_bad_crops_are_one_line_exit_2(tmp_path, value, why):
     r = run_cli("develop", _dng(tmp_path), "-o", tmp_path / "x.jpg", "--crop", value)
     assert r.returncode == 2 and r.stderr.count("\n") == 1 and why in r.stderr, r.stderr
     assert not (tmp_path / "x.jpg").exists()
+
+
+def test_a_learned_back_end_develops_only_the_part_and_gives_the_same_pixels(tmp_path):
+    raw = read_raw(_dng(tmp_path, 6, "GBRG"))
+    cfg = PipelineConfig(output_bits=16, backend="jdd-fast")
+    full = develop_raw(raw, cfg).image
+    x, y, w, h = BOX
+    np.testing.assert_array_equal(develop_raw(raw, PipelineConfig(output_bits=16, backend="jdd-fast", crop=BOX)).image,
+                                  full[y : y + h, x : x + w])
