@@ -1155,7 +1155,10 @@ def develop_to_file(src: str | Path, dst: str | Path, cfg: PipelineConfig | None
 
     from .stages.output_space import get_space
 
-    bands = st.bands if cfg.allow_black else _refuse_flat(st.bands, src)
+    # A part of a picture (--crop) may well be one flat colour (a clear sky, a black border), and a
+    # one-pixel output always is: the check is for whole pictures (the mosaic's own check has run).
+    judged = not cfg.allow_black and cfg.crop is None and st.shape[0] * st.shape[1] > 1
+    bands = _refuse_flat(st.bands, src) if judged else st.bands
     bands = bands if progress is None else _reporting(bands, st.shape[0], progress)
     write_bands(dst, st.shape, st.dtype, bands, exif=st.raw.meta.exif, source=src, quality=quality,
                 icc=get_space(cfg.colorspace).icc(), overwrite=overwrite, on_notice=late_notice)

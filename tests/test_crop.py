@@ -94,3 +94,19 @@ def test_a_learned_back_end_develops_only_the_part_and_gives_the_same_pixels(tmp
     x, y, w, h = BOX
     np.testing.assert_array_equal(develop_raw(raw, PipelineConfig(output_bits=16, backend="jdd-fast", crop=BOX)).image,
                                   full[y : y + h, x : x + w])
+
+
+def test_a_flat_part_or_a_one_pixel_output_is_not_taken_for_a_damaged_file(tmp_path):
+    """The flat-picture check (a damaged file must not give a black JPEG with exit 0) refused a crop
+    of a flat area and a --size 1 output as "one flat colour"; it judges whole pictures only."""
+    img = np.full((120, 160, 3), 0.3)
+    img[:, 80:] = 0.6
+    src = write_dng(tmp_path / "halves.dng", img)
+    for opts, size in ((("--crop", "0,0,40,40"), (40, 40)), (("--size", "1"), (1, 1))):
+        r = run_cli("develop", src, "-o", tmp_path / "o.png", "--overwrite", *opts)
+        assert r.returncode == 0, r.stderr
+        with Image.open(tmp_path / "o.png") as im:
+            assert im.size == size
+    r = run_cli("develop", src, "-o", tmp_path / "b.png", "--size", "50", "--exposure", "-20")
+    assert r.returncode == 1 and "flat colour" in r.stderr  # a whole picture is still judged
+    assert not (tmp_path / "b.png").exists()
