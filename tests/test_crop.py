@@ -110,3 +110,10 @@ def test_a_flat_part_or_a_one_pixel_output_is_not_taken_for_a_damaged_file(tmp_p
     r = run_cli("develop", src, "-o", tmp_path / "b.png", "--size", "50", "--exposure", "-20")
     assert r.returncode == 1 and "flat colour" in r.stderr  # a whole picture is still judged
     assert not (tmp_path / "b.png").exists()
+
+
+@pytest.mark.parametrize("command", ["develop", "batch"])
+def test_crop_with_preview_is_refused_not_dropped(tmp_path, command):
+    r = run_cli(command, _dng(tmp_path), "-o", f"{tmp_path / 'out'}/", "--preview", "--crop", "0,0,10,10")
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and "--preview" in r.stderr
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())

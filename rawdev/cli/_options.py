@@ -192,6 +192,17 @@ def parse_size(value: str) -> tuple[int, int]:
     return sides[0], sides[1]
 
 
+def refuse_crop_of_previews(preview: bool, crop: str | None) -> None:
+    """``--crop`` names pixels of the developed picture, which ``--preview`` does not make.
+
+    Raises:
+        UsageError: both given (rather than a preview written whole, the crop silently dropped).
+    """
+    if preview and crop is not None:
+        raise UsageError("--crop keeps a part of the developed picture; --preview writes the embedded preview "
+                         "whole (--size applies to both)")
+
+
 def checked_when_parsed(parse: Callable[[str], object]) -> Callable:
     """A Typer callback that runs ``parse`` on an option's value as the command line is parsed, so a
     bad value is one line and exit 2 before any work; the value is passed on as given."""

@@ -17,7 +17,7 @@ import typer
 from ..config import PipelineConfig
 from ..errors import UsageError, printable
 from ._options import (parse_size, DEFAULT_COLOURSPACE, DEFAULT_CURVE, DEFAULT_DENOISE, DEFAULT_HIGHLIGHTS, DenoiseOpt, DEFAULT_QUALITY, DEFAULT_TIMEOUT_S, AllowBlackOpt, AutoBrightOpt, BackendOpt, BitsOpt, ColourSpaceOpt, CurveOpt, DeviceOpt, ExposureOpt, Fmt, FormatOpt, HighlightsOpt,
-                       JsonOpt, LensOpt, LookOpt, MaxMemoryOpt, NoiseSigmaOpt, NoOrientOpt, OrientOpt, HalfSizeOpt, SizeOpt, CropOpt, OverwriteOpt, PreviewOpt,
+                       JsonOpt, LensOpt, LookOpt, MaxMemoryOpt, NoiseSigmaOpt, NoOrientOpt, OrientOpt, HalfSizeOpt, SizeOpt, CropOpt, refuse_crop_of_previews, OverwriteOpt, PreviewOpt,
                        QualityOpt, QuietOpt, ThreadsOpt, TileOpt, TimeoutOpt, WbOpt, handle_errors, in_range,
                        interrupt_on_sigterm, pipeline_config)
 
@@ -98,6 +98,7 @@ def batch_command(
     from ..batch import parse_memory
     from ..io.write import default_bits
 
+    refuse_crop_of_previews(preview, crop)
     if fmt in (Fmt.jpg, Fmt.webp) and bits == 16:
         raise UsageError(f"{'JPEG' if fmt == Fmt.jpg else 'WebP'} is 8-bit; use --bits 8 or --format png/tif")
     if bits == 32 and fmt != Fmt.tif:

@@ -12,7 +12,7 @@ import typer
 from ..config import PipelineConfig
 from ..errors import OutputError, RawdevError, UsageError, printable
 from ._options import (DEFAULT_COLOURSPACE, DEFAULT_CURVE, DEFAULT_DENOISE, DEFAULT_HIGHLIGHTS, DenoiseOpt, DEFAULT_QUALITY, AllowBlackOpt, AutoBrightOpt, BackendOpt, BitsOpt, ColourSpaceOpt, CurveOpt, DeviceOpt, ExposureOpt, Fmt, FormatOpt, HighlightsOpt, LensOpt, LookOpt,
-                       NoiseSigmaOpt, NoOrientOpt, OrientOpt, HalfSizeOpt, SizeOpt, CropOpt, OverwriteOpt, PreviewOpt, QualityOpt, QuietOpt, TileOpt, WbOpt,
+                       NoiseSigmaOpt, NoOrientOpt, OrientOpt, HalfSizeOpt, SizeOpt, CropOpt, refuse_crop_of_previews, OverwriteOpt, PreviewOpt, QualityOpt, QuietOpt, TileOpt, WbOpt,
                        handle_errors, notice, pipeline_config)
 
 __all__ = ["develop_command", "develop_file", "output_path_for", "DevelopOptions"]
@@ -131,6 +131,7 @@ def develop_command(
     quiet: QuietOpt = False,
 ) -> None:
     """Develop RAW files to sRGB images, with EXIF, an sRGB ICC profile, and orientation applied."""
+    refuse_crop_of_previews(preview, crop)
     _develop(DevelopOptions(
         inputs=tuple(inputs), output=output, fmt=fmt.value, bits=bits, quality=quality, overwrite=overwrite,
         preview=preview, quiet=quiet,
