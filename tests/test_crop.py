@@ -117,3 +117,17 @@ def test_crop_with_preview_is_refused_not_dropped(tmp_path, command):
     r = run_cli(command, _dng(tmp_path), "-o", f"{tmp_path / 'out'}/", "--preview", "--crop", "0,0,10,10")
     assert r.returncode == 2 and r.stderr.count("\n") == 1 and "--preview" in r.stderr
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+@pytest.mark.parametrize("highlights", ["unclip", "blend", "reconstruct"])
+def test_highlight_modes_and_noise_reduction_see_the_whole_picture(tmp_path, highlights):
+    """Each region reads its real context (reconstruction's binned picture, the noise reduction's
+    margin, auto-brightening's statistics are the whole picture's): still the same pixels."""
+    raw = read_raw(write_dng(tmp_path / "hl.dng", demo_scene(300, 200) * 1.5, orientation=6, pattern="GRBG",
+                             shot=2e-3, read=1e-5))
+    cfg = PipelineConfig(output_bits=16, highlights=highlights, auto_bright=True)
+    full = develop_raw(raw, cfg).image
+    x, y, w, h = 51, 29, 101, 57
+    part = develop_raw(raw, PipelineConfig(output_bits=16, highlights=highlights, auto_bright=True, crop=(x, y, w, h)))
+    np.testing.assert_array_equal(part.image, full[y : y + h, x : x + w])
+    assert any("noise reduction" in n for n in part.notices)
