@@ -340,6 +340,31 @@ def test_a_signal_during_the_commit_is_acted_on_after_it(tmp_path, monkeypatch, 
     assert final.read_bytes() == b"all of it" and temporaries(tmp_path) == []
 
 
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_while_the_temporary_is_made_leaves_nothing(tmp_path, monkeypatch, sig):
+    """The same as the temporary is created: acted on once it is recorded, which removes it."""
+    from rawdev.cli._options import interrupt_on_sigterm
+    from rawdev.io import write
+
+    real = write.tempfile.mkstemp
+
+    def interrupted(*args, **kwargs):
+        os.kill(os.getpid(), sig)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(write.tempfile, "mkstemp", interrupted)
+    old_term = signal.signal(signal.SIGTERM, interrupt_on_sigterm)
+    old_int = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            with write.atomic_output(tmp_path / "out.bin") as tmp:
+                tmp.write_bytes(b"never")
+    finally:
+        signal.signal(signal.SIGTERM, old_term)
+        signal.signal(signal.SIGINT, old_int)
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_sigkill_leftovers_are_cleaned_by_a_later_develop(big_dng, tmp_path):
     out = tmp_path / "out.png"
     proc = _signal_during_write(big_dng, out, signal.SIGKILL)

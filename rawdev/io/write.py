@@ -142,16 +142,22 @@ class atomic_output:
             raise OutputExistsError("output exists (use --overwrite to replace it)", self.final)
         self.folder = folder
         # Ctrl-C or SIGTERM between creating the temporary and recording it would leave it behind
-        # (__exit__ never runs when __enter__ raises): the two happen with those signals deferred.
-        with _signals_deferred():
-            try:
-                folder.mkdir(parents=True, exist_ok=True)
-                remove_stale_temporaries(self.final)
-                fd, tmp = tempfile.mkstemp(prefix=temporary_prefix(self.final), suffix=TMP_SUFFIX, dir=folder)
-                os.close(fd)
-                self.tmp = Path(tmp)
-            except OSError as e:
-                raise OutputError(f"cannot write in {folder}: {e.strerror or e}", self.final) from None
+        # (__exit__ never runs when __enter__ raises): the two happen with those signals deferred,
+        # and one acted on as they end removes the temporary just made.
+        try:
+            with _signals_deferred():
+                try:
+                    folder.mkdir(parents=True, exist_ok=True)
+                    remove_stale_temporaries(self.final)
+                    fd, tmp = tempfile.mkstemp(prefix=temporary_prefix(self.final), suffix=TMP_SUFFIX, dir=folder)
+                    os.close(fd)
+                    self.tmp = Path(tmp)
+                except OSError as e:
+                    raise OutputError(f"cannot write in {folder}: {e.strerror or e}", self.final) from None
+        except BaseException:
+            if self.tmp is not None:
+                self.tmp.unlink(missing_ok=True)
+            raise
         return self.tmp
 
     def __exit__(self, exc_type, exc, tb) -> bool:
