@@ -34,12 +34,12 @@ from .stages.colour import apply_matrix
 from .stages.highlights import blend_highlights, check_mode
 from .stages.noise import NoiseModel, backend_sigma, choose_noise_model
 from .stages.normalise import normalise
-from .stages.orientation import apply_orientation, oriented_size
+from .stages.orientation import apply_orientation, oriented_size, stored_box
 from .stages.resize import fit_within, resize_linear, shrink_axis
 from .stages.tone import (auto_bright_gain, quantise, quantise_scale, srgb_decode,
                           srgb_decode_unclipped, srgb_encode, srgb_encode_unclipped)
 from .stages.white_balance import (LibRawWB, WhiteBalance, apply_gains_mosaic, area_gains, cfa_white_balance,
-                                   libraw_white_balance, parse_area, stored_box)
+                                   libraw_white_balance, parse_area)
 from .types import CellMap, CFALayout, RawImage
 
 if TYPE_CHECKING:
@@ -421,7 +421,7 @@ def _exposure(cfg: PipelineConfig, matrix, binned: Callable[[], np.ndarray]) -> 
 def _area_white_balance(raw: RawImage, area: tuple[int, int, int, int], orientation: int) -> WhiteBalance:
     """``--wb area:X,Y,W,H`` on a mosaic: the gains that make the area's mean neutral, from its
     samples (lens shading corrected where the file has a gain map), smallest gain 1."""
-    y0, y1, x0, x1 = stored_box(area, raw.data.shape[:2], orientation)
+    y0, y1, x0, x1 = stored_box(area, raw.data.shape[:2], orientation, "--wb area:")
     values = _mosaic_reader(raw, (1.0, 1.0, 1.0), clip=False)(y0, y1, x0, x1)
     gains = area_gains(values, raw.colors[y0:y1, x0:x1])
     return WhiteBalance(tuple(g / min(gains) for g in gains), "area")
@@ -435,7 +435,7 @@ def _libraw_area_white_balance(raw: RawImage, area: tuple[int, int, int, int], o
     render = registry.get(LIBRAW).build()
     camera = raw.meta.camera_wb is not None
     lin = render(raw.meta.path, wb=None, camera_wb=camera, highlight_mode=highlight_mode)
-    y0, y1, x0, x1 = stored_box(area, lin.shape[:2], orientation)
+    y0, y1, x0, x1 = stored_box(area, lin.shape[:2], orientation, "--wb area:")
     post = area_gains(lin[y0:y1, x0:x1], None)
     return LibRawWB(WhiteBalance(post, "area"), camera=camera, post=post, highlight_mode=highlight_mode, render=lin)
 
@@ -1056,7 +1056,7 @@ def develop_stream(raw: RawImage, cfg: PipelineConfig = PipelineConfig()) -> Dev
             # of the full develop, for the part's share of the time)
             ow, oh = oriented_size(W, H, plan.orientation)
             y0, y1, x0, x1 = _crop_rows_cols(raw, cfg, (oh, ow))
-            box = stored_box((x0, y0, x1 - x0, y1 - y0), (H, W), plan.orientation)
+            box = stored_box((x0, y0, x1 - x0, y1 - y0), (H, W), plan.orientation, "--crop ")
             H, W = box[1] - box[0], box[3] - box[2]
         bands = _develop_cfa(raw, cfg, plan, box)
     elif plan.route is Route.HALF:

@@ -450,7 +450,7 @@ def test_bad_areas_are_usage_errors(text):
 @pytest.mark.parametrize("orientation", range(1, 9))
 def test_the_area_of_the_upright_picture_maps_to_the_stored_one(orientation):
     from rawdev.stages.orientation import apply_orientation
-    from rawdev.stages.white_balance import stored_box
+    from rawdev.stages.orientation import stored_box
 
     stored = np.arange(7 * 10).reshape(7, 10)
     upright = apply_orientation(stored, orientation)

@@ -187,11 +187,11 @@ def write_preview(src: str | Path, dst: str | Path, *, quality: int = 92, overwr
             tmp.write_bytes(p.jpeg or b"")
         return p.width, p.height
     img = apply_orientation(_pixels(p, src), p.orientation)
-    if target != (img.shape[1], img.shape[0]):
+    if target != upright:
         from ..stages.resize import resize_linear
         from ..stages.tone import quantise, quantise_scale, srgb_decode
 
-        linear = resize_linear(srgb_decode(img.astype(np.float32) / 255.0), fit_within(img.shape[1], img.shape[0], size))
-        img = quantise(linear * quantise_scale(8, "srgb"), 8, "srgb")
+        img = quantise(resize_linear(srgb_decode(img.astype(np.float32) / 255.0), target) * quantise_scale(8, "srgb"),
+                       8, "srgb")
     write_image(dst, img, quality=quality, overwrite=overwrite)
     return int(img.shape[1]), int(img.shape[0])

@@ -14,8 +14,9 @@ one channel at a time (1.2 s for 24 MP to 2048 pixels on 2 cores); here it is a 
 convolution of the whole picture (OpenCV, threaded), sampled at the output pixels' centres by
 Lanczos-4 interpolation: 0.13 s, and within 42-56 dB PSNR of Pillow's result on the pictures
 measured (a Kodak photo, a blocky random texture; reductions 0.4-0.8). Bicubic sampling was 7 dB
-further off at a mild reduction (35 dB at 0.8). For reductions beyond 3x the picture is first averaged over
-whole areas to three times the target (``INTER_AREA``), which bounds the kernel's length: the step
+further off at a mild reduction (35 dB at 0.8). For reductions beyond 3x the picture is first
+averaged over whole areas to three times the target (``INTER_AREA``), which bounds the kernel's
+length: the step
 Pillow's ``reducing_gap`` takes, whose documentation finds the result "indistinguishable from fair
 resampling in most cases" from a gap of 3.
 

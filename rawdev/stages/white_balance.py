@@ -28,7 +28,6 @@ from ..types import RawImage
 
 __all__ = [
     "parse_area",
-    "stored_box",
     "area_gains",
     "WhiteBalance",
     "WBSource",
@@ -612,28 +611,6 @@ def parse_area(mode) -> tuple[int, int, int, int] | None:
     from ..config import parse_box
 
     return parse_box(text[5:], "--wb", prefix="area:")
-
-
-def stored_box(area: tuple[int, int, int, int], stored: tuple[int, int], orientation: int) -> tuple[int, int, int, int]:
-    """The rows and columns ``(y0, y1, x0, x1)`` of a picture stored ``stored = (H, W)`` and shown
-    turned by the EXIF ``orientation`` that the upright picture's ``area`` (``x, y, w, h``) covers.
-
-    Raises:
-        UsageError: the area is not inside the upright picture.
-    """
-    from .orientation import INVERSE_ORIENTATION, apply_orientation, oriented_size
-
-    H, W = stored
-    ow, oh = oriented_size(W, H, orientation)
-    x, y, w, h = area
-    if x + w > ow or y + h > oh:
-        raise UsageError(f"--wb area:{x},{y},{w},{h} is not inside the {ow} x {oh} picture")
-    # the box marked on the upright picture and turned back (no corner arithmetic per orientation)
-    mask = np.zeros((oh, ow), bool)
-    mask[y : y + h, x : x + w] = True
-    back = apply_orientation(mask, INVERSE_ORIENTATION[orientation])
-    rows, cols = np.flatnonzero(back.any(axis=1)), np.flatnonzero(back.any(axis=0))
-    return int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
 
 
 def area_gains(values: np.ndarray, colors: np.ndarray, clip: float = _CLIP) -> tuple[float, float, float]:
