@@ -16,9 +16,8 @@ Lanczos-4 interpolation: 0.13 s, and within 42-56 dB PSNR of Pillow's result on 
 measured (a Kodak photo, a blocky random texture; reductions 0.4-0.8). Bicubic sampling was 7 dB
 further off at a mild reduction (35 dB at 0.8). For reductions beyond 3x the picture is first
 averaged over whole areas to three times the target (``INTER_AREA``), which bounds the kernel's
-length: the step
-Pillow's ``reducing_gap`` takes, whose documentation finds the result "indistinguishable from fair
-resampling in most cases" from a gap of 3.
+length: the step Pillow's ``reducing_gap`` takes, whose documentation finds the result
+"indistinguishable from fair resampling in most cases" from a gap of 3.
 
 Lanczos' negative lobes overshoot by a few percent on either side of a sharp edge: values below zero
 are cut (there is no negative light); values above white are kept for float outputs and clipped with
